@@ -1,0 +1,150 @@
+import { z } from "zod";
+import type { AckFailure } from "./errors.js";
+import {
+  AttachmentSchema,
+  ClientIdSchema,
+  ConversationIdSchema,
+  ConversationViewSchema,
+  MAX_ATTACHMENTS,
+  MessageSchema,
+  ParticipantSchema,
+  TagSchema,
+  TypingStateSchema,
+  type Message,
+} from "./message.js";
+
+const ChannelNameSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[a-z0-9][a-z0-9_.-]*$/, "lower-case letters, digits, _ . - only");
+
+/** `registerConnector`: an API-key socket declares the channel it delivers to. `id` must equal `channel`. */
+export const RegisterConnectorSchema = z
+  .object({ id: z.string().min(1).max(64), name: z.string().max(256), channel: ChannelNameSchema })
+  .refine((value) => value.id === value.channel, { message: "id must equal channel", path: ["id"] });
+export type RegisterConnector = z.infer<typeof RegisterConnectorSchema>;
+
+/** Roles an API-key socket may take when it joins (customers join with a token instead). */
+export const JoinRoleSchema = z.enum(["agent", "supervisor", "bot", "connector"]);
+export type JoinRole = z.infer<typeof JoinRoleSchema>;
+
+/** `joinConversation`. */
+export const JoinConversationSchema = z.object({
+  conversationId: ConversationIdSchema,
+  id: z.string().min(1).max(256),
+  name: z.string().max(256),
+  token: z.string().min(1).max(256).optional(),
+  role: JoinRoleSchema.optional(),
+  /** The last `seq` the client already has; history after it is sent, and nothing before. */
+  since: z.number().int().nonnegative().optional(),
+});
+export type JoinConversation = z.infer<typeof JoinConversationSchema>;
+
+/** `sendMessage` with a chat message. `seq`/`timestamp` are the server's and are ignored if sent. */
+export const SendChatMessageSchema = z
+  .object({
+    type: z.literal("ChatMessage"),
+    /** The client's idempotency key: a resend with the same id is acknowledged again, never delivered twice. */
+    id: ClientIdSchema.optional(),
+    conversationId: ConversationIdSchema,
+    /** Informational; the server sets `from` to the authenticated participant. */
+    from: ParticipantSchema.optional(),
+    to: z.array(ParticipantSchema).max(50).default([]),
+    text: z.string().default(""),
+    refId: z.string().max(256).optional(),
+    attachments: z.array(AttachmentSchema).max(MAX_ATTACHMENTS).default([]),
+    tag: TagSchema.default(""),
+    replaces: ClientIdSchema.optional(),
+  })
+  .refine((value) => value.text.trim().length > 0 || value.attachments.length > 0, {
+    message: "a message needs text or at least one attachment",
+    path: ["text"],
+  });
+export type SendChatMessage = z.input<typeof SendChatMessageSchema>;
+
+/** `sendMessage` with a typing indicator: relayed to the others, never stored. */
+export const SendTypingSchema = z.object({
+  type: z.literal("ActivityMessage"),
+  activityType: z.literal("typing"),
+  id: ClientIdSchema.optional(),
+  conversationId: ConversationIdSchema,
+  info: z.object({ state: TypingStateSchema }),
+});
+export type SendTyping = z.input<typeof SendTypingSchema>;
+
+/** `sendMessage` payload: a chat message (the default when `type` is absent) or a typing activity. */
+export const SendMessageSchema = z.preprocess(
+  (value) =>
+    value !== null && typeof value === "object" && !Array.isArray(value) && !("type" in value)
+      ? { ...value, type: "ChatMessage" }
+      : value,
+  z.discriminatedUnion("type", [SendChatMessageSchema, SendTypingSchema]),
+);
+export type SendMessage = SendChatMessage | SendTyping;
+
+/** `endConversation`. */
+export const EndConversationSchema = z.object({
+  conversationId: ConversationIdSchema,
+  reason: z.string().max(256).optional(),
+});
+export type EndConversation = z.infer<typeof EndConversationSchema>;
+
+/** `leaveConversation` (our addition): stop receiving a conversation; agents produce `participantLeft`. */
+export const LeaveConversationSchema = z.object({ conversationId: ConversationIdSchema });
+export type LeaveConversation = z.infer<typeof LeaveConversationSchema>;
+
+/** `conversationInfo`, emitted to a socket after it joins. */
+export const ConversationInfoSchema = z.object({
+  conversation: ConversationViewSchema,
+  messages: z.array(MessageSchema),
+  participant: ParticipantSchema,
+  role: z.enum(["customer", "agent", "supervisor", "bot", "connector"]),
+});
+export type ConversationInfo = z.infer<typeof ConversationInfoSchema>;
+
+/** Success acks, per event. */
+export const RegisterConnectorAckSchema = z.object({
+  ok: z.literal(true),
+  connector: z.object({ id: z.string(), name: z.string(), channel: z.string() }),
+});
+export const OkAckSchema = z.object({ ok: z.literal(true) });
+export const SendAckSchema = z.object({
+  ok: z.literal(true),
+  id: z.string(),
+  /** Absent for typing, which is not recorded. */
+  seq: z.number().int().positive().optional(),
+  timestamp: z.iso.datetime(),
+});
+export const EndAckSchema = z.object({ ok: z.literal(true), alreadyEnded: z.boolean().optional() });
+
+export type OkAck = z.infer<typeof OkAckSchema>;
+export type RegisterConnectorAck = z.infer<typeof RegisterConnectorAckSchema>;
+export type SendAck = z.infer<typeof SendAckSchema>;
+export type EndAck = z.infer<typeof EndAckSchema>;
+
+/** Every ack is either a success of its event's shape or `{ ok: false, error }`. */
+export type Ack<T> = T | AckFailure;
+
+/** Client → server events: payload and ack, for typed clients. */
+export interface ClientToServerEvents {
+  registerConnector: (payload: RegisterConnector, ack: (res: Ack<RegisterConnectorAck>) => void) => void;
+  joinConversation: (payload: JoinConversation, ack: (res: Ack<OkAck>) => void) => void;
+  sendMessage: (payload: SendMessage, ack: (res: Ack<SendAck>) => void) => void;
+  endConversation: (payload: EndConversation, ack: (res: Ack<EndAck>) => void) => void;
+  leaveConversation: (payload: LeaveConversation, ack: (res: Ack<OkAck>) => void) => void;
+}
+
+/** Server → client events. Connectors acknowledge `messageArrived` with `{ ok: true }`. */
+export interface ServerToClientEvents {
+  messageArrived: (message: Message, ack: (res: OkAck) => void) => void;
+  conversationInfo: (info: ConversationInfo) => void;
+}
+
+export const clientEventNames = [
+  "registerConnector",
+  "joinConversation",
+  "sendMessage",
+  "endConversation",
+  "leaveConversation",
+] as const satisfies readonly (keyof ClientToServerEvents)[];

@@ -1,0 +1,122 @@
+import { z } from "zod";
+import { AttachmentSchema, ClientIdSchema, MAX_ATTACHMENTS, ParticipantSchema } from "./message.js";
+
+/**
+ * The body of `POST /api/customer/init`. The original Customer Channel document prints some fields capitalised
+ * (`FirstName`, `RefId`, ...) and misspells `reqestId`: every spelling is accepted and folded to the canonical
+ * camelCase name. Two spellings of one field with different values are refused.
+ */
+const canonicalInitKeys: Record<string, string> = {
+  firstname: "firstName",
+  lastname: "lastName",
+  email: "email",
+  phone: "phone",
+  channel: "channel",
+  language: "language",
+  refid: "refId",
+  url: "url",
+  comment: "comment",
+  subject: "subject",
+  requestid: "requestId",
+  reqestid: "requestId",
+  timestamp: "timestamp",
+};
+
+function foldInitKeys(value: unknown, ctx: z.RefinementCtx): unknown {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return value;
+  const folded: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(value)) {
+    const canonical = canonicalInitKeys[key.toLowerCase()] ?? key;
+    if (canonical in folded && folded[canonical] !== field) {
+      ctx.addIssue({ code: "custom", path: [canonical], message: `two spellings of ${canonical} disagree` });
+      continue;
+    }
+    folded[canonical] = field;
+  }
+  return folded;
+}
+
+const optionalText = (max: number) => z.string().trim().max(max).optional();
+
+export const InitRequestSchema = z.preprocess(
+  foldInitKeys,
+  z
+    .object({
+      firstName: z.string().trim().min(1).max(200),
+      lastName: optionalText(200),
+      email: z.email().max(320).optional(),
+      phone: z
+        .string()
+        .trim()
+        .min(3)
+        .max(32)
+        .regex(/^\+?[\d\s().-]+$/, "must be a phone number")
+        .optional(),
+      channel: z
+        .string()
+        .trim()
+        .toLowerCase()
+        .min(1)
+        .max(64)
+        .regex(/^[a-z0-9][a-z0-9_.-]*$/, "letters, digits, _ . - only"),
+      language: z
+        .string()
+        .trim()
+        .regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, "must be a BCP 47 tag such as en or ur-PK")
+        .default("en"),
+      refId: z.string().trim().min(1).max(256).optional(),
+      url: z
+        .url({ protocol: /^https?$/ })
+        .max(2048)
+        .optional(),
+      comment: optionalText(4096),
+      subject: optionalText(256),
+      requestId: ClientIdSchema.optional(),
+      timestamp: z.iso.datetime({ offset: true }).optional(),
+    })
+    .refine((body) => body.refId !== undefined || body.phone !== undefined || body.email !== undefined, {
+      message: "at least one of refId, phone or email is required",
+      path: ["refId"],
+    }),
+);
+export type InitRequest = z.input<typeof InitRequestSchema>;
+export type InitRequestParsed = z.output<typeof InitRequestSchema>;
+
+export const InitResponseSchema = z.object({
+  conversationId: z.string(),
+  participant: ParticipantSchema,
+  token: z.string(),
+  requestId: z.string(),
+  timestamp: z.iso.datetime(),
+});
+export type InitResponse = z.infer<typeof InitResponseSchema>;
+
+export const TranscriptTypeSchema = z.enum(["pdf", "email"]);
+export type TranscriptType = z.infer<typeof TranscriptTypeSchema>;
+
+export const TranscriptQuerySchema = z.object({
+  token: z.string().max(256).optional(),
+  /** With an API key only: send the e-mail transcript to this address instead of the customer's. */
+  to: z.email().max(320).optional(),
+});
+
+/** `POST /api/connectors/:channel/messages`: a third-party or campaign message to a customer of the channel. */
+export const ConnectorMessageRequestSchema = z
+  .object({
+    refId: z.string().trim().min(1).max(256),
+    text: z.string().default(""),
+    attachments: z.array(AttachmentSchema).max(MAX_ATTACHMENTS).default([]),
+    id: ClientIdSchema.optional(),
+  })
+  .refine((value) => value.text.trim().length > 0 || value.attachments.length > 0, {
+    message: "a message needs text or at least one attachment",
+    path: ["text"],
+  });
+export type ConnectorMessageRequest = z.input<typeof ConnectorMessageRequestSchema>;
+
+export const ConnectorMessageResponseSchema = z.object({
+  id: z.string(),
+  status: z.enum(["queued", "sent"]),
+  conversationId: z.string().optional(),
+});
+export type ConnectorMessageResponse = z.infer<typeof ConnectorMessageResponseSchema>;

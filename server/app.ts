@@ -1,0 +1,179 @@
+import { createServer, type Server as HttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import express from "express";
+import type { AppServer } from "./socket/types.js";
+import type { Config } from "./config.js";
+import { ApiKeys } from "./core/api-keys.js";
+import { ConnectorDispatcher } from "./core/connectors.js";
+import { ConversationService } from "./core/conversations.js";
+import { LocalBus } from "./core/local-bus.js";
+import type { Clock } from "./core/ports.js";
+import { connectorRoutes } from "./http/connectors.js";
+import { cors } from "./http/cors.js";
+import { customerRoutes } from "./http/customer.js";
+import { errorHandler, notFound } from "./http/errors.js";
+import { opsRoutes } from "./http/ops.js";
+import { createLogger, type Logger } from "./logger.js";
+import { Metrics } from "./metrics.js";
+import { Fanout } from "./socket/fanout.js";
+import { createSocketServer } from "./socket/server.js";
+import { MemoryStore } from "./store/memory/memory-store.js";
+import type { ConversationStore } from "./store/store.js";
+import { createTranscriptMailer } from "./transcript/mailer.js";
+
+export interface App {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly httpServer: HttpServer;
+  readonly io: AppServer;
+  readonly store: ConversationStore;
+  readonly core: ConversationService;
+  readonly metrics: Metrics;
+  /** Listens on `PORT`/`HOST` (port 0: any free port) and resolves with the bound port. */
+  listen(): Promise<number>;
+  /** Stops accepting, disconnects sockets, finishes what it can within `SHUTDOWN_GRACE_MS`, closes the store. */
+  close(): Promise<void>;
+}
+
+export interface AppOptions {
+  logger?: Logger;
+  store?: ConversationStore;
+  clock?: Clock;
+}
+
+/** The composition root: config → logger → store → core → http + socket. The only place that picks implementations. */
+export function createApp(config: Config, options: AppOptions = {}): App {
+  const logger = options.logger ?? createLogger(config);
+  const clock = options.clock ?? (() => new Date());
+  const store = options.store ?? new MemoryStore();
+  const metrics = new Metrics(() => store.countByState());
+  const apiKeys = new ApiKeys(config.API_KEYS);
+  const bus = new LocalBus();
+  const connectors = new ConnectorDispatcher(
+    store,
+    { ackTimeoutMs: config.CONNECTOR_ACK_TIMEOUT_MS, maxInFlight: config.CONNECTOR_MAX_IN_FLIGHT },
+    logger.child({ component: "connectors" }),
+    metrics,
+  );
+  const core = new ConversationService(
+    store,
+    bus,
+    connectors,
+    {
+      greetingText: config.GREETING_TEXT,
+      maxTextLength: config.MAX_TEXT_LENGTH,
+      directChannels: config.DIRECT_CHANNELS,
+      deskName: config.DESK ?? "socket",
+    },
+    clock,
+    logger.child({ component: "core" }),
+    metrics,
+  );
+  const mailer =
+    config.SMTP_URL === undefined
+      ? undefined
+      : createTranscriptMailer({
+          smtpUrl: config.SMTP_URL,
+          from: config.MAIL_FROM,
+          logger: logger.child({ component: "mailer" }),
+        });
+  let shuttingDown = false;
+
+  const web = express();
+  web.disable("x-powered-by");
+  web.set("trust proxy", trustProxy(config.TRUST_PROXY));
+  web.use((_req, res, next) => {
+    res.setHeader("X-Content-Type-Options", "nosniff");
+    next();
+  });
+  web.use(cors(config.CORS_ORIGINS));
+  web.use(express.json({ limit: config.MAX_PAYLOAD_BYTES, strict: true }));
+  web.use(
+    opsRoutes({ ping: () => store.ping(), registry: metrics.registry, logger, isShuttingDown: () => shuttingDown }),
+  );
+  web.use(
+    "/api/customer",
+    customerRoutes({
+      core,
+      store,
+      apiKeys,
+      mailer,
+      logger,
+      maxTextLength: config.MAX_TEXT_LENGTH,
+      initRateLimit: config.INIT_RATE_LIMIT,
+      observeSmtp: (outcome, seconds) =>
+        metrics.adapterLatency.observe({ adapter: "smtp", operation: "send", outcome }, seconds),
+    }),
+  );
+  web.use("/api/connectors", connectorRoutes({ core, apiKeys, maxTextLength: config.MAX_TEXT_LENGTH }));
+  web.use(notFound);
+  web.use(errorHandler(logger));
+
+  const httpServer = createServer(web);
+  const fanout = new Fanout(bus);
+  const io = createSocketServer(
+    httpServer,
+    { core, store, fanout, connectors, logger },
+    {
+      path: config.SOCKET_PATH,
+      corsOrigins: config.CORS_ORIGINS,
+      maxPayloadBytes: config.MAX_PAYLOAD_BYTES,
+      apiKeys,
+      onConnectionChange: (delta) => metrics.sockets.inc(delta),
+    },
+  );
+
+  const retentionMs = config.ENDED_RETENTION_HOURS * 3_600_000;
+  const sweeper = setInterval(() => {
+    store
+      .sweepEnded(new Date(clock().getTime() - retentionMs))
+      .then((removed) => removed > 0 && logger.info({ removed }, "ended conversations expired"))
+      .catch((error: unknown) => logger.warn({ err: error }, "retention sweep failed"));
+  }, 600_000);
+  sweeper.unref();
+
+  return {
+    config,
+    logger,
+    httpServer,
+    io,
+    store,
+    core,
+    metrics,
+    listen: () =>
+      new Promise((resolve, reject) => {
+        httpServer.once("error", reject);
+        httpServer.listen(config.PORT, config.HOST, () => {
+          httpServer.off("error", reject);
+          const port = (httpServer.address() as AddressInfo).port;
+          logger.info({ host: config.HOST, port }, "listening");
+          resolve(port);
+        });
+      }),
+    close: async () => {
+      if (shuttingDown) return;
+      shuttingDown = true;
+      clearInterval(sweeper);
+      connectors.stop();
+      const closed = new Promise<void>((resolve) => {
+        void io.close(() => resolve());
+      });
+      const grace = setTimeout(() => httpServer.closeAllConnections(), config.SHUTDOWN_GRACE_MS);
+      httpServer.closeIdleConnections();
+      await closed;
+      clearTimeout(grace);
+      fanout.close();
+      mailer?.close();
+      await store.close();
+      logger.info({}, "closed");
+    },
+  };
+}
+
+/** `TRUST_PROXY`: true/false, a hop count, or Express's named ranges / CIDR list. */
+function trustProxy(value: string): boolean | number | string {
+  if (value === "true") return true;
+  if (value === "false") return false;
+  if (/^\d+$/.test(value)) return Number(value);
+  return value;
+}

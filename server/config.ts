@@ -1,0 +1,127 @@
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+
+const csv = z
+  .string()
+  .transform((value) =>
+    value
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0),
+  )
+  .pipe(z.array(z.string()));
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+/**
+ * Every environment variable Liaison reads, with defaults and descriptions. `server/config.ts` is the only reader
+ * of `process.env`; the parsed, frozen result is passed down explicitly.
+ */
+export const ConfigSchema = z.object({
+  PORT: port.default(8080).describe("HTTP + Socket.IO port"),
+  HOST: z.string().min(1).default("0.0.0.0").describe("bind address"),
+  PUBLIC_URL: z
+    .url({ protocol: /^https?$/ })
+    .optional()
+    .describe("how external systems reach Liaison (default http://localhost:$PORT)"),
+  REDIS_URL: z.string().optional().describe("Redis URL; unset: embedded in-process store, one node"),
+  API_KEYS: csv.default([]).describe("comma-separated API keys for connectors, agents and back-office calls (secret)"),
+  CORS_ORIGINS: csv.default(["*"]).describe("allowed browser origins, comma-separated; * for any"),
+  LOG_LEVEL: z
+    .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+    .default("info")
+    .describe("pino level"),
+  GREETING_TEXT: z
+    .string()
+    .default("Welcome! An agent will be with you shortly.")
+    .describe("the greetings activity text"),
+  MAX_TEXT_LENGTH: positiveInt.max(1_000_000).default(4096).describe("longest accepted message text"),
+  SMTP_URL: z.string().optional().describe("smtp(s)://user:pass@host:port for e-mailed transcripts (secret)"),
+  MAIL_FROM: z.string().default("Liaison <no-reply@localhost>").describe("sender address of transcript e-mails"),
+  DESK: z
+    .enum(["socket", "rocketchat", "salesforce", "livechat"])
+    .optional()
+    .describe("desk that receives hand-offs (default: first configured, else the built-in socket desk)"),
+  BOT: z
+    .enum(["none", "gms", "dialogflow"])
+    .default("none")
+    .describe("bot that answers new conversations before hand-off"),
+  SOCKET_PATH: z
+    .string()
+    .regex(/^\/[\w./-]*$/)
+    .default("/socket.io")
+    .describe("Socket.IO path (for path-prefix proxies)"),
+  TRUST_PROXY: z
+    .string()
+    .default("loopback")
+    .describe("Express trust proxy setting: which proxies may set X-Forwarded-For"),
+  DIRECT_CHANNELS: csv
+    .default(["web"])
+    .describe(
+      "channels whose customers connect over Socket.IO themselves; every other channel is delivered through its registered connectors",
+    ),
+  CONNECTOR_ACK_TIMEOUT_MS: positiveInt
+    .default(10_000)
+    .describe("a connector delivery not acked within this is offered again"),
+  CONNECTOR_MAX_IN_FLIGHT: positiveInt.default(100).describe("unacknowledged deliveries per connector channel"),
+  MAX_PAYLOAD_BYTES: positiveInt.default(1_048_576).describe("largest socket event or JSON body"),
+  INIT_RATE_LIMIT: positiveInt.default(30).describe("POST /api/customer/init per client IP per minute"),
+  ENDED_RETENTION_HOURS: positiveInt.default(168).describe("how long ended conversations (and transcripts) are kept"),
+  SHUTDOWN_GRACE_MS: positiveInt.default(10_000).describe("how long a SIGTERM waits for in-flight work"),
+});
+
+export type Config = Readonly<z.output<typeof ConfigSchema>> & { readonly PUBLIC_URL: string };
+
+/** Variables that hold secrets: they may come from `<NAME>_FILE` and are never logged. */
+export const secretVariables = ["API_KEYS", "SMTP_URL"] as const;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Parses the environment once; throws ConfigError listing every problem, each naming its variable. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
+  const problems: string[] = [];
+  const input: Record<string, string | undefined> = {};
+  for (const key of Object.keys(ConfigSchema.shape)) {
+    const value = env[key];
+    input[key] = value === "" ? undefined : value;
+  }
+  for (const key of secretVariables) {
+    const file = env[`${key}_FILE`];
+    if (!file) continue;
+    if (input[key] !== undefined) {
+      problems.push(`${key}: set either ${key} or ${key}_FILE, not both`);
+      continue;
+    }
+    try {
+      input[key] = readFileSync(file, "utf8").trim();
+    } catch (error) {
+      problems.push(`${key}_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+    }
+  }
+  const parsed = ConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(`${issue.path.join(".")}: ${issue.message}`);
+  }
+  if (parsed.success) {
+    const c = parsed.data;
+    if (c.REDIS_URL !== undefined) {
+      problems.push("REDIS_URL: this build has no Redis store yet; unset it to run on the embedded store");
+    }
+    if (c.DESK !== undefined && c.DESK !== "socket") {
+      problems.push(`DESK: the ${c.DESK} desk is not available in this build; use socket (the built-in desk)`);
+    }
+    if (c.BOT !== "none") problems.push(`BOT: the ${c.BOT} bot is not available in this build; use none`);
+    if (c.SMTP_URL !== undefined && !/^smtps?:\/\//.test(c.SMTP_URL)) {
+      problems.push("SMTP_URL: must start with smtp:// or smtps://");
+    }
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const config = { ...parsed.data, PUBLIC_URL: parsed.data.PUBLIC_URL ?? `http://localhost:${parsed.data.PORT}` };
+  return Object.freeze(config);
+}

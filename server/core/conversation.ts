@@ -1,0 +1,91 @@
+import type {
+  ConversationId,
+  ConversationState,
+  ConversationView,
+  Member,
+  Participant,
+  Role,
+} from "../../protocol/index.js";
+
+/** What Liaison knows of the customer, from `init`. */
+export interface CustomerProfile extends Participant {
+  firstName: string;
+  lastName?: string;
+  email?: string;
+  phone?: string;
+}
+
+/** The desk a conversation is handed to, with the desk's own ids (room id, visitor token, chat id...). */
+export interface DeskBinding {
+  desk: string;
+  ids: Record<string, string>;
+}
+
+/** A conversation as the store holds it. */
+export interface Conversation {
+  id: ConversationId;
+  /** The customer's bearer token for this one conversation. */
+  token: string;
+  channel: string;
+  refId?: string;
+  customer: CustomerProfile;
+  subject: string;
+  language: string;
+  url?: string;
+  comment?: string;
+  state: ConversationState;
+  desk: DeskBinding;
+  agent?: Participant;
+  requestId: string;
+  createdAt: string;
+  endedAt?: string;
+  endReason?: string;
+  endedBy?: Member;
+}
+
+/**
+ * Legal state changes: `bot` → `queued` → `active` → `ended`; a desk may hand a conversation back to the queue
+ * (agent left, forwarded) and every open state may end. `ended` is final.
+ */
+const transitions: Readonly<Record<ConversationState, readonly ConversationState[]>> = {
+  bot: ["queued", "active", "ended"],
+  queued: ["active", "bot", "ended"],
+  active: ["queued", "ended"],
+  ended: [],
+};
+
+export function canTransition(from: ConversationState, to: ConversationState): boolean {
+  return transitions[from].includes(to);
+}
+
+/** States from which `to` can be reached. */
+export function statesLeadingTo(to: ConversationState): ConversationState[] {
+  return (Object.keys(transitions) as ConversationState[]).filter((from) => canTransition(from, to));
+}
+
+export const openStates: readonly ConversationState[] = ["bot", "queued", "active"];
+
+export function isOpen(conversation: Pick<Conversation, "state">): boolean {
+  return conversation.state !== "ended";
+}
+
+/** What a participant sees of a conversation. */
+export function toView(conversation: Conversation): ConversationView {
+  const view: ConversationView = {
+    id: conversation.id,
+    channel: conversation.channel,
+    subject: conversation.subject,
+    language: conversation.language,
+    state: conversation.state,
+    customer: { id: conversation.customer.id, name: conversation.customer.name },
+    createdAt: conversation.createdAt,
+  };
+  if (conversation.agent) view.agent = conversation.agent;
+  if (conversation.endedAt) view.endedAt = conversation.endedAt;
+  return view;
+}
+
+/** Roles that see whispers. */
+export function seesWhispers(role: Role): boolean {
+  return role === "agent" || role === "supervisor" || role === "bot" || role === "system";
+}

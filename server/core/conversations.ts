@@ -1,0 +1,379 @@
+import { createHash } from "node:crypto";
+import type {
+  ActivityInfo,
+  ActivityMessage,
+  ActivityType,
+  ChatMessage,
+  ConnectorMessageRequest,
+  InitRequestParsed,
+  Member,
+  Message,
+  Participant,
+  StoredMessage,
+} from "../../protocol/index.js";
+import type { ConversationStore, MessageDraft, AppendOptions } from "../store/store.js";
+import type { ConnectorDispatcher } from "./connectors.js";
+import { openStates, seesWhispers, type Conversation } from "./conversation.js";
+import { GatewayError } from "./errors.js";
+import { newConversationId, newCustomerToken, newMessageId, newParticipantId, newRequestId } from "./ids.js";
+import type { Clock, CoreLogger, CoreMetrics, MessageBus } from "./ports.js";
+
+export interface ConversationServiceOptions {
+  greetingText: string;
+  maxTextLength: number;
+  /** Channels whose customers hold their own sockets; every other channel goes through connectors. */
+  directChannels: readonly string[];
+  /** Name of the desk that receives hand-offs (`socket` for the built-in desk). */
+  deskName: string;
+}
+
+/** Who performs an action: a participant in a role, plus the socket it came from (excluded from the echo). */
+export interface Actor extends Member {
+  socketId?: string;
+}
+
+/** A chat message as a client asks to send it. */
+export interface ChatInput {
+  id?: string;
+  text: string;
+  attachments: ChatMessage["attachments"];
+  to: Participant[];
+  tag: "" | "whisper";
+  replaces?: string;
+  refId?: string;
+}
+
+export interface SendResult {
+  message: StoredMessage;
+  duplicate: boolean;
+}
+
+export const systemParticipant: Participant = Object.freeze({ id: "system", name: "Liaison" });
+
+/**
+ * The conversation core: every state change and every recorded message goes through here. It knows nothing of
+ * sockets or HTTP: it records in the store (atomically, with the outbox entries), then publishes on the bus.
+ */
+export class ConversationService {
+  constructor(
+    private readonly store: ConversationStore,
+    private readonly bus: MessageBus,
+    private readonly connectors: ConnectorDispatcher,
+    private readonly options: ConversationServiceOptions,
+    private readonly clock: Clock,
+    private readonly logger: CoreLogger,
+    private readonly metrics: CoreMetrics,
+  ) {}
+
+  /** Whether the customers of this channel are reached through connectors. */
+  isConnectorChannel(channel: string): boolean {
+    return !this.options.directChannels.includes(channel);
+  }
+
+  /** `POST /api/customer/init`: starts a conversation and hands it to the desk, or returns the one it repeats. */
+  async init(request: InitRequestParsed): Promise<{ conversation: Conversation; created: boolean }> {
+    const now = this.clock().toISOString();
+    const name = [request.firstName, request.lastName].filter((part) => part !== undefined && part !== "").join(" ");
+    const conversation: Conversation = {
+      id: newConversationId(),
+      token: newCustomerToken(),
+      channel: request.channel,
+      customer: { id: newParticipantId(), name, firstName: request.firstName },
+      subject: request.subject ?? "",
+      language: request.language,
+      state: "queued",
+      desk: { desk: this.options.deskName, ids: {} },
+      requestId: request.requestId ?? newRequestId(),
+      createdAt: now,
+    };
+    if (request.refId !== undefined) conversation.refId = request.refId;
+    if (request.lastName !== undefined) conversation.customer.lastName = request.lastName;
+    if (request.email !== undefined) conversation.customer.email = request.email;
+    if (request.phone !== undefined) conversation.customer.phone = request.phone;
+    if (request.url !== undefined) conversation.url = request.url;
+    if (request.comment !== undefined) conversation.comment = request.comment;
+
+    const handOff = this.activity(conversation, systemParticipant, "handOff", {
+      subject: conversation.subject,
+      desk: this.options.deskName,
+      reason: "init",
+    });
+    const connectorChannel = this.isConnectorChannel(conversation.channel) ? conversation.channel : undefined;
+    const result = await this.store.init(
+      conversation,
+      {
+        requestId: conversation.requestId,
+        ...(request.refId === undefined ? {} : { channelRef: { channel: request.channel, refId: request.refId } }),
+      },
+      [handOff],
+      connectorChannel === undefined ? {} : { connectorChannel },
+    );
+    if (result.created) {
+      this.logger.info({ conversationId: conversation.id, channel: conversation.channel }, "conversation started");
+      if (connectorChannel !== undefined) this.connectors.notify(connectorChannel);
+    }
+    return result;
+  }
+
+  async get(conversationId: string): Promise<Conversation> {
+    const conversation = await this.store.get(conversationId);
+    if (!conversation) throw new GatewayError("not_found", "No such conversation.");
+    return conversation;
+  }
+
+  /** Effects of a participant joining: the first customer join greets; an agent's join makes it `active`. */
+  async joined(conversation: Conversation, actor: Actor): Promise<void> {
+    if (conversation.state === "ended") return;
+    const participant = { id: actor.id, name: actor.name };
+    if (actor.role === "customer") {
+      await this.appendActivity(conversation, "participantJoined", { participant, role: "customer" }, actor, {
+        flag: { key: `present:customer:${actor.id}`, value: true },
+      });
+      await this.greet(conversation);
+    } else if (actor.role === "agent") {
+      await this.appendActivity(conversation, "participantJoined", { participant, role: "agent" }, actor, {
+        flag: { key: `present:agent:${actor.id}`, value: true },
+        transition: { from: ["bot", "queued"], to: "active", patch: { agent: participant } },
+      });
+    } else if (actor.role === "bot") {
+      await this.appendActivity(conversation, "participantJoined", { participant, role: "bot" }, actor, {
+        flag: { key: `present:bot:${actor.id}`, value: true },
+      });
+    }
+  }
+
+  /** Effects of a participant leaving: `participantLeft`; the conversation's agent leaving puts it back in the queue. */
+  async left(conversation: Conversation, actor: Actor): Promise<void> {
+    if (conversation.state === "ended") return;
+    if (actor.role !== "customer" && actor.role !== "agent" && actor.role !== "bot") return;
+    const participant = { id: actor.id, name: actor.name };
+    const wasAgent = actor.role === "agent" && conversation.agent?.id === actor.id;
+    await this.appendActivity(conversation, "participantLeft", { participant, role: actor.role }, actor, {
+      flag: { key: `present:${actor.role}:${actor.id}`, value: false },
+      ...(wasAgent ? { transition: { from: ["active"], to: "queued", patch: { agent: undefined } } } : {}),
+    });
+  }
+
+  /** Records a chat message (idempotently by client id) and publishes it. */
+  async send(conversation: Conversation, actor: Actor, input: ChatInput): Promise<SendResult> {
+    if (input.tag === "whisper" && !seesWhispers(actor.role)) {
+      throw new GatewayError("forbidden", "Only agents and supervisors may whisper.");
+    }
+    if (input.text.length > this.options.maxTextLength) {
+      throw new GatewayError("invalid_payload", `Text is longer than ${this.options.maxTextLength} characters.`, {
+        fields: [{ path: "text", message: `at most ${this.options.maxTextLength} characters` }],
+      });
+    }
+    if (input.replaces !== undefined) {
+      const original = await this.store.findMessage(conversation.id, input.replaces);
+      if (!original || original.type !== "ChatMessage") {
+        throw new GatewayError("invalid_payload", "replaces names no message of this conversation.", {
+          fields: [{ path: "replaces", message: "unknown message id" }],
+        });
+      }
+      if (original.from.id !== actor.id) throw new GatewayError("forbidden", "Only the author may correct a message.");
+    }
+
+    const fromCustomer = actor.role === "customer" || actor.role === "connector";
+    const message: Omit<ChatMessage, "seq"> = {
+      type: "ChatMessage",
+      id: input.id ?? newMessageId(),
+      conversationId: conversation.id,
+      timestamp: this.clock().toISOString(),
+      from: fromCustomer ? this.customerParticipant(conversation) : { id: actor.id, name: actor.name },
+      to: input.to,
+      text: input.text,
+      attachments: input.attachments,
+      tag: input.tag,
+    };
+    const refId = this.customerAccount(conversation);
+    if (refId !== undefined) message.refId = refId;
+    if (input.replaces !== undefined) message.replaces = input.replaces;
+
+    const options: AppendOptions = { requireOpen: true };
+    if (input.id !== undefined) options.dedupe = { id: input.id, fingerprint: fingerprint(message) };
+    const toConnector = !fromCustomer && input.tag !== "whisper" && this.isConnectorChannel(conversation.channel);
+    if (toConnector) options.connectorChannel = conversation.channel;
+
+    const result = await this.store.append(conversation.id, message, options);
+    switch (result.status) {
+      case "appended":
+        this.metrics.messageIn(conversation.channel, fromCustomer ? "customer" : actor.role);
+        this.publish(result.message, actor.socketId, toConnector ? conversation.channel : undefined);
+        // A connector's customer never "joins": their first message is when they are greeted.
+        if (actor.role === "connector") await this.greet(conversation);
+        return { message: result.message, duplicate: false };
+      case "duplicate":
+        return { message: result.message, duplicate: true };
+      case "conflict":
+        throw new GatewayError("conflict", "A different message was already sent with this id.", { id: input.id });
+      case "ended":
+        throw new GatewayError("conversation_ended");
+      case "skipped":
+      case "not_found":
+        throw new GatewayError("not_found", "No such conversation.");
+    }
+  }
+
+  /** Relays a typing indicator: published to the others, never stored. */
+  typing(conversation: Conversation, actor: Actor, state: "start" | "stop", id?: string): ActivityMessage {
+    if (conversation.state === "ended") throw new GatewayError("conversation_ended");
+    const fromCustomer = actor.role === "customer" || actor.role === "connector";
+    const participant = fromCustomer ? this.customerParticipant(conversation) : { id: actor.id, name: actor.name };
+    const message = this.activity(conversation, participant, "typing", { participant, state });
+    if (id !== undefined) message.id = id;
+    this.bus.publish({
+      conversationId: conversation.id,
+      message,
+      ...(actor.socketId === undefined ? {} : { originSocketId: actor.socketId }),
+    });
+    return message;
+  }
+
+  /** Ends the conversation once; a repeated end reports `alreadyEnded`. */
+  async end(conversation: Conversation, actor: Actor, reason: string): Promise<{ alreadyEnded: boolean }> {
+    const endedBy: Member = { id: actor.id, name: actor.name, role: actor.role };
+    const endedAt = this.clock().toISOString();
+    const result = await this.appendActivity(conversation, "endOfConversation", { reason, endedBy }, actor, {
+      transition: { from: openStates, to: "ended", patch: { endedAt, endReason: reason, endedBy }, required: true },
+    });
+    if (result === "ended") return { alreadyEnded: true };
+    this.logger.info({ conversationId: conversation.id, endedBy: actor.role, reason }, "conversation ended");
+    return { alreadyEnded: false };
+  }
+
+  /** History after `since` as a participant in `role` may see it: customers and connectors never see whispers. */
+  async history(conversation: Conversation, since: number, viewer: Member["role"]): Promise<StoredMessage[]> {
+    const messages = await this.store.read(conversation.id, since);
+    return seesWhispers(viewer) ? messages : messages.filter((message) => !isWhisper(message));
+  }
+
+  /**
+   * `POST /api/connectors/:channel/messages`: a third-party message to a customer of the channel. Recorded in the
+   * customer's open conversation when there is one (agents see it), else queued on its own.
+   */
+  async postToConnector(
+    channel: string,
+    request: ConnectorMessageRequest & { text: string; attachments: ChatMessage["attachments"] },
+    sender: Participant,
+  ): Promise<{ id: string; status: "queued" | "sent"; conversationId?: string }> {
+    if (!this.isConnectorChannel(channel)) {
+      throw new GatewayError("invalid_payload", `Customers of ${channel} connect directly; it has no connectors.`, {
+        fields: [{ path: "channel", message: "not a connector channel" }],
+      });
+    }
+    const status = (): "queued" | "sent" => (this.connectors.hasEndpoint(channel) ? "sent" : "queued");
+    const open = await this.store.findOpenByChannelRef(channel, request.refId);
+    if (open) {
+      const input: ChatInput = { text: request.text, attachments: request.attachments, to: [], tag: "" };
+      if (request.id !== undefined) input.id = request.id;
+      const { message } = await this.send(open, { ...sender, role: "system" }, input);
+      return { id: message.id, status: status(), conversationId: open.id };
+    }
+    const id = request.id ?? newMessageId();
+    const message: ChatMessage = {
+      type: "ChatMessage",
+      id,
+      conversationId: "",
+      seq: 0,
+      timestamp: this.clock().toISOString(),
+      from: sender,
+      to: [],
+      refId: request.refId,
+      text: request.text,
+      attachments: request.attachments,
+      tag: "",
+    };
+    const { entry } = await this.store.enqueueConnector(channel, {
+      id: `campaign:${id}`,
+      message,
+      enqueuedAt: message.timestamp,
+    });
+    this.connectors.notify(channel);
+    return { id: entry.message.id, status: status() };
+  }
+
+  private async greet(conversation: Conversation): Promise<void> {
+    await this.appendActivity(conversation, "greetings", { text: this.options.greetingText }, undefined, {
+      flag: { key: "greeted", value: true },
+    });
+  }
+
+  /** Appends a server activity with the given options; returns the store's status. */
+  private async appendActivity<T extends ActivityType>(
+    conversation: Conversation,
+    type: T,
+    info: ActivityInfo<T>,
+    actor: Actor | undefined,
+    options: AppendOptions,
+  ): Promise<"appended" | "skipped" | "ended"> {
+    const message = this.activity(conversation, systemParticipant, type, info);
+    const refId = this.customerAccount(conversation);
+    if (refId !== undefined) message.refId = refId;
+    const toConnector = this.isConnectorChannel(conversation.channel);
+    const result = await this.store.append(conversation.id, message, {
+      ...options,
+      ...(toConnector ? { connectorChannel: conversation.channel } : {}),
+    });
+    if (result.status === "appended") {
+      this.publish(result.message, undefined, toConnector ? conversation.channel : undefined);
+      return "appended";
+    }
+    if (result.status === "not_found") throw new GatewayError("not_found", "No such conversation.");
+    if (result.status === "ended" || result.status === "skipped") return result.status;
+    this.logger.warn(
+      { conversationId: conversation.id, status: result.status, actor: actor?.id },
+      "activity not recorded",
+    );
+    return "skipped";
+  }
+
+  private publish(
+    message: StoredMessage,
+    originSocketId: string | undefined,
+    connectorChannel: string | undefined,
+  ): void {
+    this.bus.publish({
+      conversationId: message.conversationId,
+      message,
+      ...(originSocketId === undefined ? {} : { originSocketId }),
+    });
+    if (connectorChannel !== undefined) this.connectors.notify(connectorChannel);
+  }
+
+  private activity<T extends ActivityType>(
+    conversation: Conversation,
+    from: Participant,
+    type: T,
+    info: ActivityInfo<T>,
+  ): MessageDraft & ActivityMessage {
+    return {
+      type: "ActivityMessage",
+      id: newMessageId(),
+      conversationId: conversation.id,
+      timestamp: this.clock().toISOString(),
+      from,
+      to: [],
+      activityType: type,
+      info,
+    } as MessageDraft & ActivityMessage;
+  }
+
+  private customerParticipant(conversation: Conversation): Participant {
+    return { id: conversation.customer.id, name: conversation.customer.name };
+  }
+
+  /** The customer's account on the channel (their phone for SMS): the `refId` connectors deliver to. */
+  private customerAccount(conversation: Conversation): string | undefined {
+    return conversation.refId ?? conversation.customer.phone ?? conversation.customer.email;
+  }
+}
+
+export function isWhisper(message: Message): boolean {
+  return message.type === "ChatMessage" && message.tag === "whisper";
+}
+
+function fingerprint(message: Omit<ChatMessage, "seq">): string {
+  const content = [message.from.id, message.text, message.tag, message.replaces ?? "", message.to, message.attachments];
+  return createHash("sha256").update(JSON.stringify(content)).digest("base64url");
+}

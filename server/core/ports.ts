@@ -1,0 +1,43 @@
+import type { Message, Role } from "../../protocol/index.js";
+
+/** A message published to every node once it is recorded (or, for typing, once it is accepted). */
+export interface Published {
+  conversationId: string;
+  message: Message;
+  /** The socket that sent it: it gets the ack instead of `messageArrived`. */
+  originSocketId?: string;
+}
+
+/**
+ * Carries recorded messages to the sockets of the conversation, wherever they are connected. In process for one
+ * node; across nodes it rides the Socket.IO adapter. Best effort: a subscriber that misses a message catches up
+ * from the store (gaps in `seq` are refilled), so the bus never has to be durable.
+ */
+export interface MessageBus {
+  publish(event: Published): void;
+  subscribe(listener: (event: Published) => void): () => void;
+}
+
+/** Counters the core reports; the composition root binds them to Prometheus. */
+export interface CoreMetrics {
+  messageIn(channel: string, role: Role): void;
+  connectorDelivered(channel: string): void;
+  connectorRedelivery(channel: string): void;
+}
+
+export const noMetrics: CoreMetrics = {
+  messageIn: () => undefined,
+  connectorDelivered: () => undefined,
+  connectorRedelivery: () => undefined,
+};
+
+/** A clock the tests can steer. */
+export type Clock = () => Date;
+
+/** The logging surface the core needs (pino satisfies it). */
+export interface CoreLogger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}

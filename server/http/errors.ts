@@ -1,0 +1,39 @@
+import type { ErrorRequestHandler, RequestHandler, Response } from "express";
+import type { ErrorBody } from "../../protocol/index.js";
+import { GatewayError } from "../core/errors.js";
+import type { Logger } from "../logger.js";
+
+export function sendError(res: Response, error: GatewayError): void {
+  const body: ErrorBody = { error: error.toInfo() };
+  res.status(error.status).json(body);
+}
+
+/** Unknown routes: a JSON 404 like every other error. */
+export const notFound: RequestHandler = (req, res) => {
+  sendError(res, new GatewayError("not_found", `No route for ${req.method} ${req.path}.`));
+};
+
+/** Body parser failures are the client's; GatewayErrors carry their status; anything else is logged and 500. */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (error: unknown, req, res, next) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    if (error instanceof GatewayError) {
+      sendError(res, error);
+      return;
+    }
+    const parserType = (error as { type?: unknown }).type;
+    if (parserType === "entity.parse.failed") {
+      sendError(res, new GatewayError("invalid_payload", "The body is not valid JSON."));
+    } else if (parserType === "entity.too.large") {
+      sendError(res, new GatewayError("payload_too_large"));
+    } else if (parserType === "encoding.unsupported" || parserType === "charset.unsupported") {
+      sendError(res, new GatewayError("invalid_payload", "Unsupported body encoding.", undefined, { status: 415 }));
+    } else {
+      logger.error({ err: error, method: req.method, path: req.path }, "request failed");
+      sendError(res, new GatewayError("internal"));
+    }
+  };
+}

@@ -1,0 +1,30 @@
+import { pino, type Logger } from "pino";
+import type { Config } from "./config.js";
+
+export type { Logger } from "pino";
+
+/** Paths pino blanks out wherever they appear: tokens, keys, authorization headers and adapter secrets. */
+export const redactPaths = [
+  "token",
+  "apiKey",
+  "*.token",
+  "*.apiKey",
+  "*.password",
+  "auth.apiKey",
+  "req.headers.authorization",
+  "req.headers.cookie",
+  "headers.authorization",
+  "config.API_KEYS",
+  "config.SMTP_URL",
+  "API_KEYS",
+  "SMTP_URL",
+];
+
+export function createLogger(config: Pick<Config, "LOG_LEVEL">): Logger {
+  return pino({
+    level: config.LOG_LEVEL,
+    base: { service: "liaison" },
+    redact: { paths: redactPaths, censor: "[redacted]" },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  });
+}

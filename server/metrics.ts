@@ -1,0 +1,70 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { ConversationState, Role } from "../protocol/index.js";
+import type { CoreMetrics } from "./core/ports.js";
+
+/** Prometheus metrics of one gateway instance (its own registry, so several apps can share a process in tests). */
+export class Metrics implements CoreMetrics {
+  readonly registry = new Registry();
+  readonly sockets = new Gauge({
+    name: "liaison_connected_sockets",
+    help: "Connected Socket.IO clients",
+    registers: [this.registry],
+  });
+  private readonly messagesIn = new Counter({
+    name: "liaison_messages_in_total",
+    help: "Chat messages recorded, by channel and sender role",
+    labelNames: ["channel", "role"],
+    registers: [this.registry],
+  });
+  private readonly delivered = new Counter({
+    name: "liaison_messages_out_total",
+    help: "Messages delivered and acknowledged, by destination (connector:<channel>, desk:<name>)",
+    labelNames: ["destination"],
+    registers: [this.registry],
+  });
+  private readonly retries = new Counter({
+    name: "liaison_delivery_retries_total",
+    help: "Deliveries offered again after a timeout, refusal or error, by destination",
+    labelNames: ["destination"],
+    registers: [this.registry],
+  });
+  readonly deliveryFailures = new Counter({
+    name: "liaison_delivery_failures_total",
+    help: "Deliveries given up as undeliverable, by destination",
+    labelNames: ["destination"],
+    registers: [this.registry],
+  });
+  readonly adapterLatency = new Histogram({
+    name: "liaison_adapter_request_seconds",
+    help: "Latency of requests to external systems, by adapter and operation",
+    labelNames: ["adapter", "operation", "outcome"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  constructor(countByState: () => Promise<Record<ConversationState, number>>) {
+    collectDefaultMetrics({ register: this.registry, prefix: "liaison_" });
+    new Gauge({
+      name: "liaison_conversations",
+      help: "Conversations held by the store, by state",
+      labelNames: ["state"],
+      registers: [this.registry],
+      async collect() {
+        const counts = await countByState();
+        for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
+      },
+    });
+  }
+
+  messageIn(channel: string, role: Role): void {
+    this.messagesIn.inc({ channel, role });
+  }
+
+  connectorDelivered(channel: string): void {
+    this.delivered.inc({ destination: `connector:${channel}` });
+  }
+
+  connectorRedelivery(channel: string): void {
+    this.retries.inc({ destination: `connector:${channel}` });
+  }
+}

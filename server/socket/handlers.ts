@@ -1,0 +1,215 @@
+import {
+  EndConversationSchema,
+  JoinConversationSchema,
+  LeaveConversationSchema,
+  RegisterConnectorSchema,
+  SendMessageSchema,
+  type ConversationInfo,
+  type Member,
+  type OkAck,
+} from "../../protocol/index.js";
+import { secretsEqual } from "../core/api-keys.js";
+import type { ConnectorDispatcher } from "../core/connectors.js";
+import { seesWhispers, toView, type Conversation } from "../core/conversation.js";
+import type { Actor, ConversationService } from "../core/conversations.js";
+import { GatewayError } from "../core/errors.js";
+import type { ConversationStore } from "../store/store.js";
+import type { Logger } from "../logger.js";
+import type { Fanout } from "./fanout.js";
+import { AFTER_ACK, defineHandler } from "./registry.js";
+import { Session } from "./session.js";
+import type { AppSocket, Principal } from "./types.js";
+
+export interface SocketState {
+  principal: Principal;
+  /** Set by `registerConnector`: the channel this API-key socket delivers to (and is limited to). */
+  connector?: { id: string; name: string; channel: string };
+  sessions: Map<string, Session>;
+}
+
+export interface SocketDeps {
+  core: ConversationService;
+  store: ConversationStore;
+  fanout: Fanout;
+  connectors: ConnectorDispatcher;
+  logger: Logger;
+}
+
+export interface SocketContext extends SocketDeps {
+  socket: AppSocket;
+  state: SocketState;
+  log: Logger;
+}
+
+/** Who is acting on `conversation` from this socket, or why it may not. */
+function actorFor(context: SocketContext, conversation: Conversation): Actor {
+  const session = context.state.sessions.get(conversation.id);
+  if (session) return { ...session.member, socketId: context.socket.id };
+  if (context.state.principal.kind !== "apiKey") {
+    throw new GatewayError("unauthorized", "Join the conversation with its token first.");
+  }
+  authorizeApiKeySocket(context, conversation);
+  const connector = context.state.connector;
+  return {
+    id: connector ? `connector:${connector.id}` : "connector",
+    name: connector?.name ?? "connector",
+    role: "connector",
+    socketId: context.socket.id,
+  };
+}
+
+/** An API-key socket reaches every conversation, or only its channel's once it registered as a connector. */
+function authorizeApiKeySocket(context: SocketContext, conversation: Conversation): void {
+  const channel = context.state.connector?.channel;
+  if (channel !== undefined && channel !== conversation.channel) {
+    throw new GatewayError("forbidden", `This connector is registered for ${channel}, not ${conversation.channel}.`);
+  }
+}
+
+export const registerConnector = defineHandler({
+  event: "registerConnector",
+  schema: RegisterConnectorSchema,
+  handle(context: SocketContext, payload) {
+    if (context.state.principal.kind !== "apiKey") {
+      return Promise.reject(new GatewayError("unauthorized", "Connectors authenticate with an API key."));
+    }
+    const current = context.state.connector;
+    if (current && current.channel !== payload.channel) {
+      return Promise.reject(new GatewayError("conflict", `This socket is registered for ${current.channel} already.`));
+    }
+    const connector = { id: payload.id, name: payload.name, channel: payload.channel };
+    if (current) return Promise.resolve({ connector: current });
+    context.state.connector = connector;
+    const { socket } = context;
+    context.log.info({ channel: connector.channel }, "connector registered");
+    return Promise.resolve({
+      connector,
+      // After the ack has gone out, so the connector sees its registration before its first delivery.
+      [AFTER_ACK]: () => {
+        if (!socket.connected) return;
+        context.connectors.add(connector.channel, {
+          id: socket.id,
+          deliver: async (message, timeoutMs) => {
+            if (!socket.connected) return false;
+            const reply: unknown = await socket.timeout(timeoutMs).emitWithAck("messageArrived", message);
+            return isOk(reply);
+          },
+        });
+      },
+    });
+  },
+});
+
+export const joinConversation = defineHandler({
+  event: "joinConversation",
+  schema: JoinConversationSchema,
+  async handle(context: SocketContext, payload) {
+    const conversation = await context.core.get(payload.conversationId);
+    let member: Member;
+    if (payload.token !== undefined) {
+      if (!secretsEqual(payload.token, conversation.token)) {
+        throw new GatewayError("unauthorized", "The token does not grant this conversation.");
+      }
+      member = { id: conversation.customer.id, name: conversation.customer.name, role: "customer" };
+    } else if (context.state.principal.kind === "apiKey") {
+      authorizeApiKeySocket(context, conversation);
+      member = { id: payload.id, name: payload.name, role: payload.role ?? "connector" };
+    } else {
+      throw new GatewayError("unauthorized", "Customers join with the token from init.");
+    }
+
+    const previous = context.state.sessions.get(conversation.id);
+    if (previous) context.fanout.remove(previous);
+    const registeredHere = context.state.connector?.channel === conversation.channel;
+    const session = new Session(conversation.id, member, context.socket, {
+      seesWhispers: seesWhispers(member.role),
+      live: !(member.role === "connector" && registeredHere && context.core.isConnectorChannel(conversation.channel)),
+      readFrom: (afterSeq) => context.store.read(conversation.id, afterSeq),
+      onError: (error) => context.log.warn({ err: error, conversationId: conversation.id }, "gap refill failed"),
+    });
+    // Registered before history is read: whatever is recorded meanwhile is held, then deduped by seq.
+    context.state.sessions.set(conversation.id, session);
+    context.fanout.add(session);
+    try {
+      await context.core.joined(conversation, { ...member, socketId: context.socket.id });
+      const current = await context.core.get(conversation.id);
+      const since = payload.since ?? 0;
+      const all = await context.store.read(conversation.id, since);
+      const visible =
+        member.role === "customer" || member.role === "connector"
+          ? await context.core.history(current, since, member.role)
+          : all;
+      const info: ConversationInfo = {
+        conversation: toView(current),
+        messages: visible,
+        participant: { id: member.id, name: member.name },
+        role: member.role as ConversationInfo["role"],
+      };
+      const lastSeq = all.at(-1)?.seq ?? since;
+      return {
+        [AFTER_ACK]: () => {
+          context.socket.emit("conversationInfo", info);
+          session.ready(lastSeq);
+        },
+      };
+    } catch (error) {
+      context.fanout.remove(session);
+      context.state.sessions.delete(conversation.id);
+      throw error;
+    }
+  },
+});
+
+export const sendMessage = defineHandler({
+  event: "sendMessage",
+  schema: SendMessageSchema,
+  async handle(context: SocketContext, payload) {
+    const conversation = await context.core.get(payload.conversationId);
+    const actor = actorFor(context, conversation);
+    if (payload.type === "ActivityMessage") {
+      const typing = context.core.typing(conversation, actor, payload.info.state, payload.id);
+      return { id: typing.id, timestamp: typing.timestamp };
+    }
+    const input = {
+      text: payload.text,
+      attachments: payload.attachments,
+      to: payload.to,
+      tag: payload.tag,
+      ...(payload.id === undefined ? {} : { id: payload.id }),
+      ...(payload.replaces === undefined ? {} : { replaces: payload.replaces }),
+    };
+    const { message } = await context.core.send(conversation, actor, input);
+    return { id: message.id, seq: message.seq, timestamp: message.timestamp };
+  },
+});
+
+export const endConversation = defineHandler({
+  event: "endConversation",
+  schema: EndConversationSchema,
+  async handle(context: SocketContext, payload) {
+    const conversation = await context.core.get(payload.conversationId);
+    const actor = actorFor(context, conversation);
+    const { alreadyEnded } = await context.core.end(conversation, actor, payload.reason ?? `ended by ${actor.role}`);
+    return alreadyEnded ? { alreadyEnded } : {};
+  },
+});
+
+export const leaveConversation = defineHandler({
+  event: "leaveConversation",
+  schema: LeaveConversationSchema,
+  async handle(context: SocketContext, payload) {
+    const session = context.state.sessions.get(payload.conversationId);
+    if (!session) throw new GatewayError("not_found", "This socket has not joined that conversation.");
+    context.state.sessions.delete(payload.conversationId);
+    context.fanout.remove(session);
+    const conversation = await context.core.get(payload.conversationId);
+    await context.core.left(conversation, { ...session.member, socketId: context.socket.id });
+    return {};
+  },
+});
+
+export const handlers = [registerConnector, joinConversation, sendMessage, endConversation, leaveConversation];
+
+function isOk(reply: unknown): reply is OkAck {
+  return typeof reply === "object" && reply !== null && (reply as { ok?: unknown }).ok === true;
+}

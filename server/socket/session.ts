@@ -1,0 +1,112 @@
+import type { Member, Message, StoredMessage } from "../../protocol/index.js";
+import { isWhisper } from "../core/conversations.js";
+import type { Published } from "../core/ports.js";
+
+/** What a session needs of its socket. */
+export interface SessionSocket {
+  readonly id: string;
+  emit(event: "messageArrived", message: Message): void;
+}
+
+/** How long a gap in `seq` may stay open before the session refills it from the store. */
+export const GAP_FILL_MS = 500;
+
+/**
+ * One socket joined to one conversation. It hands the socket every recorded message exactly once and in `seq`
+ * order: the bus may deliver out of order (concurrent appends, several nodes) or lose a message (another node's
+ * publish), so early arrivals wait in `pending` and a gap that stays open is refilled from the store.
+ * While `syncing` (between joining and sending `conversationInfo`), everything is held back.
+ */
+export class Session {
+  private lastSeq = 0;
+  private syncing = true;
+  private readonly held: Published[] = [];
+  private readonly pending = new Map<number, Published>();
+  private gapTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    readonly conversationId: string,
+    readonly member: Member,
+    private readonly socket: SessionSocket,
+    private readonly options: {
+      seesWhispers: boolean;
+      /** False for connector sockets of a connector channel: they get customer-bound messages through acked delivery. */
+      live: boolean;
+      readFrom: (afterSeq: number) => Promise<StoredMessage[]>;
+      onError: (error: unknown) => void;
+    },
+  ) {}
+
+  /** The socket has its history up to `lastSeq`: release what arrived meanwhile and go live. */
+  ready(lastSeq: number): void {
+    this.lastSeq = lastSeq;
+    this.syncing = false;
+    for (const event of this.held.splice(0)) this.receive(event);
+  }
+
+  receive(event: Published): void {
+    if (this.closed) return;
+    const { message } = event;
+    if (message.seq === undefined) {
+      // Typing: never stored, relayed as it comes.
+      if (!this.syncing) this.emit(event);
+      return;
+    }
+    if (this.syncing) {
+      this.held.push(event);
+      return;
+    }
+    if (message.seq <= this.lastSeq) return;
+    if (message.seq !== this.lastSeq + 1) {
+      this.pending.set(message.seq, event);
+      this.gapTimer ??= setTimeout(() => void this.fillGap(), GAP_FILL_MS);
+      return;
+    }
+    this.advance(event);
+    for (let next = this.pending.get(this.lastSeq + 1); next; next = this.pending.get(this.lastSeq + 1)) {
+      this.pending.delete(this.lastSeq + 1);
+      this.advance(next);
+    }
+    if (this.pending.size === 0 && this.gapTimer) {
+      clearTimeout(this.gapTimer);
+      this.gapTimer = undefined;
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.gapTimer);
+    this.pending.clear();
+    this.held.length = 0;
+  }
+
+  private advance(event: Published): void {
+    this.lastSeq = event.message.seq ?? this.lastSeq;
+    this.emit(event);
+  }
+
+  private emit(event: Published): void {
+    if (!this.options.live || event.originSocketId === this.socket.id) return;
+    if (!this.options.seesWhispers && isWhisper(event.message)) return;
+    this.socket.emit("messageArrived", event.message);
+  }
+
+  private async fillGap(): Promise<void> {
+    this.gapTimer = undefined;
+    if (this.closed || this.pending.size === 0) return;
+    try {
+      const missing = await this.options.readFrom(this.lastSeq);
+      for (const message of missing) {
+        if (this.closed) return;
+        if (message.seq <= this.lastSeq) continue;
+        const known = this.pending.get(message.seq);
+        this.pending.delete(message.seq);
+        this.advance(known ?? { conversationId: this.conversationId, message });
+      }
+    } catch (error) {
+      this.options.onError(error);
+      if (this.pending.size > 0) this.gapTimer = setTimeout(() => void this.fillGap(), GAP_FILL_MS);
+    }
+  }
+}

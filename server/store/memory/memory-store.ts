@@ -1,0 +1,212 @@
+import type { ConversationState, StoredMessage } from "../../../protocol/index.js";
+import type { Conversation } from "../../core/conversation.js";
+import type {
+  AppendOptions,
+  AppendResult,
+  ConnectorEntry,
+  ConversationStore,
+  InitKeys,
+  MessageDraft,
+} from "../store.js";
+
+interface Row {
+  conversation: Conversation;
+  messages: StoredMessage[];
+  /** message id → seq and content fingerprint (for idempotent resends). */
+  ids: Map<string, { seq: number; fingerprint: string | undefined }>;
+  /** Flags that are set (absent = false). */
+  flags: Set<string>;
+}
+
+const channelRefKey = (channel: string, refId: string): string => `${channel}\u0000${refId}`;
+
+/**
+ * The embedded store: one process, no persistence. Every method runs to completion without yielding, which makes
+ * each one atomic. Returned objects are copies of conversations; messages are shared and must not be mutated.
+ */
+export class MemoryStore implements ConversationStore {
+  private readonly rows = new Map<string, Row>();
+  private readonly byRequestId = new Map<string, string>();
+  private readonly openByChannelRef = new Map<string, string>();
+  private readonly connectorQueues = new Map<string, Map<string, ConnectorEntry>>();
+  private closed = false;
+
+  init(
+    conversation: Conversation,
+    keys: InitKeys,
+    firstMessages: readonly MessageDraft[],
+    options?: { connectorChannel?: string },
+  ): Promise<{ conversation: Conversation; created: boolean }> {
+    this.assertOpen();
+    const existingId =
+      this.byRequestId.get(keys.requestId) ??
+      (keys.channelRef
+        ? this.openByChannelRef.get(channelRefKey(keys.channelRef.channel, keys.channelRef.refId))
+        : undefined);
+    const existing = existingId === undefined ? undefined : this.rows.get(existingId);
+    if (existing) return Promise.resolve({ conversation: structuredClone(existing.conversation), created: false });
+
+    const row: Row = { conversation: structuredClone(conversation), messages: [], ids: new Map(), flags: new Set() };
+    this.rows.set(conversation.id, row);
+    this.byRequestId.set(keys.requestId, conversation.id);
+    if (keys.channelRef) {
+      this.openByChannelRef.set(channelRefKey(keys.channelRef.channel, keys.channelRef.refId), conversation.id);
+    }
+    for (const draft of firstMessages) this.push(row, draft, undefined, options?.connectorChannel);
+    return Promise.resolve({ conversation: structuredClone(row.conversation), created: true });
+  }
+
+  get(id: string): Promise<Conversation | undefined> {
+    this.assertOpen();
+    const row = this.rows.get(id);
+    return Promise.resolve(row ? structuredClone(row.conversation) : undefined);
+  }
+
+  findOpenByChannelRef(channel: string, refId: string): Promise<Conversation | undefined> {
+    const id = this.openByChannelRef.get(channelRefKey(channel, refId));
+    return this.get(id ?? "");
+  }
+
+  append(conversationId: string, draft: MessageDraft, options: AppendOptions = {}): Promise<AppendResult> {
+    this.assertOpen();
+    const row = this.rows.get(conversationId);
+    if (!row) return Promise.resolve({ status: "not_found" });
+    const conversation = row.conversation;
+
+    if (options.dedupe) {
+      const seen = row.ids.get(options.dedupe.id);
+      if (seen) {
+        const message = row.messages[seen.seq - 1] as StoredMessage;
+        const same = seen.fingerprint === options.dedupe.fingerprint;
+        return Promise.resolve({ status: same ? "duplicate" : "conflict", message });
+      }
+    }
+    if (options.requireOpen && conversation.state === "ended") {
+      return Promise.resolve({ status: "ended", conversation: structuredClone(conversation) });
+    }
+    if (options.flag !== undefined && row.flags.has(options.flag.key) === options.flag.value) {
+      return Promise.resolve({ status: "skipped", conversation: structuredClone(conversation) });
+    }
+    const transition = options.transition;
+    const transitionApplies = transition !== undefined && transition.from.includes(conversation.state);
+    if (transition?.required && !transitionApplies) {
+      const status = conversation.state === "ended" ? "ended" : "skipped";
+      return Promise.resolve({ status, conversation: structuredClone(conversation) });
+    }
+
+    if (transition && transitionApplies) {
+      Object.assign(conversation, transition.patch ?? {});
+      conversation.state = transition.to;
+      if (transition.to === "ended" && conversation.refId !== undefined) {
+        const key = channelRefKey(conversation.channel, conversation.refId);
+        if (this.openByChannelRef.get(key) === conversation.id) this.openByChannelRef.delete(key);
+      }
+    }
+    if (options.flag?.value === true) row.flags.add(options.flag.key);
+    if (options.flag?.value === false) row.flags.delete(options.flag.key);
+    const message = this.push(row, draft, options.dedupe?.fingerprint, options.connectorChannel);
+    return Promise.resolve({ status: "appended", message, conversation: structuredClone(conversation) });
+  }
+
+  read(conversationId: string, afterSeq: number, limit = Number.MAX_SAFE_INTEGER): Promise<StoredMessage[]> {
+    this.assertOpen();
+    const row = this.rows.get(conversationId);
+    if (!row) return Promise.resolve([]);
+    const start = Math.max(0, Math.floor(afterSeq));
+    return Promise.resolve(row.messages.slice(start, start + limit));
+  }
+
+  findMessage(conversationId: string, messageId: string): Promise<StoredMessage | undefined> {
+    this.assertOpen();
+    const row = this.rows.get(conversationId);
+    const seen = row?.ids.get(messageId);
+    return Promise.resolve(seen && row ? row.messages[seen.seq - 1] : undefined);
+  }
+
+  enqueueConnector(channel: string, entry: ConnectorEntry): Promise<{ entry: ConnectorEntry; created: boolean }> {
+    this.assertOpen();
+    const queue = this.queue(channel);
+    const existing = queue.get(entry.id);
+    if (existing) return Promise.resolve({ entry: existing, created: false });
+    queue.set(entry.id, entry);
+    return Promise.resolve({ entry, created: true });
+  }
+
+  pendingConnector(channel: string, limit: number): Promise<ConnectorEntry[]> {
+    this.assertOpen();
+    const entries: ConnectorEntry[] = [];
+    for (const entry of this.connectorQueues.get(channel)?.values() ?? []) {
+      if (entries.length >= limit) break;
+      entries.push(entry);
+    }
+    return Promise.resolve(entries);
+  }
+
+  ackConnector(channel: string, entryId: string): Promise<void> {
+    this.assertOpen();
+    this.connectorQueues.get(channel)?.delete(entryId);
+    return Promise.resolve();
+  }
+
+  connectorChannelsWithPending(): Promise<string[]> {
+    this.assertOpen();
+    return Promise.resolve([...this.connectorQueues].filter(([, queue]) => queue.size > 0).map(([channel]) => channel));
+  }
+
+  countByState(): Promise<Record<ConversationState, number>> {
+    const counts: Record<ConversationState, number> = { bot: 0, queued: 0, active: 0, ended: 0 };
+    for (const row of this.rows.values()) counts[row.conversation.state] += 1;
+    return Promise.resolve(counts);
+  }
+
+  sweepEnded(cutoff: Date): Promise<number> {
+    let removed = 0;
+    const limit = cutoff.toISOString();
+    for (const [id, row] of this.rows) {
+      const endedAt = row.conversation.endedAt;
+      if (row.conversation.state !== "ended" || endedAt === undefined || endedAt >= limit) continue;
+      this.rows.delete(id);
+      if (this.byRequestId.get(row.conversation.requestId) === id) this.byRequestId.delete(row.conversation.requestId);
+      removed += 1;
+    }
+    return Promise.resolve(removed);
+  }
+
+  ping(): Promise<void> {
+    return this.closed ? Promise.reject(new Error("store closed")) : Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    return Promise.resolve();
+  }
+
+  private push(
+    row: Row,
+    draft: MessageDraft,
+    fingerprint: string | undefined,
+    connectorChannel?: string,
+  ): StoredMessage {
+    const message = { ...draft, seq: row.messages.length + 1 } as StoredMessage;
+    row.messages.push(message);
+    row.ids.set(message.id, { seq: message.seq, fingerprint });
+    if (connectorChannel !== undefined) {
+      const entry = { id: `${row.conversation.id}:${message.seq}`, message, enqueuedAt: message.timestamp };
+      this.queue(connectorChannel).set(entry.id, entry);
+    }
+    return message;
+  }
+
+  private queue(channel: string): Map<string, ConnectorEntry> {
+    let queue = this.connectorQueues.get(channel);
+    if (!queue) {
+      queue = new Map();
+      this.connectorQueues.set(channel, queue);
+    }
+    return queue;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error("store closed");
+  }
+}

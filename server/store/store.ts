@@ -1,0 +1,99 @@
+import type { ConversationState, Message, StoredMessage } from "../../protocol/index.js";
+import type { Conversation } from "../core/conversation.js";
+
+/** A message before the store gives it its `seq`. */
+export type MessageDraft = Omit<Message, "seq">;
+
+/** Fields a state change may set together with it. */
+export type ConversationPatch = Partial<Pick<Conversation, "agent" | "endedAt" | "endReason" | "endedBy" | "desk">>;
+
+export interface AppendOptions {
+  /**
+   * Idempotency: when a message with this id is already in the conversation, nothing is appended and the stored
+   * message is returned (`duplicate`), or `conflict` when `fingerprint` differs.
+   */
+  dedupe?: { id: string; fingerprint: string };
+  /** Refuse (status `ended`) when the conversation has ended. */
+  requireOpen?: boolean;
+  /**
+   * A per-conversation boolean flag (presence of a participant, "greeted"): the message is appended only when the
+   * flag's current value differs from `value`, and the flag is set to `value` in the same step (else `skipped`).
+   */
+  flag?: { key: string; value: boolean };
+  /**
+   * A state change made in the same atomic step as the append. When the current state is not in `from`, the
+   * state is left alone; with `required`, nothing is appended either (status `skipped`, or `ended`).
+   */
+  transition?: {
+    from: readonly ConversationState[];
+    to: ConversationState;
+    patch?: ConversationPatch;
+    required?: boolean;
+  };
+  /** Also queue the message for the connectors of this channel, in the same step. */
+  connectorChannel?: string;
+}
+
+export type AppendResult =
+  | { status: "appended"; message: StoredMessage; conversation: Conversation }
+  | { status: "duplicate"; message: StoredMessage }
+  | { status: "conflict"; message: StoredMessage }
+  | { status: "skipped"; conversation: Conversation }
+  | { status: "ended"; conversation: Conversation }
+  | { status: "not_found" };
+
+/** A message waiting for a connector of its channel to acknowledge it. */
+export interface ConnectorEntry {
+  /** Unique per channel: `<conversationId>:<seq>`, or the campaign message id. */
+  id: string;
+  message: Message;
+  enqueuedAt: string;
+}
+
+export interface InitKeys {
+  /** A repeated `requestId` returns the conversation it created. */
+  requestId: string;
+  /** `channel` + `refId`: an open conversation for the same customer account is reused. */
+  channelRef?: { channel: string; refId: string };
+}
+
+/**
+ * Everything Liaison persists. Every method is atomic on its own; implementations: memory (one node) and Redis
+ * (many nodes). Both pass `test/contract/store.contract.ts`.
+ */
+export interface ConversationStore {
+  /**
+   * Creates the conversation and appends `firstMessages` (the hand-off), unless `keys` find an existing one:
+   * the same `requestId`, or an open conversation for the same channel + refId.
+   */
+  init(
+    conversation: Conversation,
+    keys: InitKeys,
+    firstMessages: readonly MessageDraft[],
+    options?: { connectorChannel?: string },
+  ): Promise<{ conversation: Conversation; created: boolean }>;
+  get(id: string): Promise<Conversation | undefined>;
+  findOpenByChannelRef(channel: string, refId: string): Promise<Conversation | undefined>;
+  /** Appends one message with the next `seq`, applying the options atomically. */
+  append(conversationId: string, draft: MessageDraft, options?: AppendOptions): Promise<AppendResult>;
+  /** Messages with `seq > afterSeq`, oldest first, at most `limit`. */
+  read(conversationId: string, afterSeq: number, limit?: number): Promise<StoredMessage[]>;
+  /** A message of the conversation by id (server-assigned or client-chosen). */
+  findMessage(conversationId: string, messageId: string): Promise<StoredMessage | undefined>;
+
+  /** Queues a message that belongs to no conversation (a campaign message); deduped by `entryId`. */
+  enqueueConnector(channel: string, entry: ConnectorEntry): Promise<{ entry: ConnectorEntry; created: boolean }>;
+  /** The oldest waiting entries of the channel. */
+  pendingConnector(channel: string, limit: number): Promise<ConnectorEntry[]>;
+  /** Removes an acknowledged entry; unknown ids are ignored (acks are at-least-once too). */
+  ackConnector(channel: string, entryId: string): Promise<void>;
+  /** Channels that have entries waiting. */
+  connectorChannelsWithPending(): Promise<string[]>;
+
+  countByState(): Promise<Record<ConversationState, number>>;
+  /** Deletes ended conversations whose `endedAt` is before `cutoff`; returns how many. */
+  sweepEnded(cutoff: Date): Promise<number>;
+  /** Throws when the store cannot serve requests. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

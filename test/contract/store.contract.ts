@@ -1,0 +1,257 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ChatMessage } from "../../protocol/index.js";
+import type { Conversation } from "../../server/core/conversation.js";
+import type { ConversationStore, MessageDraft } from "../../server/store/store.js";
+
+let counter = 0;
+const uid = (prefix: string) => `${prefix}_${process.pid}_${Date.now()}_${++counter}`;
+
+export function conversationFixture(overrides: Partial<Conversation> = {}): Conversation {
+  return {
+    id: uid("c"),
+    token: uid("t"),
+    channel: "web",
+    customer: { id: uid("p"), name: "Sara Khan", firstName: "Sara", lastName: "Khan", email: "sara@example.org" },
+    subject: "billing",
+    language: "en",
+    state: "queued",
+    desk: { desk: "socket", ids: {} },
+    requestId: uid("r"),
+    createdAt: "2026-11-21T10:00:00.000Z",
+    ...overrides,
+  };
+}
+
+export function chatDraft(conversationId: string, text: string, overrides: Partial<ChatMessage> = {}): MessageDraft {
+  return {
+    type: "ChatMessage",
+    id: uid("m"),
+    conversationId,
+    timestamp: "2026-11-21T10:00:01.000Z",
+    from: { id: "agent-1", name: "Ali" },
+    to: [],
+    text,
+    attachments: [],
+    tag: "",
+    ...overrides,
+  };
+}
+
+/**
+ * The contract every ConversationStore implementation passes: run it with a factory for a fresh, empty store.
+ * (The memory store runs it now; the Redis store will run the very same suite.)
+ */
+export function storeContract(name: string, factory: () => Promise<ConversationStore>): void {
+  describe(`ConversationStore contract: ${name}`, () => {
+    let store: ConversationStore;
+    beforeEach(async () => {
+      store = await factory();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    it("creates a conversation with its first messages and reads it back", async () => {
+      const conversation = conversationFixture();
+      const draft = chatDraft(conversation.id, "hand-off");
+      const result = await store.init(conversation, { requestId: conversation.requestId }, [draft]);
+      expect(result.created).toBe(true);
+      expect(result.conversation).toEqual(conversation);
+      expect(await store.get(conversation.id)).toEqual(conversation);
+      const messages = await store.read(conversation.id, 0);
+      expect(messages).toHaveLength(1);
+      expect(messages[0]).toMatchObject({ seq: 1, text: "hand-off", id: draft.id });
+    });
+
+    it("returns the same conversation for a repeated requestId", async () => {
+      const first = conversationFixture();
+      await store.init(first, { requestId: first.requestId }, []);
+      const again = await store.init(
+        conversationFixture({ requestId: first.requestId }),
+        { requestId: first.requestId },
+        [],
+      );
+      expect(again.created).toBe(false);
+      expect(again.conversation.id).toBe(first.id);
+    });
+
+    it("reuses the open conversation of a channel + refId, and not once it has ended", async () => {
+      const ref = { channel: "sms", refId: uid("+92") };
+      const first = conversationFixture({ channel: "sms", refId: ref.refId });
+      await store.init(first, { requestId: first.requestId, channelRef: ref }, []);
+      const second = conversationFixture({ channel: "sms", refId: ref.refId });
+      const reused = await store.init(second, { requestId: second.requestId, channelRef: ref }, []);
+      expect(reused).toMatchObject({ created: false, conversation: { id: first.id } });
+      expect((await store.findOpenByChannelRef("sms", ref.refId))?.id).toBe(first.id);
+
+      const end = await store.append(first.id, chatDraft(first.id, "bye"), {
+        transition: {
+          from: ["queued", "active"],
+          to: "ended",
+          patch: { endedAt: "2026-11-21T11:00:00.000Z" },
+          required: true,
+        },
+      });
+      expect(end.status).toBe("appended");
+      expect(await store.findOpenByChannelRef("sms", ref.refId)).toBeUndefined();
+      const third = conversationFixture({ channel: "sms", refId: ref.refId });
+      const fresh = await store.init(third, { requestId: third.requestId, channelRef: ref }, []);
+      expect(fresh).toMatchObject({ created: true, conversation: { id: third.id } });
+    });
+
+    it("allocates seq 1, 2, 3 in order, also under concurrent appends", async () => {
+      const conversation = conversationFixture();
+      await store.init(conversation, { requestId: conversation.requestId }, []);
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => store.append(conversation.id, chatDraft(conversation.id, `m${i}`))),
+      );
+      const seqs = results.map((r) => (r.status === "appended" ? r.message.seq : -1)).sort((a, b) => a - b);
+      expect(seqs).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+      const stored = await store.read(conversation.id, 0);
+      expect(stored.map((m) => m.seq)).toEqual(seqs);
+      expect(await store.read(conversation.id, 47)).toHaveLength(3);
+      expect(await store.read(conversation.id, 10, 5)).toHaveLength(5);
+      expect((await store.read(conversation.id, 10, 5))[0]?.seq).toBe(11);
+    });
+
+    it("deduplicates by client id, and tells a conflicting resend apart", async () => {
+      const conversation = conversationFixture();
+      await store.init(conversation, { requestId: conversation.requestId }, []);
+      const draft = chatDraft(conversation.id, "hello", { id: "client-1" });
+      const first = await store.append(conversation.id, draft, { dedupe: { id: "client-1", fingerprint: "a" } });
+      const again = await store.append(conversation.id, draft, { dedupe: { id: "client-1", fingerprint: "a" } });
+      const clash = await store.append(conversation.id, chatDraft(conversation.id, "other", { id: "client-1" }), {
+        dedupe: { id: "client-1", fingerprint: "b" },
+      });
+      expect(first.status).toBe("appended");
+      expect(again).toMatchObject({ status: "duplicate", message: { seq: 1, text: "hello" } });
+      expect(clash).toMatchObject({ status: "conflict", message: { seq: 1 } });
+      expect(await store.read(conversation.id, 0)).toHaveLength(1);
+      expect((await store.findMessage(conversation.id, "client-1"))?.seq).toBe(1);
+      expect(await store.findMessage(conversation.id, "nope")).toBeUndefined();
+    });
+
+    it("applies transitions atomically with the append and refuses appends to an ended conversation", async () => {
+      const conversation = conversationFixture();
+      await store.init(conversation, { requestId: conversation.requestId }, []);
+      const agent = { id: "agent-1", name: "Ali" };
+      const joined = await store.append(conversation.id, chatDraft(conversation.id, "joined"), {
+        transition: { from: ["queued"], to: "active", patch: { agent } },
+      });
+      expect(joined).toMatchObject({ status: "appended", conversation: { state: "active", agent } });
+      // Not in `from` and not required: appended, state unchanged.
+      const noop = await store.append(conversation.id, chatDraft(conversation.id, "x"), {
+        transition: { from: ["queued"], to: "active" },
+      });
+      expect(noop).toMatchObject({ status: "appended", conversation: { state: "active" } });
+      const required = await store.append(conversation.id, chatDraft(conversation.id, "y"), {
+        transition: { from: ["queued"], to: "active", required: true },
+      });
+      expect(required.status).toBe("skipped");
+
+      const endedAt = "2026-11-21T12:00:00.000Z";
+      const end = await store.append(conversation.id, chatDraft(conversation.id, "end"), {
+        transition: { from: ["queued", "active"], to: "ended", patch: { endedAt }, required: true },
+      });
+      expect(end).toMatchObject({ status: "appended", conversation: { state: "ended", endedAt } });
+      const endAgain = await store.append(conversation.id, chatDraft(conversation.id, "end"), {
+        transition: { from: ["queued", "active"], to: "ended", required: true },
+      });
+      expect(endAgain.status).toBe("ended");
+      const late = await store.append(conversation.id, chatDraft(conversation.id, "late"), { requireOpen: true });
+      expect(late.status).toBe("ended");
+      expect((await store.read(conversation.id, 0)).map((m) => (m.type === "ChatMessage" ? m.text : ""))).toEqual([
+        "joined",
+        "x",
+        "end",
+      ]);
+      expect((await store.get(conversation.id))?.state).toBe("ended");
+    });
+
+    it("appends under a flag only when the flag changes", async () => {
+      const conversation = conversationFixture();
+      await store.init(conversation, { requestId: conversation.requestId }, []);
+      const set = { flag: { key: "present:agent:1", value: true } };
+      const unset = { flag: { key: "present:agent:1", value: false } };
+      expect((await store.append(conversation.id, chatDraft(conversation.id, "a"), set)).status).toBe("appended");
+      expect((await store.append(conversation.id, chatDraft(conversation.id, "b"), set)).status).toBe("skipped");
+      expect((await store.append(conversation.id, chatDraft(conversation.id, "c"), unset)).status).toBe("appended");
+      expect((await store.append(conversation.id, chatDraft(conversation.id, "d"), unset)).status).toBe("skipped");
+      expect((await store.append(conversation.id, chatDraft(conversation.id, "e"), set)).status).toBe("appended");
+      expect(await store.read(conversation.id, 0)).toHaveLength(3);
+    });
+
+    it("answers not_found for an unknown conversation", async () => {
+      expect(await store.get("c_missing")).toBeUndefined();
+      expect((await store.append("c_missing", chatDraft("c_missing", "x"))).status).toBe("not_found");
+      expect(await store.read("c_missing", 0)).toEqual([]);
+    });
+
+    it("queues connector entries with the append, oldest first, until acknowledged", async () => {
+      const channel = uid("sms").toLowerCase();
+      const conversation = conversationFixture({ channel });
+      await store.init(conversation, { requestId: conversation.requestId }, [chatDraft(conversation.id, "handoff")], {
+        connectorChannel: channel,
+      });
+      await store.append(conversation.id, chatDraft(conversation.id, "one"), { connectorChannel: channel });
+      await store.append(conversation.id, chatDraft(conversation.id, "two"), { connectorChannel: channel });
+      await store.append(conversation.id, chatDraft(conversation.id, "customer only"));
+      const pending = await store.pendingConnector(channel, 10);
+      expect(pending.map((e) => e.id)).toEqual([1, 2, 3].map((seq) => `${conversation.id}:${seq}`));
+      expect(pending.map((e) => (e.message.type === "ChatMessage" ? e.message.text : ""))).toEqual([
+        "handoff",
+        "one",
+        "two",
+      ]);
+      expect(await store.pendingConnector(channel, 2)).toHaveLength(2);
+      expect(await store.connectorChannelsWithPending()).toContain(channel);
+
+      await store.ackConnector(channel, `${conversation.id}:2`);
+      await store.ackConnector(channel, "unknown-entry");
+      expect((await store.pendingConnector(channel, 10)).map((e) => e.id)).toEqual([
+        `${conversation.id}:1`,
+        `${conversation.id}:3`,
+      ]);
+
+      const campaign = chatDraft("", "promo", { seq: 0, refId: "+92300" });
+      const entry = {
+        id: "campaign:1",
+        message: { ...campaign, seq: 0 } as ChatMessage,
+        enqueuedAt: campaign.timestamp,
+      };
+      expect((await store.enqueueConnector(channel, entry)).created).toBe(true);
+      expect((await store.enqueueConnector(channel, entry)).created).toBe(false);
+      expect((await store.pendingConnector(channel, 10)).at(-1)?.id).toBe("campaign:1");
+      for (const e of await store.pendingConnector(channel, 10)) await store.ackConnector(channel, e.id);
+      expect(await store.pendingConnector(channel, 10)).toEqual([]);
+      expect(await store.connectorChannelsWithPending()).not.toContain(channel);
+    });
+
+    it("counts conversations by state and sweeps ended ones past retention", async () => {
+      const open = conversationFixture();
+      const old = conversationFixture();
+      const recent = conversationFixture();
+      for (const c of [open, old, recent]) await store.init(c, { requestId: c.requestId }, []);
+      const endAt = async (c: Conversation, endedAt: string) =>
+        store.append(c.id, chatDraft(c.id, "end"), {
+          transition: { from: ["queued"], to: "ended", patch: { endedAt }, required: true },
+        });
+      await endAt(old, "2026-01-01T00:00:00.000Z");
+      await endAt(recent, "2026-11-21T00:00:00.000Z");
+      const before = await store.countByState();
+      expect(before.queued).toBeGreaterThanOrEqual(1);
+      expect(before.ended).toBeGreaterThanOrEqual(2);
+
+      const removed = await store.sweepEnded(new Date("2026-06-01T00:00:00.000Z"));
+      expect(removed).toBeGreaterThanOrEqual(1);
+      expect(await store.get(old.id)).toBeUndefined();
+      expect(await store.read(old.id, 0)).toEqual([]);
+      expect((await store.get(recent.id))?.state).toBe("ended");
+      expect((await store.get(open.id))?.state).toBe("queued");
+    });
+
+    it("answers ping while open", async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}
