@@ -29,8 +29,9 @@ interface ChannelState {
 /**
  * At-least-once delivery of customer-bound messages to the connectors of a channel. Entries are durable in the
  * store; they leave it only when a connector acknowledges them. Everything goes to one connector socket (the
- * oldest registered) so an SMS is sent once and in order; a delivery not acknowledged in time is offered again,
- * with the same id, to the next socket of the channel.
+ * oldest registered) so an SMS is sent once; a delivery not acknowledged in time is offered again, with the same
+ * id, to the next socket of the channel. Each conversation has at most one delivery in flight, so its messages
+ * arrive in `seq` order.
  */
 export class ConnectorDispatcher {
   private readonly channels = new Map<string, ChannelState>();
@@ -99,8 +100,14 @@ export class ConnectorDispatcher {
     }
     const now = Date.now();
     let nextWake = Number.POSITIVE_INFINITY;
+    // One delivery in flight per conversation keeps each customer's messages in order (a redelivery never lets a
+    // later message overtake it); conversations proceed in parallel.
+    const blocked = new Set<string>();
     for (const entry of pending) {
       if (state.inFlight.size >= this.options.maxInFlight) break;
+      const key = orderingKey(entry);
+      if (blocked.has(key)) continue;
+      blocked.add(key);
       if (state.inFlight.has(entry.id)) continue;
       const attempt = state.attempts.get(entry.id);
       if (attempt && attempt.notBefore > now) {
@@ -170,4 +177,9 @@ export class ConnectorDispatcher {
     }
     return state;
   }
+}
+
+/** Entries that must stay in order share a key: a conversation, or a campaign recipient. */
+function orderingKey(entry: ConnectorEntry): string {
+  return entry.message.conversationId === "" ? `to:${entry.message.refId ?? ""}` : entry.message.conversationId;
 }

@@ -98,6 +98,8 @@ export class ConversationService {
       desk: this.options.deskName,
       reason: "init",
     });
+    const account = this.customerAccount(conversation);
+    if (account !== undefined) handOff.refId = account;
     const connectorChannel = this.isConnectorChannel(conversation.channel) ? conversation.channel : undefined;
     const result = await this.store.init(
       conversation,

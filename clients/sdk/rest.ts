@@ -1,0 +1,250 @@
+import {
+  ConnectorMessageResponseSchema,
+  ErrorBodySchema,
+  InitResponseSchema,
+  type ConnectorMessageRequest,
+  type ConnectorMessageResponse,
+  type ConversationId,
+  type InitRequest,
+  type InitResponse,
+} from "../../protocol/index.js";
+import { codeForStatus, errorFromInfo, LiaisonError } from "./errors.js";
+import { validate } from "./schema.js";
+
+/** Default time allowed for one REST call, response body included. */
+export const DEFAULT_REST_TIMEOUT_MS = 10_000;
+
+/** Options every REST call takes. */
+export interface RestOptions {
+  /** Time allowed for the whole call, body included (default 10 s); then it rejects with `timeout`. */
+  timeoutMs?: number;
+}
+
+/** How a transcript request is authorized: the customer's token from `init`, or an API key. */
+export type TranscriptAuth = { token: string } | { apiKey: string };
+
+/**
+ * Starts (or resumes) a conversation: `POST /api/customer/init`.
+ *
+ * @param baseUrl - the gateway's base URL, e.g. `https://chat.example.com` (a path prefix is kept)
+ * @param body - the customer: `firstName`, `channel` and at least one of `refId`, `phone`, `email`
+ * @param opts - `apiKey` (connectors calling on a customer's behalf) and `timeoutMs`
+ * @returns the conversation id, the customer participant and the token to join with
+ * @throws {@link LiaisonError} `invalid_payload`, `rate_limited` (see `retryAfterSeconds`), `unavailable`,
+ *   `internal`, `timeout`, or `bad_response` when the answer does not match the protocol
+ */
+export async function initConversation(
+  baseUrl: string,
+  body: InitRequest,
+  opts: RestOptions & { apiKey?: string } = {},
+): Promise<InitResponse> {
+  const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
+  if (opts.apiKey !== undefined) headers.authorization = `Bearer ${opts.apiKey}`;
+  const response = await request(
+    endpoint(baseUrl, "/api/customer/init"),
+    { method: "POST", headers, body: JSON.stringify(body) },
+    opts.timeoutMs,
+  );
+  return validate(InitResponseSchema, await readJson(response), "init response");
+}
+
+/**
+ * Downloads the PDF transcript of an ended conversation: `GET /api/customer/transcript/:id/pdf`.
+ *
+ * @param baseUrl - the gateway's base URL
+ * @param conversationId - the conversation
+ * @param auth - the customer's `token` or an `apiKey`, sent as `Authorization: Bearer`
+ * @param opts - `timeoutMs`
+ * @returns the PDF bytes
+ * @throws {@link LiaisonError} `not_found` (unknown or not yet ended), `unauthorized`, `forbidden`, `timeout`,
+ *   `bad_response` (not a PDF)
+ */
+export async function fetchTranscriptPdf(
+  baseUrl: string,
+  conversationId: ConversationId,
+  auth: TranscriptAuth,
+  opts: RestOptions = {},
+): Promise<Uint8Array> {
+  const response = await request(
+    endpoint(baseUrl, `/api/customer/transcript/${encodeURIComponent(conversationId)}/pdf`),
+    { method: "GET", headers: { authorization: bearer(auth), accept: "application/pdf" } },
+    opts.timeoutMs,
+  );
+  const type = response.headers.get("content-type") ?? "";
+  const bytes = await readBytes(response);
+  if (!type.toLowerCase().startsWith("application/pdf")) {
+    throw new LiaisonError("bad_response", `expected application/pdf, got ${type || "no content type"}`, {
+      status: response.status,
+    });
+  }
+  return bytes;
+}
+
+/**
+ * Has the gateway e-mail the transcript (PDF attached) of an ended conversation:
+ * `GET /api/customer/transcript/:id/email`. It goes to the customer's address from `init`, or to `opts.to`,
+ * which only an API key may choose.
+ *
+ * @param baseUrl - the gateway's base URL
+ * @param conversationId - the conversation
+ * @param auth - an `apiKey` (then `opts.to` is allowed) or the customer's `token`
+ * @param opts - `to` (API key only) and `timeoutMs`
+ * @throws {@link LiaisonError} `invalid_payload` (no address on file, or `to` with a token), `not_configured`
+ *   (no mail transport), `not_found`, `unauthorized`, `timeout`
+ */
+export function emailTranscript(
+  baseUrl: string,
+  conversationId: ConversationId,
+  auth: { apiKey: string },
+  opts?: RestOptions & { to?: string },
+): Promise<void>;
+export function emailTranscript(
+  baseUrl: string,
+  conversationId: ConversationId,
+  auth: { token: string },
+  opts?: RestOptions,
+): Promise<void>;
+export async function emailTranscript(
+  baseUrl: string,
+  conversationId: ConversationId,
+  auth: TranscriptAuth,
+  opts: RestOptions & { to?: string } = {},
+): Promise<void> {
+  let path = `/api/customer/transcript/${encodeURIComponent(conversationId)}/email`;
+  if (opts.to !== undefined) {
+    if (!("apiKey" in auth)) {
+      throw new LiaisonError("invalid_payload", "only an API key may choose the transcript recipient", {
+        details: { to: "requires an API key" },
+      });
+    }
+    path += `?to=${encodeURIComponent(opts.to)}`;
+  }
+  const response = await request(
+    endpoint(baseUrl, path),
+    { method: "GET", headers: { authorization: bearer(auth) } },
+    opts.timeoutMs,
+  );
+  await readBytes(response);
+}
+
+/**
+ * Sends a third-party or campaign message to a customer of a connector channel:
+ * `POST /api/connectors/:channel/messages`.
+ *
+ * @param baseUrl - the gateway's base URL
+ * @param channel - the channel, e.g. `sms`
+ * @param apiKey - an API key
+ * @param body - `refId` (the customer's account), `text` and/or `attachments`, and an optional idempotency `id`
+ * @param opts - `timeoutMs`
+ * @returns the message id and whether it was `sent` to a connector or `queued` until one connects
+ * @throws {@link LiaisonError} `invalid_payload`, `unauthorized`, `forbidden`, `rate_limited`, `timeout`,
+ *   `bad_response`
+ */
+export async function sendConnectorMessage(
+  baseUrl: string,
+  channel: string,
+  apiKey: string,
+  body: ConnectorMessageRequest,
+  opts: RestOptions = {},
+): Promise<ConnectorMessageResponse> {
+  const response = await request(
+    endpoint(baseUrl, `/api/connectors/${encodeURIComponent(channel)}/messages`),
+    {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${apiKey}`,
+        "content-type": "application/json",
+        accept: "application/json",
+      },
+      body: JSON.stringify(body),
+    },
+    opts.timeoutMs,
+  );
+  return validate(ConnectorMessageResponseSchema, await readJson(response), "connector message response");
+}
+
+/** Joins the base URL and a path without losing a path prefix (`new URL("/api", base)` would drop it). */
+function endpoint(baseUrl: string, path: string): string {
+  return baseUrl.replace(/\/+$/, "") + path;
+}
+
+function bearer(auth: TranscriptAuth): string {
+  return `Bearer ${"apiKey" in auth ? auth.apiKey : auth.token}`;
+}
+
+/**
+ * Sends the request; resolves with a 2xx response, rejects with a {@link LiaisonError} for anything else. The
+ * timeout signal stays attached to the response, so reading its body is bounded by the same timeout.
+ */
+async function request(url: string, init: RequestInit, timeoutMs = DEFAULT_REST_TIMEOUT_MS): Promise<Response> {
+  let response: Response;
+  try {
+    response = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+  } catch (error) {
+    throw transportError(error, url);
+  }
+  if (response.ok) return response;
+  throw await httpError(response);
+}
+
+async function httpError(response: Response): Promise<LiaisonError> {
+  let text = "";
+  try {
+    text = await response.text();
+  } catch {
+    // The status alone still says what went wrong.
+  }
+  let info: unknown;
+  try {
+    const body = ErrorBodySchema.safeParse(JSON.parse(text));
+    if (body.success) info = body.data.error;
+  } catch {
+    // Not JSON (a proxy's error page, say): fall back to the status.
+  }
+  const error =
+    errorFromInfo(info, response.status) ??
+    new LiaisonError(codeForStatus(response.status), `HTTP ${response.status} ${response.statusText}`.trim(), {
+      status: response.status,
+    });
+  const retryAfter = Number(response.headers.get("retry-after"));
+  if (response.headers.has("retry-after") && Number.isFinite(retryAfter) && retryAfter >= 0) {
+    return new LiaisonError(error.code, error.message, {
+      status: response.status,
+      ...(error.details === undefined ? {} : { details: error.details }),
+      retryAfterSeconds: retryAfter,
+    });
+  }
+  return error;
+}
+
+async function readJson(response: Response): Promise<unknown> {
+  let text: string;
+  try {
+    text = await response.text();
+  } catch (error) {
+    throw transportError(error, response.url);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new LiaisonError("bad_response", "the server answered with invalid JSON", {
+      status: response.status,
+      cause: error,
+    });
+  }
+}
+
+async function readBytes(response: Response): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await response.arrayBuffer());
+  } catch (error) {
+    throw transportError(error, response.url);
+  }
+}
+
+function transportError(error: unknown, url: string): LiaisonError {
+  if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) {
+    return new LiaisonError("timeout", `no complete answer from ${url} in time`, { cause: error });
+  }
+  return new LiaisonError("unavailable", `cannot reach ${url}`, { cause: error });
+}

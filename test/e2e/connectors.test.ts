@@ -1,0 +1,223 @@
+import type { Socket } from "socket.io-client";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { ChatMessage, InitResponse, Message } from "../../protocol/index.js";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+import { collectMessages, connect, nextEvent, postJson, request } from "../helpers/socket.js";
+
+const text = (message: Message): string =>
+  message.type === "ChatMessage" ? message.text : `[${message.activityType}]`;
+
+describe("connectors: at-least-once delivery to SMS-style channels", () => {
+  let gateway: TestApp;
+  const sockets: Socket[] = [];
+  let phone = 0;
+
+  beforeAll(async () => {
+    gateway = await startTestApp({ CONNECTOR_ACK_TIMEOUT_MS: "300" });
+  });
+  afterAll(async () => {
+    await gateway.close();
+  });
+  afterEach(() => {
+    for (const socket of sockets.splice(0)) socket.close();
+  });
+
+  const open = async (apiKey?: string): Promise<Socket> => {
+    const socket = await connect(gateway.url, apiKey === undefined ? {} : { apiKey });
+    sockets.push(socket);
+    return socket;
+  };
+
+  /** An SMS customer: the connector calls init with the customer's number. */
+  const smsConversation = async (channel = "sms") => {
+    const refId = `+9230000${String(++phone).padStart(5, "0")}`;
+    const res = await postJson(`${gateway.url}/api/customer/init`, { firstName: "Bilal", channel, refId });
+    expect(res.status).toBe(200);
+    return { ...(res.body as InitResponse), refId };
+  };
+
+  const joinAsAgent = async (conversationId: string) => {
+    const agent = await open(gateway.apiKey);
+    const ack = await request(agent, "joinConversation", {
+      conversationId,
+      id: "agent-7",
+      name: "Ayesha",
+      role: "agent",
+    });
+    expect(ack).toEqual({ ok: true });
+    return agent;
+  };
+
+  it("registers only API-key sockets, with id equal to channel", async () => {
+    const anonymous = await open();
+    expect(await request(anonymous, "registerConnector", { id: "sms", name: "SMS", channel: "sms" })).toMatchObject({
+      ok: false,
+      error: { code: "unauthorized" },
+    });
+    const keyed = await open(gateway.apiKey);
+    expect(await request(keyed, "registerConnector", { id: "gw", name: "SMS", channel: "sms" })).toMatchObject({
+      ok: false,
+      error: { code: "invalid_payload" },
+    });
+    expect(await request(keyed, "registerConnector", { id: "sms", name: "SMS gateway", channel: "sms" })).toEqual({
+      ok: true,
+      connector: { id: "sms", name: "SMS gateway", channel: "sms" },
+    });
+    expect(await request(keyed, "registerConnector", { id: "fb", name: "FB", channel: "fb" })).toMatchObject({
+      ok: false,
+      error: { code: "conflict" },
+    });
+  });
+
+  it("rejects a bad API key at the handshake", async () => {
+    await expect(connect(gateway.url, { apiKey: "wrong" })).rejects.toThrow(/unauthorized/);
+  });
+
+  it("delivers agent replies and activities to one connector with the customer's refId, not the customer's own messages", async () => {
+    const conversation = await smsConversation("sms-a");
+    const connector = await open(gateway.apiKey);
+    const other = await open(gateway.apiKey);
+    const first = collectMessages(connector);
+    const second = collectMessages(other);
+    await request(connector, "registerConnector", { id: "sms-a", name: "gw-1", channel: "sms-a" });
+    await request(other, "registerConnector", { id: "sms-a", name: "gw-2", channel: "sms-a" });
+    await first.waitFor(1); // the hand-off
+
+    // The connector relays the customer's SMS without joining.
+    const inbound = await request(connector, "sendMessage", {
+      conversationId: conversation.conversationId,
+      text: "my parcel?",
+    });
+    expect(inbound).toMatchObject({ ok: true, seq: 2 });
+    const agent = await joinAsAgent(conversation.conversationId);
+    const agentInbox = collectMessages(agent);
+    await request(agent, "sendMessage", { conversationId: conversation.conversationId, text: "It ships today." });
+    await request(agent, "sendMessage", {
+      conversationId: conversation.conversationId,
+      text: "internal",
+      tag: "whisper",
+    });
+    await request(agent, "sendMessage", { conversationId: conversation.conversationId, text: "Anything else?" });
+
+    // The customer's own message is not echoed and the whisper never leaves the agents: the connector gets the
+    // greeting (its customer's first message), the agent joining and the two replies, in seq order.
+    await request(agent, "sendMessage", { conversationId: conversation.conversationId, text: "marker" });
+    const delivered = await first.waitFor(6);
+    expect(delivered.map(text)).toEqual([
+      "[handOff]",
+      "[greetings]",
+      "[participantJoined]",
+      "It ships today.",
+      "Anything else?",
+      "marker",
+    ]);
+    expect(delivered.every((m) => m.refId === conversation.refId)).toBe(true);
+    expect(delivered.map((m) => m.seq)).toEqual([1, 3, 4, 5, 7, 8]);
+    expect(second.messages).toEqual([]);
+    // The next customer message relayed by the connector reaches the agent live.
+    await request(connector, "sendMessage", { conversationId: conversation.conversationId, text: "no, thanks" });
+    await agentInbox.waitFor(1);
+    expect(agentInbox.messages.map(text)).toEqual(["no, thanks"]);
+  });
+
+  it("offers an unacknowledged delivery again with the same id, and stops once it is acked", async () => {
+    const conversation = await smsConversation("sms-b");
+    const connector = await open(gateway.apiKey);
+    const offers: Message[] = [];
+    let refuse = 2;
+    connector.on("messageArrived", (message: Message, ack: (res: { ok: boolean }) => void) => {
+      offers.push(message);
+      if (message.type === "ChatMessage" && refuse > 0) {
+        refuse -= 1;
+        return; // no ack: the gateway must offer it again
+      }
+      ack({ ok: true });
+    });
+    await request(connector, "registerConnector", { id: "sms-b", name: "gw", channel: "sms-b" });
+    const agent = await joinAsAgent(conversation.conversationId);
+    const ack = await request<{ id: string }>(agent, "sendMessage", {
+      conversationId: conversation.conversationId,
+      text: "Your code is 4411",
+    });
+    await expect.poll(() => offers.filter((m) => m.id === ack.id).length, { timeout: 5_000 }).toBe(3);
+    const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+    expect(metrics).toMatch(/liaison_delivery_retries_total\{destination="connector:sms-b"\} [1-9]/);
+    // A later message still flows, and the acked one is not offered a fourth time.
+    await request(agent, "sendMessage", { conversationId: conversation.conversationId, text: "marker" });
+    await expect.poll(() => offers.some((m) => text(m) === "marker"), { timeout: 5_000 }).toBe(true);
+    expect(offers.filter((m) => m.id === ack.id)).toHaveLength(3);
+  });
+
+  it("moves a delivery to another connector socket when the first one disconnects without acking", async () => {
+    const conversation = await smsConversation("sms-c");
+    const silent = await open(gateway.apiKey);
+    const silentSeen: Message[] = [];
+    silent.on("messageArrived", (message: Message) => silentSeen.push(message));
+    await request(silent, "registerConnector", { id: "sms-c", name: "gw-silent", channel: "sms-c" });
+    await expect.poll(() => silentSeen.length).toBeGreaterThan(0); // the hand-off reached the silent one
+    const healthy = await open(gateway.apiKey);
+    const inbox = collectMessages(healthy);
+    await request(healthy, "registerConnector", { id: "sms-c", name: "gw-ok", channel: "sms-c" });
+    silent.close();
+    const agent = await joinAsAgent(conversation.conversationId);
+    await request(agent, "sendMessage", { conversationId: conversation.conversationId, text: "hello from agent" });
+    const got = await inbox.waitFor(3);
+    expect(got.map(text)).toEqual(["[handOff]", "[participantJoined]", "hello from agent"]);
+  });
+
+  it("holds messages durably while no connector is connected and sends them oldest first when one registers", async () => {
+    const conversation = await smsConversation("sms-d");
+    const agent = await joinAsAgent(conversation.conversationId);
+    for (const line of ["one", "two", "three"]) {
+      await request(agent, "sendMessage", { conversationId: conversation.conversationId, text: line });
+    }
+    const connector = await open(gateway.apiKey);
+    const inbox = collectMessages(connector);
+    await request(connector, "registerConnector", { id: "sms-d", name: "gw", channel: "sms-d" });
+    const got = await inbox.waitFor(5);
+    expect(got.map(text)).toEqual(["[handOff]", "[participantJoined]", "one", "two", "three"]);
+    expect(got.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it("POST /api/connectors/:channel/messages queues campaign messages and reports queued or sent", async () => {
+    const url = (channel: string) => `${gateway.url}/api/connectors/${channel}/messages`;
+    const auth = { authorization: `Bearer ${gateway.apiKey}` };
+    expect((await postJson(url("sms-e"), { refId: "+92300", text: "hi" })).status).toBe(401);
+    expect(await postJson(url("sms-e"), { refId: "+92300" }, auth)).toMatchObject({
+      status: 400,
+      body: { error: { code: "invalid_payload" } },
+    });
+    expect((await postJson(url("web"), { refId: "+92300", text: "hi" }, auth)).status).toBe(400);
+
+    const queued = await postJson(url("sms-e"), { refId: "+923001111111", text: "Sale today", id: "camp-1" }, auth);
+    expect(queued).toMatchObject({ status: 202, body: { id: "camp-1", status: "queued" } });
+    const again = await postJson(url("sms-e"), { refId: "+923001111111", text: "Sale today", id: "camp-1" }, auth);
+    expect(again).toMatchObject({ status: 202, body: { id: "camp-1" } });
+
+    const connector = await open(gateway.apiKey);
+    const inbox = collectMessages(connector);
+    await request(connector, "registerConnector", { id: "sms-e", name: "gw", channel: "sms-e" });
+    const [campaign] = await inbox.waitFor(1);
+    expect(campaign).toMatchObject({ type: "ChatMessage", id: "camp-1", refId: "+923001111111", text: "Sale today" });
+
+    // With a connector online and an open conversation for that number, it is recorded there and sent.
+    const conversation = await smsConversation("sms-e");
+    const sent = await postJson(url("sms-e"), { refId: conversation.refId, text: "Order 7 shipped" }, auth);
+    expect(sent).toMatchObject({ status: 202, body: { status: "sent", conversationId: conversation.conversationId } });
+    const delivered = await inbox.waitFor(3);
+    expect(delivered.map(text)).toEqual(["Sale today", "[handOff]", "Order 7 shipped"]);
+    expect(delivered.filter((m) => text(m) === "Sale today")).toHaveLength(1);
+    const history = await (async () => {
+      const agent = await open(gateway.apiKey);
+      const info = nextEvent<{ messages: ChatMessage[] }>(agent, "conversationInfo");
+      await request(agent, "joinConversation", {
+        conversationId: conversation.conversationId,
+        id: "sup",
+        name: "S",
+        role: "supervisor",
+      });
+      return (await info).messages;
+    })();
+    expect(history.map(text)).toContain("Order 7 shipped");
+  });
+});
