@@ -1,5 +1,6 @@
 import type { ConversationState, StoredMessage } from "../../../protocol/index.js";
 import type { Conversation } from "../../core/conversation.js";
+import { GatewayError } from "../../core/errors.js";
 import type {
   AppendOptions,
   AppendResult,
@@ -173,7 +174,7 @@ export class MemoryStore implements ConversationStore {
   }
 
   ping(): Promise<void> {
-    return this.closed ? Promise.reject(new Error("store closed")) : Promise.resolve();
+    return this.closed ? Promise.reject(new GatewayError("unavailable", "The store is closed.")) : Promise.resolve();
   }
 
   close(): Promise<void> {
@@ -207,6 +208,6 @@ export class MemoryStore implements ConversationStore {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new Error("store closed");
+    if (this.closed) throw new GatewayError("unavailable", "The store is closed.");
   }
 }
