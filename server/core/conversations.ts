@@ -244,10 +244,18 @@ export class ConversationService {
     return { alreadyEnded: false };
   }
 
-  /** History after `since` as a participant in `role` may see it: customers and connectors never see whispers. */
-  async history(conversation: Conversation, since: number, viewer: Member["role"]): Promise<StoredMessage[]> {
-    const messages = await this.store.read(conversation.id, since);
-    return seesWhispers(viewer) ? messages : messages.filter((message) => !isWhisper(message));
+  /**
+   * History after `since` as a participant in `viewer` may see it (customers and connectors never see whispers),
+   * and the last `seq` it covers, whispers included: where that participant's live feed starts.
+   */
+  async history(
+    conversation: Conversation,
+    since: number,
+    viewer: Member["role"],
+  ): Promise<{ messages: StoredMessage[]; lastSeq: number }> {
+    const all = await this.store.read(conversation.id, since);
+    const messages = seesWhispers(viewer) ? all : all.filter((message) => !isWhisper(message));
+    return { messages, lastSeq: all.at(-1)?.seq ?? since };
   }
 
   /**

@@ -133,19 +133,13 @@ export const joinConversation = defineHandler({
     try {
       await context.core.joined(conversation, { ...member, socketId: context.socket.id });
       const current = await context.core.get(conversation.id);
-      const since = payload.since ?? 0;
-      const all = await context.store.read(conversation.id, since);
-      const visible =
-        member.role === "customer" || member.role === "connector"
-          ? await context.core.history(current, since, member.role)
-          : all;
+      const { messages, lastSeq } = await context.core.history(current, payload.since ?? 0, member.role);
       const info: ConversationInfo = {
         conversation: toView(current),
-        messages: visible,
+        messages,
         participant: { id: member.id, name: member.name },
         role: member.role as ConversationInfo["role"],
       };
-      const lastSeq = all.at(-1)?.seq ?? since;
       return {
         [AFTER_ACK]: () => {
           context.socket.emit("conversationInfo", info);
