@@ -5,6 +5,8 @@ import {
   ClientIdSchema,
   ConversationIdSchema,
   ConversationViewSchema,
+  hasContent,
+  noContentIssue,
   MAX_ATTACHMENTS,
   MessageSchema,
   ParticipantSchema,
@@ -57,10 +59,7 @@ export const SendChatMessageSchema = z
     tag: TagSchema.default(""),
     replaces: ClientIdSchema.optional(),
   })
-  .refine((value) => value.text.trim().length > 0 || value.attachments.length > 0, {
-    message: "a message needs text or at least one attachment",
-    path: ["text"],
-  });
+  .refine(hasContent, noContentIssue);
 export type SendChatMessage = z.input<typeof SendChatMessageSchema>;
 
 /** `sendMessage` with a typing indicator: relayed to the others, never stored. */

@@ -66,6 +66,11 @@ export type Attachment = z.infer<typeof AttachmentSchema>;
 
 export const MAX_ATTACHMENTS = 10;
 
+/** A message must say something: text that is not blank, or at least one file. */
+export const hasContent = (value: { text: string; attachments: readonly unknown[] }): boolean =>
+  value.text.trim().length > 0 || value.attachments.length > 0;
+export const noContentIssue = { message: "a message needs text or at least one attachment", path: ["text"] };
+
 export const TagSchema = z.enum(["", "whisper"]);
 export type Tag = z.infer<typeof TagSchema>;
 

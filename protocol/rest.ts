@@ -1,5 +1,12 @@
 import { z } from "zod";
-import { AttachmentSchema, ClientIdSchema, MAX_ATTACHMENTS, ParticipantSchema } from "./message.js";
+import {
+  AttachmentSchema,
+  ClientIdSchema,
+  MAX_ATTACHMENTS,
+  ParticipantSchema,
+  hasContent,
+  noContentIssue,
+} from "./message.js";
 
 /**
  * The body of `POST /api/customer/init`. The original Customer Channel document prints some fields capitalised
@@ -108,10 +115,7 @@ export const ConnectorMessageRequestSchema = z
     attachments: z.array(AttachmentSchema).max(MAX_ATTACHMENTS).default([]),
     id: ClientIdSchema.optional(),
   })
-  .refine((value) => value.text.trim().length > 0 || value.attachments.length > 0, {
-    message: "a message needs text or at least one attachment",
-    path: ["text"],
-  });
+  .refine(hasContent, noContentIssue);
 export type ConnectorMessageRequest = z.input<typeof ConnectorMessageRequestSchema>;
 
 export const ConnectorMessageResponseSchema = z.object({
