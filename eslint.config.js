@@ -26,12 +26,24 @@ export default tseslint.config(
   },
   {
     files: ["protocol/**/*.ts"],
-    rules: layer(["../server/**", "../clients/**", "socket.io*", "express", "ioredis", "pino"], "protocol/ imports only zod"),
+    rules: layer(
+      ["../server/**", "../clients/**", "socket.io*", "express", "ioredis", "pino"],
+      "protocol/ imports only zod",
+    ),
   },
   {
     files: ["server/core/**/*.ts"],
     rules: layer(
-      ["../http/**", "../socket/**", "../store/*/**", "../adapters/*/**", "../app.js", "express", "socket.io", "ioredis"],
+      [
+        "../http/**",
+        "../socket/**",
+        "../store/*/**",
+        "../adapters/*/**",
+        "../app.js",
+        "express",
+        "socket.io",
+        "ioredis",
+      ],
       "core/ is pure logic against interfaces",
     ),
   },

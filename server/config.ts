@@ -123,6 +123,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const config = { ...parsed.data, PUBLIC_URL: parsed.data.PUBLIC_URL ?? `http://localhost:${parsed.data.PORT}` };
+  for (const value of Object.values(config)) if (Array.isArray(value)) Object.freeze(value);
   return Object.freeze(config);
 }
 

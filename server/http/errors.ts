@@ -31,9 +31,17 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       sendError(res, new GatewayError("payload_too_large"));
     } else if (parserType === "encoding.unsupported" || parserType === "charset.unsupported") {
       sendError(res, new GatewayError("invalid_payload", "Unsupported body encoding.", undefined, { status: 415 }));
+    } else if (isClientError(error)) {
+      // The body parser's other refusals (a corrupt gzip/deflate/br body, an aborted upload) are the client's too.
+      sendError(res, new GatewayError("invalid_payload", "The body could not be read.", undefined, { status: 400 }));
     } else {
       logger.error({ err: error, method: req.method, path: req.path }, "request failed");
       sendError(res, new GatewayError("internal"));
     }
   };
+}
+
+function isClientError(error: unknown): boolean {
+  const { status, expose } = error as { status?: unknown; expose?: unknown };
+  return expose === true && typeof status === "number" && status >= 400 && status < 500;
 }

@@ -82,10 +82,11 @@ export function attachHandlers<Context>(
   });
 }
 
-/** Cheap upper bound of an event's size on the wire. */
+/** An event's size in bytes as JSON (what the transport's own cap counts), without binary attachments. */
 function approximateSize(payload: unknown): number {
   try {
-    return JSON.stringify(payload)?.length ?? 0;
+    const json = JSON.stringify(payload) as string | undefined;
+    return json === undefined ? 0 : Buffer.byteLength(json, "utf8");
   } catch {
     return Number.POSITIVE_INFINITY;
   }

@@ -1,0 +1,221 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterAll, describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../server/config.js";
+import { createLogger, redactPaths } from "../../server/logger.js";
+
+/** Runs `load` and returns the ConfigError it throws (fails the test if it throws anything else, or nothing). */
+function configError(load: () => unknown): ConfigError {
+  try {
+    load();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error("expected loadConfig to throw a ConfigError");
+}
+
+const secretsDir = mkdtempSync(join(tmpdir(), "liaison-config-"));
+afterAll(() => rmSync(secretsDir, { recursive: true, force: true }));
+
+function secretFile(name: string, content: string): string {
+  const path = join(secretsDir, name);
+  writeFileSync(path, content, { mode: 0o600 });
+  return path;
+}
+
+describe("loadConfig", () => {
+  it("applies the documented defaults to an empty environment", () => {
+    const config = loadConfig({});
+    expect(config.PORT).toBe(8080);
+    expect(config.HOST).toBe("0.0.0.0");
+    expect(config.MAX_TEXT_LENGTH).toBe(4096);
+    expect(config.GREETING_TEXT).toBe("Welcome! An agent will be with you shortly.");
+    expect(config.PUBLIC_URL).toBe("http://localhost:8080");
+    expect(config.API_KEYS).toEqual([]);
+    expect(config.CORS_ORIGINS).toEqual(["*"]);
+    expect(config.DIRECT_CHANNELS).toEqual(["web"]);
+    expect(config.SOCKET_PATH).toBe("/socket.io");
+    expect(config.LOG_LEVEL).toBe("info");
+    expect(config.CONNECTOR_ACK_TIMEOUT_MS).toBe(10_000);
+    expect(config.BOT).toBe("none");
+    expect(config.DESK).toBeUndefined();
+    expect(config.REDIS_URL).toBeUndefined();
+    expect(config.SMTP_URL).toBeUndefined();
+  });
+
+  it("derives PUBLIC_URL from PORT unless PUBLIC_URL is set", () => {
+    expect(loadConfig({ PORT: "3000" }).PUBLIC_URL).toBe("http://localhost:3000");
+    expect(loadConfig({ PORT: "3000", PUBLIC_URL: "https://chat.example.com" }).PUBLIC_URL).toBe(
+      "https://chat.example.com",
+    );
+  });
+
+  it("coerces numeric strings to numbers", () => {
+    const config = loadConfig({
+      PORT: "0",
+      MAX_TEXT_LENGTH: "100",
+      CONNECTOR_ACK_TIMEOUT_MS: "250",
+      INIT_RATE_LIMIT: " 7 ",
+    });
+    expect(config.PORT).toBe(0);
+    expect(config.MAX_TEXT_LENGTH).toBe(100);
+    expect(config.CONNECTOR_ACK_TIMEOUT_MS).toBe(250);
+    expect(config.INIT_RATE_LIMIT).toBe(7);
+  });
+
+  it("treats an empty variable as unset", () => {
+    const config = loadConfig({ PORT: "", GREETING_TEXT: "", CORS_ORIGINS: "" });
+    expect(config.PORT).toBe(8080);
+    expect(config.GREETING_TEXT).toBe("Welcome! An agent will be with you shortly.");
+    expect(config.CORS_ORIGINS).toEqual(["*"]);
+  });
+
+  it("splits API_KEYS and CORS_ORIGINS on commas, trimming and dropping empty items", () => {
+    const config = loadConfig({
+      API_KEYS: " key-one,key-two ,, key-three ",
+      CORS_ORIGINS: "https://a.example.com, https://b.example.com,",
+    });
+    expect(config.API_KEYS).toEqual(["key-one", "key-two", "key-three"]);
+    expect(config.CORS_ORIGINS).toEqual(["https://a.example.com", "https://b.example.com"]);
+  });
+
+  it("reads API_KEYS from API_KEYS_FILE (a Docker secret), trailing newline included", () => {
+    const file = secretFile("api-keys", "file-key-1,file-key-2\n");
+    expect(loadConfig({ API_KEYS_FILE: file }).API_KEYS).toEqual(["file-key-1", "file-key-2"]);
+  });
+
+  it("reads SMTP_URL from SMTP_URL_FILE", () => {
+    const file = secretFile("smtp-url", "smtp://user:pass@mail.example.com:587\n");
+    expect(loadConfig({ SMTP_URL_FILE: file }).SMTP_URL).toBe("smtp://user:pass@mail.example.com:587");
+  });
+
+  it("refuses X together with X_FILE, naming the variable", () => {
+    const file = secretFile("api-keys-both", "from-file");
+    const error = configError(() => loadConfig({ API_KEYS: "from-env", API_KEYS_FILE: file }));
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/^API_KEYS: /);
+    expect(error.problems[0]).toContain("API_KEYS_FILE");
+  });
+
+  it("reports an unreadable *_FILE, naming the variable and the path", () => {
+    const missing = join(secretsDir, "does-not-exist");
+    const error = configError(() => loadConfig({ API_KEYS_FILE: missing }));
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/^API_KEYS_FILE: /);
+    expect(error.problems[0]).toContain(missing);
+    expect(error.problems[0]).toContain("ENOENT");
+  });
+
+  it("reports every invalid variable at once, each problem naming its variable", () => {
+    const error = configError(() =>
+      loadConfig({
+        PORT: "99999",
+        MAX_TEXT_LENGTH: "lots",
+        LOG_LEVEL: "loud",
+        SOCKET_PATH: "no-leading-slash",
+        PUBLIC_URL: "ftp://chat.example.com",
+        CONNECTOR_ACK_TIMEOUT_MS: "-5",
+      }),
+    );
+    const variables = error.problems.map((problem) => problem.split(":")[0]);
+    expect(new Set(variables)).toEqual(
+      new Set(["PORT", "MAX_TEXT_LENGTH", "LOG_LEVEL", "SOCKET_PATH", "PUBLIC_URL", "CONNECTOR_ACK_TIMEOUT_MS"]),
+    );
+    for (const variable of variables) expect(error.message).toContain(`- ${variable}:`);
+  });
+
+  it("reports the build's unsupported choices and a bad SMTP_URL alongside each other", () => {
+    const error = configError(() =>
+      loadConfig({ REDIS_URL: "redis://localhost:6379", DESK: "rocketchat", SMTP_URL: "http://mail" }),
+    );
+    const variables = error.problems.map((problem) => problem.split(":")[0]);
+    expect(new Set(variables)).toEqual(new Set(["REDIS_URL", "DESK", "SMTP_URL"]));
+  });
+
+  it("returns a frozen object", () => {
+    const config = loadConfig({ PORT: "1234" });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Reflect.set(config, "PORT", 80)).toBe(false);
+    expect(config.PORT).toBe(1234);
+  });
+
+  it("reads only the environment it is given", () => {
+    const a = loadConfig({ GREETING_TEXT: "Hello from A" });
+    const b = loadConfig({ GREETING_TEXT: "Hello from B" });
+    expect(a.GREETING_TEXT).toBe("Hello from A");
+    expect(b.GREETING_TEXT).toBe("Hello from B");
+  });
+});
+
+describe("logger redaction", () => {
+  const secrets = {
+    token: "customer-token-SECRET-1",
+    apiKey: "api-key-SECRET-2",
+    authorization: "Bearer auth-header-SECRET-3",
+    nestedToken: "nested-token-SECRET-4",
+    password: "password-SECRET-5",
+    apiKeysList: "env-api-keys-SECRET-6",
+    smtp: "smtp://user:SECRET-7@mail.example.com",
+  };
+
+  /** Everything the logger wrote, as text and as parsed lines. */
+  function capture(): { stream: { write(line: string): void }; text(): string; lines(): Record<string, unknown>[] } {
+    const chunks: string[] = [];
+    return {
+      stream: { write: (line: string) => void chunks.push(line) },
+      text: () => chunks.join(""),
+      lines: () =>
+        chunks
+          .join("")
+          .split("\n")
+          .filter((line) => line.length > 0)
+          .map((line) => JSON.parse(line) as Record<string, unknown>),
+    };
+  }
+
+  function logSecrets(logger: pino.Logger): void {
+    logger.info(
+      {
+        conversationId: "c_visible",
+        token: secrets.token,
+        apiKey: secrets.apiKey,
+        req: { method: "POST", headers: { authorization: secrets.authorization, host: "visible.example.com" } },
+      },
+      "request",
+    );
+    logger.warn({ conversation: { id: "c_visible", token: secrets.nestedToken } }, "nested");
+    logger.warn({ adapter: { name: "rocketchat", password: secrets.password } }, "adapter");
+    logger.info({ config: { API_KEYS: [secrets.apiKeysList], SMTP_URL: secrets.smtp, PORT: 8080 } }, "config");
+  }
+
+  it("redactPaths blanks tokens, API keys, authorization headers and config secrets", () => {
+    const out = capture();
+    logSecrets(pino({ redact: { paths: redactPaths, censor: "[redacted]" } }, out.stream));
+    for (const secret of Object.values(secrets)) expect(out.text()).not.toContain(secret);
+    const [request] = out.lines();
+    // Only the secrets go: the rest of the line stays useful.
+    expect(request).toMatchObject({
+      conversationId: "c_visible",
+      token: "[redacted]",
+      apiKey: "[redacted]",
+      req: { method: "POST", headers: { authorization: "[redacted]", host: "visible.example.com" } },
+    });
+    expect(out.text()).toContain('"PORT":8080');
+  });
+
+  it("the logger createLogger builds (and its children) redact the same secrets", () => {
+    const out = capture();
+    const logger = createLogger({ LOG_LEVEL: "info" });
+    // createLogger writes to stdout; pino.symbols.streamSym is pino's documented handle on the destination.
+    (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] = out.stream;
+    logSecrets(logger);
+    logSecrets(logger.child({ component: "core" }));
+    expect(out.lines()).toHaveLength(8);
+    for (const secret of Object.values(secrets)) expect(out.text()).not.toContain(secret);
+    expect(out.lines()[0]).toMatchObject({ service: "liaison", conversationId: "c_visible", token: "[redacted]" });
+    expect(out.lines()[4]).toMatchObject({ component: "core", apiKey: "[redacted]" });
+  });
+});
