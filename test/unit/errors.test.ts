@@ -16,23 +16,22 @@ import {
 } from "../../protocol/index.js";
 import { AdapterError, GatewayError, invalidPayload } from "../../server/core/errors.js";
 
-const SPEC_PATH = fileURLToPath(new URL("../../../shared/spec/customer-channel.md", import.meta.url));
+const README_PATH = fileURLToPath(new URL("../../README.md", import.meta.url));
 const SERVER_DIR = fileURLToPath(new URL("../../server/", import.meta.url));
 
 /**
- * The codes and statuses of the spec's "Error codes" bullet, read at test time so that the catalogue, the spec and
- * the code cannot drift apart (the fastify errors test, adapted).
+ * The codes and statuses of the README's "Errors" table (which follows the protocol spec's list), read at test time
+ * so that the catalogue, the documentation and the code cannot drift apart (the fastify errors test, adapted).
  */
 function specErrorCodes(): Map<string, number> {
-  const spec = readFileSync(SPEC_PATH, "utf8");
-  // The bullet starts with "- Error codes" and runs over its indented continuation lines.
-  const bullet = /^(\s*)- Error codes[^\n]*(?:\n\1 {2,}[^\n]*)*/m.exec(spec)?.[0];
-  if (bullet === undefined) throw new Error(`no "Error codes" bullet in ${SPEC_PATH}`);
+  const readme = readFileSync(README_PATH, "utf8");
+  const section = /^## Errors\n([\s\S]*?)(?=^## )/m.exec(readme)?.[1];
+  if (section === undefined) throw new Error(`no "## Errors" section in ${README_PATH}`);
   const codes = new Map<string, number>();
-  for (const match of bullet.matchAll(/`([a-z_]+)`\s*\((\d{3})\b/g)) {
+  for (const match of section.matchAll(/^\|\s*`([a-z_]+)`\s*\|\s*(\d{3})\s*\|/gm)) {
     const [, code, status] = match;
     if (code === undefined || status === undefined) continue;
-    if (codes.has(code)) throw new Error(`the spec lists ${code} twice`);
+    if (codes.has(code)) throw new Error(`the README lists ${code} twice`);
     codes.set(code, Number(status));
   }
   return codes;
@@ -47,26 +46,29 @@ function serverSources(): { file: string; text: string }[] {
 
 const catalogueEntries = Object.entries(errorCatalogue) as [ErrorCode, { status: number; message: string }][];
 
-describe("error catalogue, spec and code stay in step", () => {
+describe("error catalogue, documentation and code stay in step", () => {
   const spec = specErrorCodes();
 
-  it("finds the spec's list of error codes", () => {
+  it("finds the documented list of error codes", () => {
     // A parse that silently found nothing would make the next tests pass vacuously.
     expect(spec.size).toBeGreaterThanOrEqual(11);
     expect(spec.get("invalid_payload")).toBe(400);
     expect(spec.get("internal")).toBe(500);
   });
 
-  it("has every code of the spec, with the spec's HTTP status", () => {
+  it("has every documented code, with its documented HTTP status", () => {
     for (const [code, status] of spec) {
-      expect(errorCatalogue, `spec code ${code} is missing from protocol/errors.ts`).toHaveProperty(code);
+      expect(
+        errorCatalogue,
+        `spec code ${code} (documented in the README) is missing from protocol/errors.ts`,
+      ).toHaveProperty(code);
       expect(errorCatalogue[code as ErrorCode].status, `status of ${code}`).toBe(status);
     }
   });
 
-  it("has no code the spec does not document", () => {
+  it("has no undocumented code", () => {
     for (const [code, { status }] of catalogueEntries) {
-      expect(spec.get(code), `${code} (${status}) is not documented in the spec's Error codes`).toBe(status);
+      expect(spec.get(code), `${code} (${status}) is not documented in the README's Errors table`).toBe(status);
     }
   });
 
