@@ -2,11 +2,16 @@ import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import express from "express";
 import type { AppServer } from "./socket/types.js";
+import { randomBytes } from "node:crypto";
+import { RocketChatDesk, mintVisitorToken, rocketChatRoutes } from "./adapters/rocketchat/index.js";
 import type { Config } from "./config.js";
 import { ApiKeys } from "./core/api-keys.js";
 import { ConnectorDispatcher } from "./core/connectors.js";
 import { ConversationService } from "./core/conversations.js";
+import type { Desk } from "./core/desk.js";
+import { DeskOutbox } from "./core/desk-outbox.js";
 import { LocalBus } from "./core/local-bus.js";
+import { UrlSigner } from "./core/signed-urls.js";
 import type { Clock } from "./core/ports.js";
 import { connectorRoutes } from "./http/connectors.js";
 import { cors } from "./http/cors.js";
@@ -55,6 +60,24 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     logger.child({ component: "connectors" }),
     metrics,
   );
+  if (config.SIGNING_SECRET === undefined) {
+    logger.warn({}, "SIGNING_SECRET is not set: file links are signed with a per-process key and die with it");
+  }
+  const signer = new UrlSigner(
+    config.SIGNING_SECRET ?? randomBytes(32).toString("base64url"),
+    config.FILE_URL_TTL_SECONDS,
+  );
+  const rocketChat =
+    config.ROCKETCHAT_URL === undefined
+      ? undefined
+      : new RocketChatDesk({
+          config: { ...config, ROCKETCHAT_URL: config.ROCKETCHAT_URL },
+          logger: logger.child({ component: "rocketchat" }),
+          fetchHosts: config.FILE_FETCH_HOSTS,
+          maxFileBytes: config.MAX_FILE_BYTES,
+          observe: (operation, outcome, seconds) => metrics.observe("rocketchat", operation, outcome, seconds),
+        });
+  const desk: Desk | undefined = config.DESK === "rocketchat" ? rocketChat : undefined;
   const core = new ConversationService(
     store,
     bus,
@@ -63,12 +86,33 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       greetingText: config.GREETING_TEXT,
       maxTextLength: config.MAX_TEXT_LENGTH,
       directChannels: config.DIRECT_CHANNELS,
-      deskName: config.DESK ?? "socket",
+      deskName: config.DESK,
+      externalDesk: desk !== undefined,
+      noAgentText: config.NO_AGENT_TEXT,
+      ...(config.DESK === "rocketchat" ? { deskIds: mintVisitorToken } : {}),
     },
     clock,
     logger.child({ component: "core" }),
     metrics,
   );
+  const outbox =
+    desk === undefined
+      ? undefined
+      : new DeskOutbox(
+          store,
+          desk,
+          core,
+          {
+            baseDelayMs: 500,
+            maxDelayMs: config.DESK_RETRY_MAX_SECONDS * 1000,
+            noAgentBaseMs: 2_000,
+            noAgentMaxMs: config.NO_AGENT_RETRY_MAX_SECONDS * 1000,
+            pollMs: 1_000,
+          },
+          logger.child({ component: "outbox", desk: desk.name }),
+          metrics,
+        );
+  if (outbox) core.attachDeskOutbox(outbox);
   const mailer =
     config.SMTP_URL === undefined
       ? undefined
@@ -106,6 +150,19 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     }),
   );
   web.use("/api/connectors", connectorRoutes({ core, apiKeys, maxTextLength: config.MAX_TEXT_LENGTH }));
+  if (rocketChat) {
+    web.use(
+      rocketChatRoutes({
+        core,
+        store,
+        client: rocketChat.client,
+        signer,
+        publicUrl: config.PUBLIC_URL,
+        webhookToken: config.ROCKETCHAT_WEBHOOK_TOKEN,
+        logger: logger.child({ component: "rocketchat" }),
+      }),
+    );
+  }
   web.use(notFound);
   web.use(errorHandler(logger));
 
@@ -146,7 +203,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         httpServer.listen(config.PORT, config.HOST, () => {
           httpServer.off("error", reject);
           const port = (httpServer.address() as AddressInfo).port;
-          logger.info({ host: config.HOST, port }, "listening");
+          logger.info({ host: config.HOST, port, desk: config.DESK }, "listening");
+          outbox?.start();
           resolve(port);
         });
       }),
@@ -155,6 +213,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       shuttingDown = true;
       clearInterval(sweeper);
       connectors.stop();
+      await outbox?.stop(config.SHUTDOWN_GRACE_MS);
       const closed = new Promise<void>((resolve) => {
         void io.close(() => resolve());
       });

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { RocketChatConfigSchema, rocketChatSecrets } from "./adapters/rocketchat/config.js";
 
 const csv = z
   .string()
@@ -18,7 +19,7 @@ const positiveInt = z.coerce.number().int().positive();
  * Every environment variable Liaison reads, with defaults and descriptions. `server/config.ts` is the only reader
  * of `process.env`; the parsed, frozen result is passed down explicitly.
  */
-export const ConfigSchema = z.object({
+const CoreConfigSchema = z.object({
   PORT: port.default(8080).describe("HTTP + Socket.IO port"),
   HOST: z.string().min(1).default("0.0.0.0").describe("bind address"),
   PUBLIC_URL: z
@@ -69,12 +70,38 @@ export const ConfigSchema = z.object({
   INIT_RATE_LIMIT: positiveInt.default(30).describe("POST /api/customer/init per client IP per minute"),
   ENDED_RETENTION_HOURS: positiveInt.default(168).describe("how long ended conversations (and transcripts) are kept"),
   SHUTDOWN_GRACE_MS: positiveInt.default(10_000).describe("how long a SIGTERM waits for in-flight work"),
+  SIGNING_SECRET: z
+    .string()
+    .min(32)
+    .optional()
+    .describe(
+      "key that signs the expiring links Liaison hands out for desk files; set the same on every node (secret)",
+    ),
+  FILE_URL_TTL_SECONDS: positiveInt.default(86_400).describe("how long a signed file link stays valid"),
+  FILE_FETCH_HOSTS: csv
+    .default([])
+    .describe(
+      "hosts whose http(s) attachment URLs Liaison may download to re-upload to a desk; others are sent as links",
+    ),
+  MAX_FILE_BYTES: positiveInt.default(26_214_400).describe("largest file Liaison downloads to forward to a desk"),
+  NO_AGENT_TEXT: z
+    .string()
+    .default("All our agents are busy right now. Please stay: you will be connected as soon as one is free.")
+    .describe("the noAgentAvailable activity text"),
+  DESK_RETRY_MAX_SECONDS: positiveInt.default(300).describe("longest wait between two delivery attempts to a desk"),
+  NO_AGENT_RETRY_MAX_SECONDS: positiveInt.default(60).describe("longest wait between two tries to reach an agent"),
 });
 
-export type Config = Readonly<z.output<typeof ConfigSchema>> & { readonly PUBLIC_URL: string };
+export const ConfigSchema = CoreConfigSchema.extend(RocketChatConfigSchema.shape);
+
+export type Config = Readonly<z.output<typeof ConfigSchema>> & {
+  readonly PUBLIC_URL: string;
+  /** The desk that receives hand-offs: DESK, else the first configured one, else the built-in socket desk. */
+  readonly DESK: "socket" | "rocketchat" | "salesforce" | "livechat";
+};
 
 /** Variables that hold secrets: they may come from `<NAME>_FILE` and are never logged. */
-export const secretVariables = ["API_KEYS", "SMTP_URL"] as const;
+export const secretVariables = ["API_KEYS", "SMTP_URL", "SIGNING_SECRET", ...rocketChatSecrets] as const;
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -113,8 +140,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     if (c.REDIS_URL !== undefined) {
       problems.push("REDIS_URL: this build has no Redis store yet; unset it to run on the embedded store");
     }
-    if (c.DESK !== undefined && c.DESK !== "socket") {
-      problems.push(`DESK: the ${c.DESK} desk is not available in this build; use socket (the built-in desk)`);
+    if (c.DESK === "salesforce" || c.DESK === "livechat") {
+      problems.push(`DESK: the ${c.DESK} desk is not available in this build; use rocketchat or socket`);
+    }
+    if (c.DESK === "rocketchat" && c.ROCKETCHAT_URL === undefined) {
+      problems.push("DESK: rocketchat needs ROCKETCHAT_URL");
+    }
+    if ((c.ROCKETCHAT_USER_ID === undefined) !== (c.ROCKETCHAT_AUTH_TOKEN === undefined)) {
+      problems.push("ROCKETCHAT_AUTH_TOKEN: set ROCKETCHAT_USER_ID and ROCKETCHAT_AUTH_TOKEN together");
     }
     if (c.BOT !== "none") problems.push(`BOT: the ${c.BOT} bot is not available in this build; use none`);
     if (c.SMTP_URL !== undefined && !/^smtps?:\/\//.test(c.SMTP_URL)) {
@@ -122,7 +155,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     }
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
-  const config = { ...parsed.data, PUBLIC_URL: parsed.data.PUBLIC_URL ?? `http://localhost:${parsed.data.PORT}` };
+  const config = {
+    ...parsed.data,
+    PUBLIC_URL: parsed.data.PUBLIC_URL ?? `http://localhost:${parsed.data.PORT}`,
+    DESK:
+      parsed.data.DESK ?? (parsed.data.ROCKETCHAT_URL !== undefined ? ("rocketchat" as const) : ("socket" as const)),
+  };
   for (const value of Object.values(config)) if (Array.isArray(value)) Object.freeze(value);
   return Object.freeze(config);
 }

@@ -16,7 +16,7 @@ export class Metrics implements CoreMetrics {
     labelNames: ["channel", "role"],
     registers: [this.registry],
   });
-  private readonly delivered = new Counter({
+  private readonly deliveredTotal = new Counter({
     name: "liaison_messages_out_total",
     help: "Messages delivered and acknowledged, by destination (connector:<channel>, desk:<name>)",
     labelNames: ["destination"],
@@ -28,7 +28,7 @@ export class Metrics implements CoreMetrics {
     labelNames: ["destination"],
     registers: [this.registry],
   });
-  readonly deliveryFailures = new Counter({
+  private readonly deliveryFailures = new Counter({
     name: "liaison_delivery_failures_total",
     help: "Deliveries given up as undeliverable, by destination",
     labelNames: ["destination"],
@@ -60,11 +60,20 @@ export class Metrics implements CoreMetrics {
     this.messagesIn.inc({ channel, role });
   }
 
-  connectorDelivered(channel: string): void {
-    this.delivered.inc({ destination: `connector:${channel}` });
+  delivered(destination: string): void {
+    this.deliveredTotal.inc({ destination });
   }
 
-  connectorRedelivery(channel: string): void {
-    this.retries.inc({ destination: `connector:${channel}` });
+  retried(destination: string): void {
+    this.retries.inc({ destination });
+  }
+
+  failed(destination: string): void {
+    this.deliveryFailures.inc({ destination });
+  }
+
+  /** Times one request to an external system (for adapters). */
+  observe(adapter: string, operation: string, outcome: "ok" | "error", seconds: number): void {
+    this.adapterLatency.observe({ adapter, operation, outcome }, seconds);
   }
 }

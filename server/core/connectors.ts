@@ -127,7 +127,7 @@ export class ConnectorDispatcher {
       if (acked) {
         state.attempts.delete(entry.id);
         await this.store.ackConnector(channel, entry.id);
-        this.metrics.connectorDelivered(channel);
+        this.metrics.delivered(`connector:${channel}`);
         return;
       }
       const count = (state.attempts.get(entry.id)?.count ?? 0) + 1;
@@ -136,7 +136,7 @@ export class ConnectorDispatcher {
       // A timed-out offer goes straight to the next socket; refusals by every socket back off.
       const notBefore = count % Math.max(1, state.endpoints.length) === 0 ? Date.now() + delay : 0;
       state.attempts.set(entry.id, { count, notBefore });
-      this.metrics.connectorRedelivery(channel);
+      this.metrics.retried(`connector:${channel}`);
       this.logger.debug({ channel, entryId: entry.id, attempt: count }, "connector delivery not acknowledged");
     };
     endpoint

@@ -19,6 +19,8 @@ export interface CustomerProfile extends Participant {
 export interface DeskBinding {
   desk: string;
   ids: Record<string, string>;
+  /** When the desk session was opened (absent: not yet, or never). */
+  openedAt?: string;
 }
 
 /** A conversation as the store holds it. */

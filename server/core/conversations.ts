@@ -11,9 +11,11 @@ import type {
   Participant,
   StoredMessage,
 } from "../../protocol/index.js";
-import type { ConversationStore, MessageDraft, AppendOptions } from "../store/store.js";
+import type { ConversationStore, MessageDraft, AppendOptions, OutboxItem } from "../store/store.js";
 import type { ConnectorDispatcher } from "./connectors.js";
 import { openStates, seesWhispers, type Conversation } from "./conversation.js";
+import type { DeskEvent, DeskSession } from "./desk.js";
+import type { OutboxEffects } from "./desk-outbox.js";
 import { GatewayError } from "./errors.js";
 import { newConversationId, newCustomerToken, newMessageId, newParticipantId, newRequestId } from "./ids.js";
 import type { Clock, CoreLogger, CoreMetrics, MessageBus } from "./ports.js";
@@ -25,6 +27,12 @@ export interface ConversationServiceOptions {
   directChannels: readonly string[];
   /** Name of the desk that receives hand-offs (`socket` for the built-in desk). */
   deskName: string;
+  /** True when that desk is an external system reached through the outbox (false for the socket desk). */
+  externalDesk: boolean;
+  /** The text of the `noAgentAvailable` activity. */
+  noAgentText?: string;
+  /** Extra ids of the desk binding minted at init (e.g. a visitor token), so that retried opens reuse them. */
+  deskIds?: () => Record<string, string>;
 }
 
 /** Who performs an action: a participant in a role, plus the socket it came from (excluded from the echo). */
@@ -54,7 +62,9 @@ export const systemParticipant: Participant = Object.freeze({ id: "system", name
  * The conversation core: every state change and every recorded message goes through here. It knows nothing of
  * sockets or HTTP: it records in the store (atomically, with the outbox entries), then publishes on the bus.
  */
-export class ConversationService {
+export class ConversationService implements OutboxEffects {
+  private deskSignal: (conversationId: string) => void = () => undefined;
+
   constructor(
     private readonly store: ConversationStore,
     private readonly bus: MessageBus,
@@ -64,6 +74,11 @@ export class ConversationService {
     private readonly logger: CoreLogger,
     private readonly metrics: CoreMetrics,
   ) {}
+
+  /** Connects the desk outbox: it is told whenever a conversation has new desk work. */
+  attachDeskOutbox(outbox: { notify(conversationId: string): void }): void {
+    this.deskSignal = (conversationId) => outbox.notify(conversationId);
+  }
 
   /** Whether the customers of this channel are reached through connectors. */
   isConnectorChannel(channel: string): boolean {
@@ -82,7 +97,7 @@ export class ConversationService {
       subject: request.subject ?? "",
       language: request.language,
       state: "queued",
-      desk: { desk: this.options.deskName, ids: {} },
+      desk: { desk: this.options.deskName, ids: this.options.deskIds?.() ?? {} },
       requestId: request.requestId ?? newRequestId(),
       createdAt: now,
     };
@@ -108,11 +123,19 @@ export class ConversationService {
         ...(request.refId === undefined ? {} : { channelRef: { channel: request.channel, refId: request.refId } }),
       },
       [handOff],
-      connectorChannel === undefined ? {} : { connectorChannel },
+      {
+        ...(connectorChannel === undefined ? {} : { connectorChannel }),
+        ...(this.options.externalDesk ? { openDesk: true } : {}),
+      },
     );
     if (result.created) {
       this.logger.info({ conversationId: conversation.id, channel: conversation.channel }, "conversation started");
+      // Index the ids minted for the desk (a visitor token), so that a desk webhook finds the conversation even
+      // before the session's own ids are known.
+      if (Object.keys(conversation.desk.ids).length > 0)
+        await this.store.bindDesk(conversation.id, conversation.desk.ids);
       if (connectorChannel !== undefined) this.connectors.notify(connectorChannel);
+      if (this.options.externalDesk) this.deskSignal(conversation.id);
     }
     return result;
   }
@@ -196,12 +219,15 @@ export class ConversationService {
     if (input.id !== undefined) options.dedupe = { id: input.id, fingerprint: fingerprint(message) };
     const toConnector = !fromCustomer && input.tag !== "whisper" && this.isConnectorChannel(conversation.channel);
     if (toConnector) options.connectorChannel = conversation.channel;
+    const toDesk = fromCustomer && this.usesExternalDesk(conversation);
+    if (toDesk) options.outbox = { kind: "message" };
 
     const result = await this.store.append(conversation.id, message, options);
     switch (result.status) {
       case "appended":
         this.metrics.messageIn(conversation.channel, fromCustomer ? "customer" : actor.role);
         this.publish(result.message, actor.socketId, toConnector ? conversation.channel : undefined);
+        if (toDesk) this.deskSignal(conversation.id);
         // A connector's customer never "joins": their first message is when they are greeted.
         if (actor.role === "connector") await this.greet(conversation);
         return { message: result.message, duplicate: false };
@@ -232,14 +258,25 @@ export class ConversationService {
     return message;
   }
 
-  /** Ends the conversation once; a repeated end reports `alreadyEnded`. */
-  async end(conversation: Conversation, actor: Actor, reason: string): Promise<{ alreadyEnded: boolean }> {
+  /**
+   * Ends the conversation once; a repeated end reports `alreadyEnded`. Unless the desk itself reported the end,
+   * the desk session is closed through the outbox.
+   */
+  async end(
+    conversation: Conversation,
+    actor: Actor,
+    reason: string,
+    options: { fromDesk?: boolean } = {},
+  ): Promise<{ alreadyEnded: boolean }> {
     const endedBy: Member = { id: actor.id, name: actor.name, role: actor.role };
     const endedAt = this.clock().toISOString();
+    const closeDesk = this.usesExternalDesk(conversation) && options.fromDesk !== true;
     const result = await this.appendActivity(conversation, "endOfConversation", { reason, endedBy }, actor, {
       transition: { from: openStates, to: "ended", patch: { endedAt, endReason: reason, endedBy }, required: true },
+      ...(closeDesk ? { outbox: { kind: "close" as const, reason } } : {}),
     });
     if (result === "ended") return { alreadyEnded: true };
+    if (closeDesk) this.deskSignal(conversation.id);
     this.logger.info({ conversationId: conversation.id, endedBy: actor.role, reason }, "conversation ended");
     return { alreadyEnded: false };
   }
@@ -301,6 +338,138 @@ export class ConversationService {
     });
     this.connectors.notify(channel);
     return { id: entry.message.id, status: status() };
+  }
+
+  // --- the desk side -------------------------------------------------------------------------------------------
+
+  /** Outbox effect: the desk session is open; record its ids and whoever took the conversation already. */
+  async opened(conversation: Conversation, session: DeskSession): Promise<void> {
+    const bound = await this.store.bindDesk(conversation.id, session.ids, this.clock().toISOString());
+    if (!bound) return;
+    this.logger.info({ conversationId: conversation.id, desk: bound.desk.desk }, "desk session opened");
+    const events: DeskEvent[] = [];
+    if (session.agent) events.push({ type: "agentJoined", agent: session.agent });
+    else if (session.queuePosition !== undefined) events.push({ type: "queued", position: session.queuePosition });
+    await this.applyDeskEvents(bound, events);
+  }
+
+  /** Outbox effect: nobody can take the conversation now; tell the customer once, it stays queued. */
+  async noAgent(conversation: Conversation, reason: string): Promise<void> {
+    await this.applyDeskEvents(conversation, [{ type: "noAgentAvailable", reason }]);
+  }
+
+  /** Outbox effect: the desk refused an item for good; the customer is told which message did not arrive. */
+  async undeliverable(conversation: Conversation, item: OutboxItem, reason: string): Promise<void> {
+    const messageId =
+      item.seq === undefined ? "" : ((await this.store.read(conversation.id, item.seq - 1, 1))[0]?.id ?? "");
+    await this.appendActivity(
+      conversation,
+      "deliveryFailed",
+      { messageId, destination: conversation.desk.desk, reason },
+      undefined,
+      // Keyed by item, so that a retried report never doubles.
+      { flag: { key: `failed:${item.id}`, value: true } },
+    );
+  }
+
+  /** Records what a desk reported (webhook or poll), idempotently: a repeated event changes nothing. */
+  async applyDeskEvents(conversation: Conversation, events: readonly DeskEvent[]): Promise<void> {
+    const desk = conversation.desk.desk;
+    for (const event of events) {
+      switch (event.type) {
+        case "queued":
+          if (event.position !== undefined) {
+            const info = {
+              position: event.position,
+              ...(event.estimatedWaitSeconds === undefined ? {} : { estimatedWaitSeconds: event.estimatedWaitSeconds }),
+            };
+            await this.appendActivity(conversation, "queuePosition", info, undefined, {});
+          }
+          break;
+        case "agentJoined":
+          await this.appendActivity(
+            conversation,
+            "participantJoined",
+            { participant: event.agent, role: "agent" },
+            undefined,
+            {
+              flag: { key: `present:agent:${event.agent.id}`, value: true },
+              transition: { from: ["bot", "queued", "active"], to: "active", patch: { agent: event.agent } },
+            },
+          );
+          break;
+        case "agentLeft":
+          await this.appendActivity(
+            conversation,
+            "participantLeft",
+            { participant: event.agent, role: "agent" },
+            undefined,
+            {
+              flag: { key: `present:agent:${event.agent.id}`, value: false },
+            },
+          );
+          break;
+        case "noAgentAvailable":
+          await this.appendActivity(
+            conversation,
+            "noAgentAvailable",
+            { subject: conversation.subject, reason: event.reason, text: this.options.noAgentText ?? event.reason },
+            undefined,
+            { flag: { key: "noAgentNotified", value: true } },
+          );
+          break;
+        case "agentMessage":
+          await this.recordAgentMessage(conversation, desk, event);
+          break;
+        case "closed": {
+          const endedBy: Member =
+            event.by === "agent" && event.agent
+              ? { ...event.agent, role: "agent" }
+              : event.by === "customer"
+                ? { ...this.customerParticipant(conversation), role: "customer" }
+                : { ...systemParticipant, role: "system" };
+          await this.end(conversation, endedBy, event.reason, { fromDesk: true });
+          break;
+        }
+      }
+    }
+  }
+
+  private async recordAgentMessage(
+    conversation: Conversation,
+    desk: string,
+    event: Extract<DeskEvent, { type: "agentMessage" }>,
+  ): Promise<void> {
+    const message: Omit<ChatMessage, "seq"> = {
+      type: "ChatMessage",
+      id: `${desk}:${event.externalId}`,
+      conversationId: conversation.id,
+      timestamp: this.clock().toISOString(),
+      from: event.agent,
+      to: [],
+      text: event.text,
+      attachments: event.attachments,
+      tag: "",
+    };
+    if (event.editOf !== undefined) message.replaces = `${desk}:${event.editOf}`;
+    const refId = this.customerAccount(conversation);
+    if (refId !== undefined) message.refId = refId;
+    const toConnector = this.isConnectorChannel(conversation.channel);
+    const result = await this.store.append(conversation.id, message, {
+      dedupe: { id: message.id, fingerprint: fingerprint(message) },
+      ...(toConnector ? { connectorChannel: conversation.channel } : {}),
+    });
+    if (result.status === "appended") {
+      this.metrics.messageIn(conversation.channel, "agent");
+      this.publish(result.message, undefined, toConnector ? conversation.channel : undefined);
+    } else if (result.status === "conflict") {
+      // The desk re-sent its message id with other content and no edit mark: the first copy stands.
+      this.logger.warn({ conversationId: conversation.id, messageId: message.id }, "desk message id reused");
+    }
+  }
+
+  private usesExternalDesk(conversation: Conversation): boolean {
+    return this.options.externalDesk && conversation.desk.desk === this.options.deskName;
   }
 
   private async greet(conversation: Conversation): Promise<void> {

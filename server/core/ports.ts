@@ -18,17 +18,22 @@ export interface MessageBus {
   subscribe(listener: (event: Published) => void): () => void;
 }
 
-/** Counters the core reports; the composition root binds them to Prometheus. */
+/**
+ * Counters the core reports; the composition root binds them to Prometheus. A destination is
+ * `connector:<channel>` or `desk:<name>`.
+ */
 export interface CoreMetrics {
   messageIn(channel: string, role: Role): void;
-  connectorDelivered(channel: string): void;
-  connectorRedelivery(channel: string): void;
+  delivered(destination: string): void;
+  retried(destination: string): void;
+  failed(destination: string): void;
 }
 
 export const noMetrics: CoreMetrics = {
   messageIn: () => undefined,
-  connectorDelivered: () => undefined,
-  connectorRedelivery: () => undefined,
+  delivered: () => undefined,
+  retried: () => undefined,
+  failed: () => undefined,
 };
 
 /** A clock the tests can steer. */

@@ -32,6 +32,23 @@ export interface AppendOptions {
   };
   /** Also queue the message for the connectors of this channel, in the same step. */
   connectorChannel?: string;
+  /** Also queue work for the conversation's desk, in the same step: deliver this message, or close the session. */
+  outbox?: { kind: "message" } | { kind: "close"; reason: string };
+}
+
+/** One unit of work for a conversation's desk. The outbox of a conversation is worked strictly in order. */
+export interface OutboxItem {
+  /** Unique within the conversation: `open`, `m:<seq>`, `close`. */
+  id: string;
+  kind: "open" | "message" | "close";
+  /** For `message`: the seq of the message to deliver (it is read from the log). */
+  seq?: number;
+  /** For `close`. */
+  reason?: string;
+  attempts: number;
+  /** Epoch ms before which the item is not tried again. */
+  notBefore: number;
+  lastError?: string;
 }
 
 export type AppendResult =
@@ -70,7 +87,7 @@ export interface ConversationStore {
     conversation: Conversation,
     keys: InitKeys,
     firstMessages: readonly MessageDraft[],
-    options?: { connectorChannel?: string },
+    options?: { connectorChannel?: string; openDesk?: boolean },
   ): Promise<{ conversation: Conversation; created: boolean }>;
   get(id: string): Promise<Conversation | undefined>;
   findOpenByChannelRef(channel: string, refId: string): Promise<Conversation | undefined>;
@@ -89,6 +106,26 @@ export interface ConversationStore {
   ackConnector(channel: string, entryId: string): Promise<void>;
   /** Channels that have entries waiting. */
   connectorChannelsWithPending(): Promise<string[]>;
+
+  /**
+   * Merges the desk's ids into the conversation's binding and indexes each, so that `findByDeskRef` finds the
+   * conversation from a desk webhook; `openedAt` marks the session as open. Returns the updated conversation.
+   */
+  bindDesk(conversationId: string, ids: Record<string, string>, openedAt?: string): Promise<Conversation | undefined>;
+  findByDeskRef(desk: string, key: string, value: string): Promise<Conversation | undefined>;
+
+  /** The first item of the conversation's outbox, if any. */
+  outboxHead(conversationId: string): Promise<OutboxItem | undefined>;
+  /** Removes the item (only if it is still the head: a no-op for a stale worker). */
+  outboxComplete(conversationId: string, itemId: string): Promise<void>;
+  /** Records a failed attempt: the item stays at the head until `notBefore`. */
+  outboxDefer(
+    conversationId: string,
+    itemId: string,
+    update: { attempts: number; notBefore: number; lastError: string },
+  ): Promise<void>;
+  /** Conversations whose outbox head is due at `now`, oldest due first. */
+  outboxDue(now: number, limit: number): Promise<string[]>;
 
   countByState(): Promise<Record<ConversationState, number>>;
   /** Deletes ended conversations whose `endedAt` is before `cutoff`; returns how many. */

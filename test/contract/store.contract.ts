@@ -250,6 +250,86 @@ export function storeContract(name: string, factory: () => Promise<ConversationS
       expect((await store.get(open.id))?.state).toBe("queued");
     });
 
+    it("binds desk ids to a conversation and finds it by any of them", async () => {
+      const conversation = conversationFixture({ desk: { desk: "rocketchat", ids: {} } });
+      await store.init(conversation, { requestId: conversation.requestId }, []);
+      const rid = uid("rid");
+      const bound = await store.bindDesk(conversation.id, { visitorToken: "vt-1", rid });
+      expect(bound?.desk).toEqual({ desk: "rocketchat", ids: { visitorToken: "vt-1", rid } });
+      await store.bindDesk(conversation.id, { visitorToken: "vt-2" }, "2026-11-21T10:00:05.000Z");
+      expect((await store.get(conversation.id))?.desk).toEqual({
+        desk: "rocketchat",
+        ids: { visitorToken: "vt-2", rid },
+        openedAt: "2026-11-21T10:00:05.000Z",
+      });
+      expect((await store.findByDeskRef("rocketchat", "rid", rid))?.id).toBe(conversation.id);
+      expect((await store.findByDeskRef("rocketchat", "visitorToken", "vt-2"))?.id).toBe(conversation.id);
+      expect(await store.findByDeskRef("salesforce", "rid", rid)).toBeUndefined();
+      expect(await store.findByDeskRef("rocketchat", "rid", "nope")).toBeUndefined();
+      expect(await store.bindDesk("c_missing", { rid: "x" })).toBeUndefined();
+    });
+
+    it("keeps a desk outbox in order: open, then messages with the append, then one close", async () => {
+      const conversation = conversationFixture({ desk: { desk: "rocketchat", ids: {} } });
+      await store.init(conversation, { requestId: conversation.requestId }, [chatDraft(conversation.id, "handoff")], {
+        openDesk: true,
+      });
+      const first = await store.append(conversation.id, chatDraft(conversation.id, "one"), {
+        outbox: { kind: "message" },
+      });
+      await store.append(conversation.id, chatDraft(conversation.id, "agent only"));
+      await store.append(conversation.id, chatDraft(conversation.id, "two"), { outbox: { kind: "message" } });
+      await store.append(conversation.id, chatDraft(conversation.id, "bye"), {
+        outbox: { kind: "close", reason: "done" },
+      });
+      await store.append(conversation.id, chatDraft(conversation.id, "bye again"), {
+        outbox: { kind: "close", reason: "x" },
+      });
+      expect(first.status).toBe("appended");
+
+      const drained: string[] = [];
+      for (let head = await store.outboxHead(conversation.id); head; head = await store.outboxHead(conversation.id)) {
+        drained.push(
+          head.kind === "message" ? `m${head.seq}` : head.kind === "close" ? `close:${head.reason}` : head.kind,
+        );
+        await store.outboxComplete(conversation.id, head.id);
+      }
+      expect(drained).toEqual(["open", "m2", "m4", "close:done"]);
+    });
+
+    it("defers the outbox head, reports due conversations, and ignores a stale worker's completion", async () => {
+      const a = conversationFixture();
+      const b = conversationFixture();
+      for (const c of [a, b]) await store.init(c, { requestId: c.requestId }, [], { openDesk: true });
+      await store.append(a.id, chatDraft(a.id, "m"), { outbox: { kind: "message" } });
+      expect(await store.outboxDue(1_000, 100)).toEqual(expect.arrayContaining([a.id, b.id]));
+
+      await store.outboxDefer(a.id, "open", { attempts: 1, notBefore: 5_000, lastError: "503" });
+      expect(await store.outboxHead(a.id)).toMatchObject({
+        id: "open",
+        attempts: 1,
+        notBefore: 5_000,
+        lastError: "503",
+      });
+      const dueEarly = await store.outboxDue(1_000, 100);
+      expect(dueEarly).toContain(b.id);
+      expect(dueEarly).not.toContain(a.id);
+      expect(await store.outboxDue(5_000, 100)).toContain(a.id);
+
+      await store.outboxComplete(a.id, "m:1"); // not the head: ignored
+      expect((await store.outboxHead(a.id))?.id).toBe("open");
+      await store.outboxDefer(a.id, "m:1", { attempts: 9, notBefore: 0, lastError: "stale" });
+      expect((await store.outboxHead(a.id))?.attempts).toBe(1);
+      await store.outboxComplete(a.id, "open");
+      expect((await store.outboxHead(a.id))?.id).toBe("m:1");
+      await store.outboxComplete(a.id, "m:1");
+      await store.outboxComplete(b.id, "open");
+      expect(await store.outboxHead(a.id)).toBeUndefined();
+      const stillDue = await store.outboxDue(10_000, 100);
+      expect(stillDue).not.toContain(a.id);
+      expect(stillDue).not.toContain(b.id);
+    });
+
     it("answers ping while open", async () => {
       await expect(store.ping()).resolves.toBeUndefined();
     });

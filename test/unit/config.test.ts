@@ -41,7 +41,8 @@ describe("loadConfig", () => {
     expect(config.LOG_LEVEL).toBe("info");
     expect(config.CONNECTOR_ACK_TIMEOUT_MS).toBe(10_000);
     expect(config.BOT).toBe("none");
-    expect(config.DESK).toBeUndefined();
+    // No desk configured: the built-in socket desk takes the hand-offs.
+    expect(config.DESK).toBe("socket");
     expect(config.REDIS_URL).toBeUndefined();
     expect(config.SMTP_URL).toBeUndefined();
   });

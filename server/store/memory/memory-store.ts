@@ -8,6 +8,7 @@ import type {
   ConversationStore,
   InitKeys,
   MessageDraft,
+  OutboxItem,
 } from "../store.js";
 
 interface Row {
@@ -17,9 +18,11 @@ interface Row {
   ids: Map<string, { seq: number; fingerprint: string | undefined }>;
   /** Flags that are set (absent = false). */
   flags: Set<string>;
+  outbox: OutboxItem[];
 }
 
 const channelRefKey = (channel: string, refId: string): string => `${channel}\u0000${refId}`;
+const deskRefKey = (desk: string, key: string, value: string): string => `${desk}\u0000${key}\u0000${value}`;
 
 /**
  * The embedded store: one process, no persistence. Every method runs to completion without yielding, which makes
@@ -30,13 +33,14 @@ export class MemoryStore implements ConversationStore {
   private readonly byRequestId = new Map<string, string>();
   private readonly openByChannelRef = new Map<string, string>();
   private readonly connectorQueues = new Map<string, Map<string, ConnectorEntry>>();
+  private readonly byDeskRef = new Map<string, string>();
   private closed = false;
 
   init(
     conversation: Conversation,
     keys: InitKeys,
     firstMessages: readonly MessageDraft[],
-    options?: { connectorChannel?: string },
+    options?: { connectorChannel?: string; openDesk?: boolean },
   ): Promise<{ conversation: Conversation; created: boolean }> {
     this.assertOpen();
     const existingId =
@@ -47,13 +51,20 @@ export class MemoryStore implements ConversationStore {
     const existing = existingId === undefined ? undefined : this.rows.get(existingId);
     if (existing) return Promise.resolve({ conversation: structuredClone(existing.conversation), created: false });
 
-    const row: Row = { conversation: structuredClone(conversation), messages: [], ids: new Map(), flags: new Set() };
+    const row: Row = {
+      conversation: structuredClone(conversation),
+      messages: [],
+      ids: new Map(),
+      flags: new Set(),
+      outbox: [],
+    };
     this.rows.set(conversation.id, row);
     this.byRequestId.set(keys.requestId, conversation.id);
     if (keys.channelRef) {
       this.openByChannelRef.set(channelRefKey(keys.channelRef.channel, keys.channelRef.refId), conversation.id);
     }
     for (const draft of firstMessages) this.push(row, draft, undefined, options?.connectorChannel);
+    if (options?.openDesk) row.outbox.push({ id: "open", kind: "open", attempts: 0, notBefore: 0 });
     return Promise.resolve({ conversation: structuredClone(row.conversation), created: true });
   }
 
@@ -106,6 +117,11 @@ export class MemoryStore implements ConversationStore {
     if (options.flag?.value === true) row.flags.add(options.flag.key);
     if (options.flag?.value === false) row.flags.delete(options.flag.key);
     const message = this.push(row, draft, options.dedupe?.fingerprint, options.connectorChannel);
+    if (options.outbox?.kind === "message") {
+      row.outbox.push({ id: `m:${message.seq}`, kind: "message", seq: message.seq, attempts: 0, notBefore: 0 });
+    } else if (options.outbox?.kind === "close" && !row.outbox.some((item) => item.kind === "close")) {
+      row.outbox.push({ id: "close", kind: "close", reason: options.outbox.reason, attempts: 0, notBefore: 0 });
+    }
     return Promise.resolve({ status: "appended", message, conversation: structuredClone(conversation) });
   }
 
@@ -154,6 +170,61 @@ export class MemoryStore implements ConversationStore {
     return Promise.resolve([...this.connectorQueues].filter(([, queue]) => queue.size > 0).map(([channel]) => channel));
   }
 
+  bindDesk(conversationId: string, ids: Record<string, string>, openedAt?: string): Promise<Conversation | undefined> {
+    this.assertOpen();
+    const row = this.rows.get(conversationId);
+    if (!row) return Promise.resolve(undefined);
+    const binding = row.conversation.desk;
+    binding.ids = { ...binding.ids, ...ids };
+    if (openedAt !== undefined) binding.openedAt = openedAt;
+    for (const [key, value] of Object.entries(ids))
+      this.byDeskRef.set(deskRefKey(binding.desk, key, value), conversationId);
+    return Promise.resolve(structuredClone(row.conversation));
+  }
+
+  findByDeskRef(desk: string, key: string, value: string): Promise<Conversation | undefined> {
+    return this.get(this.byDeskRef.get(deskRefKey(desk, key, value)) ?? "");
+  }
+
+  outboxHead(conversationId: string): Promise<OutboxItem | undefined> {
+    this.assertOpen();
+    const head = this.rows.get(conversationId)?.outbox[0];
+    return Promise.resolve(head ? { ...head } : undefined);
+  }
+
+  outboxComplete(conversationId: string, itemId: string): Promise<void> {
+    this.assertOpen();
+    const outbox = this.rows.get(conversationId)?.outbox;
+    if (outbox?.[0]?.id === itemId) outbox.shift();
+    return Promise.resolve();
+  }
+
+  outboxDefer(
+    conversationId: string,
+    itemId: string,
+    update: { attempts: number; notBefore: number; lastError: string },
+  ): Promise<void> {
+    this.assertOpen();
+    const head = this.rows.get(conversationId)?.outbox[0];
+    if (head?.id === itemId) Object.assign(head, update);
+    return Promise.resolve();
+  }
+
+  outboxDue(now: number, limit: number): Promise<string[]> {
+    this.assertOpen();
+    const due: { id: string; notBefore: number }[] = [];
+    for (const [id, row] of this.rows) {
+      const head = row.outbox[0];
+      if (head && head.notBefore <= now) due.push({ id, notBefore: head.notBefore });
+    }
+    return Promise.resolve(
+      due
+        .sort((a, b) => a.notBefore - b.notBefore)
+        .slice(0, limit)
+        .map((entry) => entry.id),
+    );
+  }
+
   countByState(): Promise<Record<ConversationState, number>> {
     const counts: Record<ConversationState, number> = { bot: 0, queued: 0, active: 0, ended: 0 };
     for (const row of this.rows.values()) counts[row.conversation.state] += 1;
@@ -167,6 +238,10 @@ export class MemoryStore implements ConversationStore {
       const endedAt = row.conversation.endedAt;
       if (row.conversation.state !== "ended" || endedAt === undefined || endedAt >= limit) continue;
       this.rows.delete(id);
+      for (const [key, value] of Object.entries(row.conversation.desk.ids)) {
+        const ref = deskRefKey(row.conversation.desk.desk, key, value);
+        if (this.byDeskRef.get(ref) === id) this.byDeskRef.delete(ref);
+      }
       if (this.byRequestId.get(row.conversation.requestId) === id) this.byRequestId.delete(row.conversation.requestId);
       removed += 1;
     }

@@ -1,0 +1,99 @@
+import { Readable } from "node:stream";
+import type { ReadableStream } from "node:stream/web";
+import { Router, type Request, type Response } from "express";
+import { secretsEqual } from "../../core/api-keys.js";
+import type { ConversationService } from "../../core/conversations.js";
+import { GatewayError, invalidPayload } from "../../core/errors.js";
+import type { UrlSigner } from "../../core/signed-urls.js";
+import type { Logger } from "../../logger.js";
+import type { ConversationStore } from "../../store/store.js";
+import type { RocketChatClient } from "./client.js";
+import { DESK_NAME, VISITOR_TOKEN_PREFIX, WebhookPayloadSchema, eventsFromWebhook } from "./mapper.js";
+
+export interface RocketChatRoutesDeps {
+  core: ConversationService;
+  store: ConversationStore;
+  client: RocketChatClient;
+  signer: UrlSigner;
+  publicUrl: string;
+  webhookToken: string | undefined;
+  logger: Logger;
+}
+
+const FILE_PATH = "/files/rocketchat";
+
+/**
+ * Inbound routes: the Omnichannel webhook (at `/webhooks/rocketchat`, and at `/live-agents/sendMessageToClient`
+ * where existing installations already point it) and the signed links to agents' files.
+ */
+export function rocketChatRoutes(deps: RocketChatRoutesDeps): Router {
+  const router = Router();
+  const fileUrl = (file: { id: string; name: string; jwt?: string }): string => {
+    const path = `${FILE_PATH}/${encodeURIComponent(file.id)}/${encodeURIComponent(file.name)}`;
+    return `${deps.publicUrl.replace(/\/+$/, "")}${deps.signer.sign(path, file.jwt === undefined ? {} : { jwt: file.jwt })}`;
+  };
+
+  const webhook = async (req: Request, res: Response): Promise<void> => {
+    if (deps.webhookToken !== undefined) {
+      const given = req.headers["x-rocketchat-livechat-token"];
+      if (typeof given !== "string" || !secretsEqual(given, deps.webhookToken)) {
+        throw new GatewayError("unauthorized", "Missing or wrong X-RocketChat-Livechat-Token.");
+      }
+    }
+    const parsed = WebhookPayloadSchema.safeParse(req.body);
+    if (!parsed.success) throw invalidPayload(parsed.error.issues, "Not a Rocket.Chat Omnichannel webhook payload.");
+    const payload = parsed.data;
+    const log = deps.logger.child({ webhook: payload.type, rid: payload._id });
+
+    const conversation =
+      (payload._id === undefined ? undefined : await deps.store.findByDeskRef(DESK_NAME, "rid", payload._id)) ??
+      (payload.visitor?.token === undefined
+        ? undefined
+        : await deps.store.findByDeskRef(DESK_NAME, "visitorToken", payload.visitor.token));
+    if (!conversation) {
+      if (payload.visitor?.token?.startsWith(VISITOR_TOKEN_PREFIX) === true) {
+        // One of ours whose room we have not recorded yet (the webhook overtook the room's creation): ask
+        // Rocket.Chat to send it again rather than lose it.
+        log.info({}, "webhook for a room not yet bound; asking for a retry");
+        throw new GatewayError("unavailable", "Room not known yet; retry.");
+      }
+      log.debug({}, "webhook for a room Liaison does not handle");
+      res.status(200).type("text/plain").send("ignored");
+      return;
+    }
+    const events = eventsFromWebhook(payload, fileUrl);
+    await deps.core.applyDeskEvents(conversation, events);
+    log.debug({ conversationId: conversation.id, events: events.length }, "webhook recorded");
+    // Rocket.Chat stores this body as the room's crmData and echoes it in later webhooks: keep it short.
+    res.status(200).type("text/plain").send("ok");
+  };
+  router.post("/webhooks/rocketchat", webhook);
+  router.post("/live-agents/sendMessageToClient", webhook);
+
+  router.get(`${FILE_PATH}/:fileId/:name`, async (req, res) => {
+    const fileId = String(req.params.fileId);
+    const name = String(req.params.name);
+    const path = `${FILE_PATH}/${encodeURIComponent(fileId)}/${encodeURIComponent(name)}`;
+    if (!deps.signer.verify(path, req.query))
+      throw new GatewayError("forbidden", "This link is invalid or has expired.");
+    const jwt = typeof req.query.jwt === "string" ? req.query.jwt : undefined;
+    const upstream = await deps.client.download(
+      `/file-upload/${encodeURIComponent(fileId)}/${encodeURIComponent(name)}`,
+      jwt,
+    );
+    if (upstream.status === 404) throw new GatewayError("not_found", "Rocket.Chat no longer has this file.");
+    if (!upstream.ok || !upstream.body) {
+      deps.logger.warn({ status: upstream.status, fileId }, "rocket.chat refused a file download");
+      throw new GatewayError("unavailable", "Rocket.Chat did not hand out the file; try again later.");
+    }
+    res.status(200);
+    res.setHeader("Content-Type", upstream.headers.get("content-type") ?? "application/octet-stream");
+    const length = upstream.headers.get("content-length");
+    if (length !== null) res.setHeader("Content-Length", length);
+    res.setHeader("Content-Disposition", `inline; filename*=UTF-8''${encodeURIComponent(name)}`);
+    res.setHeader("Cache-Control", "private, max-age=300");
+    Readable.fromWeb(upstream.body as ReadableStream<Uint8Array>).pipe(res);
+  });
+
+  return router;
+}

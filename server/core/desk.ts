@@ -1,0 +1,77 @@
+import type { Attachment, ChatMessage, Participant } from "../../protocol/index.js";
+import type { Conversation } from "./conversation.js";
+
+/** What a desk can carry; the core adapts messages to it. */
+export interface DeskCapabilities {
+  attachments: boolean;
+  edits: boolean;
+  queuePosition: boolean;
+  typing: boolean;
+  /** Longest text the desk accepts in one message (longer text is split); undefined: no limit. */
+  maxTextLength?: number;
+}
+
+/** What opening a desk session produced: the desk's own ids (persisted with the conversation) and its state. */
+export interface DeskSession {
+  ids: Record<string, string>;
+  /** Set when the desk assigned an agent at once. */
+  agent?: Participant;
+  queuePosition?: number;
+}
+
+/**
+ * The agent side of a conversation (Rocket.Chat, Salesforce, LiveChat). Every call may be retried by the outbox
+ * with the same arguments after a failure whose outcome is unknown (a timeout), so each must be idempotent: open
+ * finds the session it already opened, send recognises a message it already delivered, close accepts "already
+ * closed". Failures are AdapterErrors (`retryable`, `retryAfterMs`) or NoAgentAvailableError.
+ */
+export interface Desk {
+  readonly name: string;
+  readonly capabilities: DeskCapabilities;
+  open(conversation: Conversation): Promise<DeskSession>;
+  /** Delivers one customer message (text and/or files) to the session. */
+  send(conversation: Conversation, message: ChatMessage): Promise<void>;
+  close(conversation: Conversation, reason: string): Promise<void>;
+  /** Throws while the desk cannot be reached (for `/ready`). */
+  ping?(): Promise<void>;
+}
+
+/** The desk has no agent who could take the conversation now; the outbox tries again later. */
+export class NoAgentAvailableError extends Error {
+  constructor(
+    readonly reason: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(reason);
+    this.name = "NoAgentAvailableError";
+  }
+}
+
+/** Inbound events from a desk (webhook or poll), already mapped to our model. */
+export type DeskEvent =
+  | { type: "queued"; position?: number; estimatedWaitSeconds?: number }
+  | { type: "agentJoined"; agent: Participant }
+  | { type: "agentLeft"; agent: Participant }
+  | {
+      type: "agentMessage";
+      /** The desk's message id: the idempotency key (`<externalId>` for the original, plus the edit time for edits). */
+      externalId: string;
+      agent: Participant;
+      text: string;
+      attachments: Attachment[];
+      /** Set on an edit: the desk's id of the original message. */
+      editOf?: string;
+      editedAt?: string;
+    }
+  | { type: "closed"; by: "agent" | "customer" | "system"; agent?: Participant; reason: string }
+  | { type: "noAgentAvailable"; reason: string };
+
+/** Where a desk event belongs: the conversation, found by the desk's own reference. */
+export interface DeskEventEnvelope {
+  desk: string;
+  conversationId: string;
+  events: DeskEvent[];
+}
+
+/** Messages a desk must deliver, as the outbox hands them over. */
+export type DeskOutboundMessage = ChatMessage;
