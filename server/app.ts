@@ -54,9 +54,14 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const metrics = new Metrics(() => store.countByState());
   const apiKeys = new ApiKeys(config.API_KEYS);
   const bus = new LocalBus();
-  const connectors = new ConnectorDispatcher(
+  const connectors: ConnectorDispatcher = new ConnectorDispatcher(
     store,
-    { ackTimeoutMs: config.CONNECTOR_ACK_TIMEOUT_MS, maxInFlight: config.CONNECTOR_MAX_IN_FLIGHT },
+    {
+      ackTimeoutMs: config.CONNECTOR_ACK_TIMEOUT_MS,
+      maxInFlight: config.CONNECTOR_MAX_IN_FLIGHT,
+      maxRefusals: config.CONNECTOR_MAX_REFUSALS,
+      onUndeliverable: (channel, entry, reason): Promise<void> => core.connectorUndeliverable(channel, entry, reason),
+    },
     logger.child({ component: "connectors" }),
     metrics,
   );
@@ -78,7 +83,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           observe: (operation, outcome, seconds) => metrics.observe("rocketchat", operation, outcome, seconds),
         });
   const desk: Desk | undefined = config.DESK === "rocketchat" ? rocketChat : undefined;
-  const core = new ConversationService(
+  const core: ConversationService = new ConversationService(
     store,
     bus,
     connectors,

@@ -66,6 +66,9 @@ const CoreConfigSchema = z.object({
     .default(10_000)
     .describe("a connector delivery not acked within this is offered again"),
   CONNECTOR_MAX_IN_FLIGHT: positiveInt.default(100).describe("unacknowledged deliveries per connector channel"),
+  CONNECTOR_MAX_REFUSALS: positiveInt
+    .default(5)
+    .describe("times a connector may refuse a message ({ ok: false }) before it is given up and reported to agents"),
   MAX_PAYLOAD_BYTES: positiveInt.default(1_048_576).describe("largest socket event or JSON body"),
   INIT_RATE_LIMIT: positiveInt.default(30).describe("POST /api/customer/init per client IP per minute"),
   ENDED_RETENTION_HOURS: positiveInt.default(168).describe("how long ended conversations (and transcripts) are kept"),

@@ -1,37 +1,50 @@
 import type { Message } from "../../protocol/index.js";
-import type { ConnectorEntry, ConversationStore } from "../store/store.js";
+import { connectorOrderingKey, type ConnectorEntry, type ConversationStore } from "../store/store.js";
 import type { CoreLogger, CoreMetrics } from "./ports.js";
+
+/** How an offer ended: acknowledged `{ ok: true }`, refused (any other answer), or no answer in time. */
+export type DeliveryOutcome = "acked" | "refused" | "timeout";
 
 /** One connected connector (a socket registered for a channel). */
 export interface ConnectorEndpoint {
   readonly id: string;
-  /** Offers the message; resolves true only when the connector acknowledged it with `{ ok: true }` in time. */
-  deliver(message: Message, timeoutMs: number): Promise<boolean>;
+  /** Offers the message; settles as soon as the connector answers, the timeout passes, or the socket goes away. */
+  deliver(message: Message, timeoutMs: number): Promise<DeliveryOutcome>;
 }
 
 export interface ConnectorDispatcherOptions {
   ackTimeoutMs: number;
   maxInFlight: number;
-  /** First redelivery delay after a refusal; doubles up to `maxBackoffMs`. */
+  /** Explicit refusals after which a message is given up (and reported); timeouts never count. */
+  maxRefusals: number;
+  /** First redelivery delay after every socket refused; doubles up to `maxBackoffMs`. */
   baseBackoffMs?: number;
   maxBackoffMs?: number;
+  /** A message given up: the core records it as a `deliveryFailed` activity. */
+  onUndeliverable?: (channel: string, entry: ConnectorEntry, reason: string) => Promise<void>;
 }
 
 interface ChannelState {
   endpoints: ConnectorEndpoint[];
-  inFlight: Set<string>;
-  attempts: Map<string, { count: number; notBefore: number }>;
+  /** Entry id → ordering key of each offer awaiting an answer. */
+  inFlight: Map<string, string>;
+  attempts: Map<string, { offers: number; refusals: number; notBefore: number }>;
+  /** Entries acknowledged lately: a queue snapshot read before their removal must not offer them again. */
+  recentlyAcked: Set<string>;
   pumping: boolean;
   again: boolean;
   timer: NodeJS.Timeout | undefined;
+  timerAt: number;
 }
+
+const RECENT_ACKS = 10_000;
 
 /**
  * At-least-once delivery of customer-bound messages to the connectors of a channel. Entries are durable in the
- * store; they leave it only when a connector acknowledges them. Everything goes to one connector socket (the
- * oldest registered) so an SMS is sent once; a delivery not acknowledged in time is offered again, with the same
- * id, to the next socket of the channel. Each conversation has at most one delivery in flight, so its messages
- * arrive in `seq` order.
+ * store and leave it only when a connector acknowledges them (or refuses them `maxRefusals` times). Offers go to
+ * one connector socket (the oldest registered) so an SMS is sent once; an offer not acknowledged in time goes, with
+ * the same id, to the next socket of the channel. Each conversation has at most one offer out at a time, so its
+ * messages arrive in `seq` order, while other conversations proceed.
  */
 export class ConnectorDispatcher {
   private readonly channels = new Map<string, ChannelState>();
@@ -77,7 +90,7 @@ export class ConnectorDispatcher {
     });
   }
 
-  /** Number of deliveries awaiting an ack, across channels. */
+  /** Number of offers awaiting an answer, across channels. */
   inFlightCount(): number {
     let count = 0;
     for (const state of this.channels.values()) count += state.inFlight.size;
@@ -90,9 +103,9 @@ export class ConnectorDispatcher {
   }
 
   private async pump(channel: string, state: ChannelState): Promise<void> {
-    let pending: ConnectorEntry[];
+    let heads: ConnectorEntry[];
     try {
-      pending = await this.store.pendingConnector(channel, this.options.maxInFlight + state.inFlight.size);
+      heads = await this.store.pendingConnector(channel, this.options.maxInFlight + state.inFlight.size);
     } catch (error) {
       this.logger.error({ err: error, channel }, "connector queue read failed");
       this.schedule(channel, state, this.options.maxBackoffMs ?? 30_000);
@@ -100,49 +113,30 @@ export class ConnectorDispatcher {
     }
     const now = Date.now();
     let nextWake = Number.POSITIVE_INFINITY;
-    // One delivery in flight per conversation keeps each customer's messages in order (a redelivery never lets a
-    // later message overtake it); conversations proceed in parallel.
-    const blocked = new Set<string>();
-    for (const entry of pending) {
+    const busy = new Set(state.inFlight.values());
+    for (const entry of heads) {
       if (state.inFlight.size >= this.options.maxInFlight) break;
-      const key = orderingKey(entry);
-      if (blocked.has(key)) continue;
-      blocked.add(key);
-      if (state.inFlight.has(entry.id)) continue;
+      const key = connectorOrderingKey(entry);
+      if (busy.has(key) || state.inFlight.has(entry.id) || state.recentlyAcked.has(entry.id)) continue;
       const attempt = state.attempts.get(entry.id);
       if (attempt && attempt.notBefore > now) {
         nextWake = Math.min(nextWake, attempt.notBefore);
         continue;
       }
-      const endpoint = state.endpoints[(attempt?.count ?? 0) % state.endpoints.length];
+      const endpoint = state.endpoints[(attempt?.offers ?? 0) % state.endpoints.length];
       if (!endpoint) return;
-      this.offer(channel, state, entry, endpoint);
+      busy.add(key);
+      this.offer(channel, state, entry, key, endpoint);
     }
     if (Number.isFinite(nextWake)) this.schedule(channel, state, nextWake - now);
   }
 
-  private offer(channel: string, state: ChannelState, entry: ConnectorEntry, endpoint: ConnectorEndpoint): void {
-    state.inFlight.add(entry.id);
-    const settle = async (acked: boolean): Promise<void> => {
-      if (acked) {
-        state.attempts.delete(entry.id);
-        await this.store.ackConnector(channel, entry.id);
-        this.metrics.delivered(`connector:${channel}`);
-        return;
-      }
-      const count = (state.attempts.get(entry.id)?.count ?? 0) + 1;
-      const base = this.options.baseBackoffMs ?? 250;
-      const delay = Math.min(this.options.maxBackoffMs ?? 30_000, base * 2 ** Math.min(count - 1, 16));
-      // A timed-out offer goes straight to the next socket; refusals by every socket back off.
-      const notBefore = count % Math.max(1, state.endpoints.length) === 0 ? Date.now() + delay : 0;
-      state.attempts.set(entry.id, { count, notBefore });
-      this.metrics.retried(`connector:${channel}`);
-      this.logger.debug({ channel, entryId: entry.id, attempt: count }, "connector delivery not acknowledged");
-    };
+  private offer(channel: string, state: ChannelState, entry: ConnectorEntry, key: string, endpoint: ConnectorEndpoint) {
+    state.inFlight.set(entry.id, key);
     endpoint
       .deliver(entry.message, this.options.ackTimeoutMs)
-      .catch(() => false)
-      .then(settle)
+      .catch((): DeliveryOutcome => "timeout")
+      .then((outcome) => this.settle(channel, state, entry, outcome))
       .catch((error: unknown) => this.logger.error({ err: error, channel }, "connector ack bookkeeping failed"))
       .finally(() => {
         state.inFlight.delete(entry.id);
@@ -150,15 +144,53 @@ export class ConnectorDispatcher {
       });
   }
 
+  private async settle(channel: string, state: ChannelState, entry: ConnectorEntry, outcome: DeliveryOutcome) {
+    const destination = `connector:${channel}`;
+    if (outcome === "acked") {
+      this.forget(state, entry.id);
+      await this.store.ackConnector(channel, entry.id);
+      this.metrics.delivered(destination);
+      return;
+    }
+    const attempt = state.attempts.get(entry.id) ?? { offers: 0, refusals: 0, notBefore: 0 };
+    attempt.offers += 1;
+    if (outcome === "refused") attempt.refusals += 1;
+    if (attempt.refusals >= this.options.maxRefusals) {
+      this.forget(state, entry.id);
+      await this.store.ackConnector(channel, entry.id);
+      this.metrics.failed(destination);
+      this.logger.warn({ channel, entryId: entry.id, refusals: attempt.refusals }, "connector refused a message for good");
+      await this.options.onUndeliverable?.(channel, entry, `refused ${attempt.refusals} times by the ${channel} connector`);
+      return;
+    }
+    // A timed-out offer goes straight to the next socket; once every socket had its turn, back off.
+    const base = this.options.baseBackoffMs ?? 250;
+    const delay = Math.min(this.options.maxBackoffMs ?? 30_000, base * 2 ** Math.min(attempt.offers - 1, 16));
+    attempt.notBefore = attempt.offers % Math.max(1, state.endpoints.length) === 0 ? Date.now() + delay : 0;
+    state.attempts.set(entry.id, attempt);
+    this.metrics.retried(destination);
+    this.logger.debug({ channel, entryId: entry.id, outcome, offers: attempt.offers }, "connector delivery not acknowledged");
+  }
+
+  private forget(state: ChannelState, entryId: string): void {
+    state.attempts.delete(entryId);
+    state.recentlyAcked.add(entryId);
+    if (state.recentlyAcked.size > RECENT_ACKS) {
+      const oldest = state.recentlyAcked.values().next().value;
+      if (oldest !== undefined) state.recentlyAcked.delete(oldest);
+    }
+  }
+
   private schedule(channel: string, state: ChannelState, delayMs: number): void {
-    if (state.timer !== undefined || this.stopped) return;
-    state.timer = setTimeout(
-      () => {
-        state.timer = undefined;
-        this.notify(channel);
-      },
-      Math.max(10, delayMs),
-    );
+    if (this.stopped) return;
+    const at = Date.now() + Math.max(10, delayMs);
+    if (state.timer !== undefined && state.timerAt <= at) return;
+    clearTimeout(state.timer);
+    state.timerAt = at;
+    state.timer = setTimeout(() => {
+      state.timer = undefined;
+      this.notify(channel);
+    }, at - Date.now());
     state.timer.unref();
   }
 
@@ -167,19 +199,16 @@ export class ConnectorDispatcher {
     if (!state) {
       state = {
         endpoints: [],
-        inFlight: new Set(),
+        inFlight: new Map(),
         attempts: new Map(),
+        recentlyAcked: new Set(),
         pumping: false,
         again: false,
         timer: undefined,
+        timerAt: 0,
       };
       this.channels.set(channel, state);
     }
     return state;
   }
-}
-
-/** Entries that must stay in order share a key: a conversation, or a campaign recipient. */
-function orderingKey(entry: ConnectorEntry): string {
-  return entry.message.conversationId === "" ? `to:${entry.message.refId ?? ""}` : entry.message.conversationId;
 }

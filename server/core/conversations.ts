@@ -11,7 +11,7 @@ import type {
   Participant,
   StoredMessage,
 } from "../../protocol/index.js";
-import type { ConversationStore, MessageDraft, AppendOptions, OutboxItem } from "../store/store.js";
+import type { AppendOptions, ConnectorEntry, ConversationStore, MessageDraft, OutboxItem } from "../store/store.js";
 import type { ConnectorDispatcher } from "./connectors.js";
 import { openStates, seesWhispers, type Conversation } from "./conversation.js";
 import type { DeskEvent, DeskSession } from "./desk.js";
@@ -340,6 +340,21 @@ export class ConversationService implements OutboxEffects {
     return { id: entry.message.id, status: status() };
   }
 
+  /** A connector refused a message for good: agents see a `deliveryFailed` activity (not sent to the connector). */
+  async connectorUndeliverable(channel: string, entry: ConnectorEntry, reason: string): Promise<void> {
+    if (entry.message.conversationId === "") return;
+    const conversation = await this.store.get(entry.message.conversationId);
+    if (!conversation) return;
+    await this.appendActivity(
+      conversation,
+      "deliveryFailed",
+      { messageId: entry.message.id, destination: `connector:${channel}`, reason },
+      undefined,
+      { flag: { key: `failed:connector:${entry.id}`, value: true } },
+      { toConnector: false },
+    );
+  }
+
   // --- the desk side -------------------------------------------------------------------------------------------
 
   /** Outbox effect: the desk session is open; record its ids and whoever took the conversation already. */
@@ -485,11 +500,12 @@ export class ConversationService implements OutboxEffects {
     info: ActivityInfo<T>,
     actor: Actor | undefined,
     options: AppendOptions,
+    routing: { toConnector?: boolean } = {},
   ): Promise<"appended" | "skipped" | "ended"> {
     const message = this.activity(conversation, systemParticipant, type, info);
     const refId = this.customerAccount(conversation);
     if (refId !== undefined) message.refId = refId;
-    const toConnector = this.isConnectorChannel(conversation.channel);
+    const toConnector = routing.toConnector !== false && this.isConnectorChannel(conversation.channel);
     const result = await this.store.append(conversation.id, message, {
       ...options,
       ...(toConnector ? { connectorChannel: conversation.channel } : {}),

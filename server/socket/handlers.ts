@@ -6,10 +6,11 @@ import {
   SendMessageSchema,
   type ConversationInfo,
   type Member,
+  type Message,
   type OkAck,
 } from "../../protocol/index.js";
 import { secretsEqual } from "../core/api-keys.js";
-import type { ConnectorDispatcher } from "../core/connectors.js";
+import type { ConnectorDispatcher, DeliveryOutcome } from "../core/connectors.js";
 import { seesWhispers, toView, type Conversation } from "../core/conversation.js";
 import type { Actor, ConversationService } from "../core/conversations.js";
 import { GatewayError } from "../core/errors.js";
@@ -89,11 +90,7 @@ export const registerConnector = defineHandler({
         if (!socket.connected) return;
         context.connectors.add(connector.channel, {
           id: socket.id,
-          deliver: async (message, timeoutMs) => {
-            if (!socket.connected) return false;
-            const reply: unknown = await socket.timeout(timeoutMs).emitWithAck("messageArrived", message);
-            return isOk(reply);
-          },
+          deliver: (message, timeoutMs) => offerToConnector(socket, message, timeoutMs),
         });
       },
     });
@@ -203,6 +200,23 @@ export const leaveConversation = defineHandler({
 });
 
 export const handlers = [registerConnector, joinConversation, sendMessage, endConversation, leaveConversation];
+
+/** One `messageArrived` offer: settles on the connector's answer, the timeout, or the socket going away. */
+function offerToConnector(socket: AppSocket, message: Message, timeoutMs: number): Promise<DeliveryOutcome> {
+  if (!socket.connected) return Promise.resolve("timeout");
+  return new Promise((resolve) => {
+    const gone = () => resolve("timeout");
+    socket.once("disconnect", gone);
+    socket
+      .timeout(timeoutMs)
+      .emitWithAck("messageArrived", message)
+      .then(
+        (reply: unknown) => resolve(isOk(reply) ? "acked" : "refused"),
+        () => resolve("timeout"),
+      )
+      .finally(() => socket.off("disconnect", gone));
+  });
+}
 
 function isOk(reply: unknown): reply is OkAck {
   return typeof reply === "object" && reply !== null && (reply as { ok?: unknown }).ok === true;

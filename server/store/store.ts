@@ -59,6 +59,11 @@ export type AppendResult =
   | { status: "ended"; conversation: Conversation }
   | { status: "not_found" };
 
+/** Entries that must stay in order share a key: their conversation, or for campaign messages their recipient. */
+export function connectorOrderingKey(entry: ConnectorEntry): string {
+  return entry.message.conversationId === "" ? `to:${entry.message.refId ?? ""}` : entry.message.conversationId;
+}
+
 /** A message waiting for a connector of its channel to acknowledge it. */
 export interface ConnectorEntry {
   /** Unique per channel: `<conversationId>:<seq>`, or the campaign message id. */
@@ -93,14 +98,22 @@ export interface ConversationStore {
   findOpenByChannelRef(channel: string, refId: string): Promise<Conversation | undefined>;
   /** Appends one message with the next `seq`, applying the options atomically. */
   append(conversationId: string, draft: MessageDraft, options?: AppendOptions): Promise<AppendResult>;
+  /** The conversation's last `seq` (0 when it has no message or does not exist). */
+  headSeq(conversationId: string): Promise<number>;
   /** Messages with `seq > afterSeq`, oldest first, at most `limit`. */
   read(conversationId: string, afterSeq: number, limit?: number): Promise<StoredMessage[]>;
   /** A message of the conversation by id (server-assigned or client-chosen). */
   findMessage(conversationId: string, messageId: string): Promise<StoredMessage | undefined>;
 
-  /** Queues a message that belongs to no conversation (a campaign message); deduped by `entryId`. */
+  /**
+   * Queues a message that belongs to no conversation (a campaign message); deduped by `entryId`, also after the
+   * entry was delivered (ids are remembered until `sweepEnded` passes their time).
+   */
   enqueueConnector(channel: string, entry: ConnectorEntry): Promise<{ entry: ConnectorEntry; created: boolean }>;
-  /** The oldest waiting entries of the channel. */
+  /**
+   * The oldest waiting entry of each ordering key (a conversation, or a campaign recipient), oldest first: what
+   * can be offered now without letting any message overtake an earlier one of its conversation.
+   */
   pendingConnector(channel: string, limit: number): Promise<ConnectorEntry[]>;
   /** Removes an acknowledged entry; unknown ids are ignored (acks are at-least-once too). */
   ackConnector(channel: string, entryId: string): Promise<void>;

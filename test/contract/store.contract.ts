@@ -187,44 +187,63 @@ export function storeContract(name: string, factory: () => Promise<ConversationS
       expect(await store.read("c_missing", 0)).toEqual([]);
     });
 
-    it("queues connector entries with the append, oldest first, until acknowledged", async () => {
+    it("queues connector entries with the append and offers the oldest of each conversation until acknowledged", async () => {
       const channel = uid("sms").toLowerCase();
-      const conversation = conversationFixture({ channel });
-      await store.init(conversation, { requestId: conversation.requestId }, [chatDraft(conversation.id, "handoff")], {
-        connectorChannel: channel,
-      });
-      await store.append(conversation.id, chatDraft(conversation.id, "one"), { connectorChannel: channel });
-      await store.append(conversation.id, chatDraft(conversation.id, "two"), { connectorChannel: channel });
-      await store.append(conversation.id, chatDraft(conversation.id, "customer only"));
-      const pending = await store.pendingConnector(channel, 10);
-      expect(pending.map((e) => e.id)).toEqual([1, 2, 3].map((seq) => `${conversation.id}:${seq}`));
-      expect(pending.map((e) => (e.message.type === "ChatMessage" ? e.message.text : ""))).toEqual([
-        "handoff",
-        "one",
-        "two",
-      ]);
-      expect(await store.pendingConnector(channel, 2)).toHaveLength(2);
+      const a = conversationFixture({ channel });
+      const b = conversationFixture({ channel });
+      for (const c of [a, b]) {
+        await store.init(c, { requestId: c.requestId }, [chatDraft(c.id, `handoff ${c.id}`)], {
+          connectorChannel: channel,
+        });
+      }
+      await store.append(a.id, chatDraft(a.id, "one"), { connectorChannel: channel });
+      await store.append(a.id, chatDraft(a.id, "two"), { connectorChannel: channel });
+      await store.append(a.id, chatDraft(a.id, "customer only"));
+      // One head per conversation, oldest first.
+      expect((await store.pendingConnector(channel, 10)).map((e) => e.id)).toEqual([`${a.id}:1`, `${b.id}:1`]);
+      expect(await store.pendingConnector(channel, 1)).toHaveLength(1);
       expect(await store.connectorChannelsWithPending()).toContain(channel);
 
-      await store.ackConnector(channel, `${conversation.id}:2`);
+      const texts: string[] = [];
+      for (
+        let heads = await store.pendingConnector(channel, 10);
+        heads.length > 0;
+        heads = await store.pendingConnector(channel, 10)
+      ) {
+        for (const entry of heads) {
+          texts.push(entry.message.type === "ChatMessage" ? entry.message.text : "");
+          await store.ackConnector(channel, entry.id);
+        }
+      }
+      expect(texts).toEqual([`handoff ${a.id}`, `handoff ${b.id}`, "one", "two"]);
       await store.ackConnector(channel, "unknown-entry");
-      expect((await store.pendingConnector(channel, 10)).map((e) => e.id)).toEqual([
-        `${conversation.id}:1`,
-        `${conversation.id}:3`,
-      ]);
-
-      const campaign = chatDraft("", "promo", { seq: 0, refId: "+92300" });
-      const entry = {
-        id: "campaign:1",
-        message: { ...campaign, seq: 0 } as ChatMessage,
-        enqueuedAt: campaign.timestamp,
-      };
-      expect((await store.enqueueConnector(channel, entry)).created).toBe(true);
-      expect((await store.enqueueConnector(channel, entry)).created).toBe(false);
-      expect((await store.pendingConnector(channel, 10)).at(-1)?.id).toBe("campaign:1");
-      for (const e of await store.pendingConnector(channel, 10)) await store.ackConnector(channel, e.id);
-      expect(await store.pendingConnector(channel, 10)).toEqual([]);
       expect(await store.connectorChannelsWithPending()).not.toContain(channel);
+    });
+
+    it("queues campaign messages per recipient in order, deduped by id even after delivery", async () => {
+      const channel = uid("sms").toLowerCase();
+      const campaign = (id: string, refId: string, text: string) => {
+        const message = { ...chatDraft("", text, { refId } as Partial<ChatMessage>), id, seq: 0 } as ChatMessage;
+        return { id: `campaign:${id}`, message, enqueuedAt: message.timestamp };
+      };
+      expect((await store.enqueueConnector(channel, campaign("1", "+92300", "first"))).created).toBe(true);
+      expect((await store.enqueueConnector(channel, campaign("1", "+92300", "first"))).created).toBe(false);
+      await store.enqueueConnector(channel, campaign("2", "+92300", "second"));
+      await store.enqueueConnector(channel, campaign("3", "+92311", "other"));
+      expect((await store.pendingConnector(channel, 10)).map((e) => e.id)).toEqual(["campaign:1", "campaign:3"]);
+      await store.ackConnector(channel, "campaign:1");
+      expect((await store.pendingConnector(channel, 10)).map((e) => e.id)).toEqual(["campaign:2", "campaign:3"]);
+      // Delivered already: a retried POST with the same id is still a duplicate.
+      expect((await store.enqueueConnector(channel, campaign("1", "+92300", "first"))).created).toBe(false);
+      expect((await store.pendingConnector(channel, 10)).map((e) => e.id)).toEqual(["campaign:2", "campaign:3"]);
+    });
+
+    it("knows each conversation's last seq", async () => {
+      const conversation = conversationFixture();
+      await store.init(conversation, { requestId: conversation.requestId }, [chatDraft(conversation.id, "a")]);
+      await store.append(conversation.id, chatDraft(conversation.id, "b"));
+      expect(await store.headSeq(conversation.id)).toBe(2);
+      expect(await store.headSeq("c_missing")).toBe(0);
     });
 
     it("counts conversations by state and sweeps ended ones past retention", async () => {

@@ -221,3 +221,69 @@ describe("connectors: at-least-once delivery to SMS-style channels", () => {
     expect(history.map(text)).toContain("Order 7 shipped");
   });
 });
+
+describe("connectors: a message a connector refuses for good", () => {
+  it("is given up after CONNECTOR_MAX_REFUSALS, reported to agents, and never blocks other conversations", async () => {
+    const gateway = await startTestApp({ CONNECTOR_MAX_REFUSALS: "3", CONNECTOR_MAX_IN_FLIGHT: "2" });
+    const sockets: Socket[] = [];
+    try {
+      const init = async (refId: string) =>
+        (await postJson(`${gateway.url}/api/customer/init`, { firstName: "Ana", channel: "sms", refId }))
+          .body as InitResponse;
+      const blocked = await init("+923000000001");
+      const fine = await init("+923000000002");
+      const connector = await connect(gateway.url, { apiKey: gateway.apiKey });
+      sockets.push(connector);
+      const offered: Message[] = [];
+      connector.on("messageArrived", (message: Message, ack: (res: { ok: boolean }) => void) => {
+        offered.push(message);
+        // The provider rejects this one number (a blocked recipient), and accepts everything else.
+        ack({ ok: message.refId !== "+923000000001" });
+      });
+      await request(connector, "registerConnector", { id: "sms", name: "gw", channel: "sms" });
+      const agent = await connect(gateway.url, { apiKey: gateway.apiKey });
+      sockets.push(agent);
+      for (const conversation of [blocked, fine]) {
+        await request(agent, "joinConversation", {
+          conversationId: conversation.conversationId,
+          id: "a1",
+          name: "Ali",
+          role: "agent",
+        });
+      }
+      const inbox = collectMessages(agent);
+      for (const line of ["one", "two", "three"]) {
+        await request(agent, "sendMessage", { conversationId: blocked.conversationId, text: line });
+      }
+      await request(agent, "sendMessage", { conversationId: fine.conversationId, text: "for the other customer" });
+      // The other customer's message goes through while the blocked one is retried.
+      await expect
+        .poll(() => offered.some((m) => m.refId === "+923000000002" && text(m) === "for the other customer"), {
+          timeout: 8_000,
+        })
+        .toBe(true);
+      // Each of the five entries queued for the blocked customer (hand-off, the agent joining, three replies) is
+      // refused 3 times, given up in order, and reported to the agent; none reaches the connector a 4th time.
+      const failures = () =>
+        inbox.messages.filter(
+          (m): m is Extract<Message, { activityType: "deliveryFailed" }> =>
+            m.type === "ActivityMessage" && m.activityType === "deliveryFailed",
+        );
+      await expect.poll(() => failures().length, { timeout: 15_000 }).toBe(5);
+      const failedIds = failures().map((m) => m.info.messageId);
+      const blockedOffers = offered.filter((m) => m.refId === "+923000000001");
+      const replies = blockedOffers.filter((m) => m.type === "ChatMessage");
+      expect([...new Set(replies.map(text))]).toEqual(["one", "two", "three"]);
+      for (const reply of new Set(replies.map((m) => m.id))) {
+        expect(blockedOffers.filter((m) => m.id === reply)).toHaveLength(3);
+        expect(failedIds).toContain(reply);
+      }
+      expect(failures().every((m) => m.info.destination === "connector:sms")).toBe(true);
+      // The reports stay with the agents: the connector is not offered them.
+      expect(offered.some((m) => m.type === "ActivityMessage" && m.activityType === "deliveryFailed")).toBe(false);
+    } finally {
+      for (const socket of sockets) socket.close();
+      await gateway.close();
+    }
+  });
+});

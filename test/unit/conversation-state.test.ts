@@ -138,7 +138,7 @@ describe("ConversationService", () => {
     const bus = new LocalBus();
     const published: Published[] = [];
     bus.subscribe((event) => published.push(event));
-    const connectors = new ConnectorDispatcher(store, { ackTimeoutMs: 1_000, maxInFlight: 10 }, silent, noMetrics);
+    const connectors = new ConnectorDispatcher(store, { ackTimeoutMs: 1_000, maxInFlight: 10, maxRefusals: 5 }, silent, noMetrics);
     dispatchers.push(connectors);
     const core = new ConversationService(
       store,

@@ -10,6 +10,7 @@ import type {
   MessageDraft,
   OutboxItem,
 } from "../store.js";
+import { connectorOrderingKey } from "../store.js";
 
 interface Row {
   conversation: Conversation;
@@ -34,6 +35,8 @@ export class MemoryStore implements ConversationStore {
   private readonly openByChannelRef = new Map<string, string>();
   private readonly connectorQueues = new Map<string, Map<string, ConnectorEntry>>();
   private readonly byDeskRef = new Map<string, string>();
+  /** Campaign entry ids already queued, with when: a retried POST stays deduped after delivery. */
+  private readonly campaignIds = new Map<string, string>();
   private closed = false;
 
   init(
@@ -125,6 +128,11 @@ export class MemoryStore implements ConversationStore {
     return Promise.resolve({ status: "appended", message, conversation: structuredClone(conversation) });
   }
 
+  headSeq(conversationId: string): Promise<number> {
+    this.assertOpen();
+    return Promise.resolve(this.rows.get(conversationId)?.messages.length ?? 0);
+  }
+
   read(conversationId: string, afterSeq: number, limit = Number.MAX_SAFE_INTEGER): Promise<StoredMessage[]> {
     this.assertOpen();
     const row = this.rows.get(conversationId);
@@ -145,6 +153,9 @@ export class MemoryStore implements ConversationStore {
     const queue = this.queue(channel);
     const existing = queue.get(entry.id);
     if (existing) return Promise.resolve({ entry: existing, created: false });
+    const key = `${channel}\u0000${entry.id}`;
+    if (this.campaignIds.has(key)) return Promise.resolve({ entry, created: false });
+    this.campaignIds.set(key, entry.enqueuedAt);
     queue.set(entry.id, entry);
     return Promise.resolve({ entry, created: true });
   }
@@ -152,8 +163,12 @@ export class MemoryStore implements ConversationStore {
   pendingConnector(channel: string, limit: number): Promise<ConnectorEntry[]> {
     this.assertOpen();
     const entries: ConnectorEntry[] = [];
+    const seen = new Set<string>();
     for (const entry of this.connectorQueues.get(channel)?.values() ?? []) {
       if (entries.length >= limit) break;
+      const key = connectorOrderingKey(entry);
+      if (seen.has(key)) continue;
+      seen.add(key);
       entries.push(entry);
     }
     return Promise.resolve(entries);
@@ -234,10 +249,14 @@ export class MemoryStore implements ConversationStore {
   sweepEnded(cutoff: Date): Promise<number> {
     let removed = 0;
     const limit = cutoff.toISOString();
+    for (const [key, at] of this.campaignIds) if (at < limit) this.campaignIds.delete(key);
     for (const [id, row] of this.rows) {
       const endedAt = row.conversation.endedAt;
       if (row.conversation.state !== "ended" || endedAt === undefined || endedAt >= limit) continue;
       this.rows.delete(id);
+      for (const queue of this.connectorQueues.values()) {
+        for (const [entryId, entry] of queue) if (entry.message.conversationId === id) queue.delete(entryId);
+      }
       for (const [key, value] of Object.entries(row.conversation.desk.ids)) {
         const ref = deskRefKey(row.conversation.desk.desk, key, value);
         if (this.byDeskRef.get(ref) === id) this.byDeskRef.delete(ref);
