@@ -223,7 +223,7 @@ export function storeContract(name: string, factory: () => Promise<ConversationS
     it("queues campaign messages per recipient in order, deduped by id even after delivery", async () => {
       const channel = uid("sms").toLowerCase();
       const campaign = (id: string, refId: string, text: string) => {
-        const message = { ...chatDraft("", text, { refId } as Partial<ChatMessage>), id, seq: 0 } as ChatMessage;
+        const message = { ...chatDraft("", text, { refId }), id, seq: 0 } as ChatMessage;
         return { id: `campaign:${id}`, message, enqueuedAt: message.timestamp };
       };
       expect((await store.enqueueConnector(channel, campaign("1", "+92300", "first"))).created).toBe(true);
