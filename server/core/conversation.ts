@@ -87,7 +87,7 @@ export function toView(conversation: Conversation): ConversationView {
   return view;
 }
 
-/** Roles that see whispers. */
+/** Roles that see (and may send) whispers: the agent side's people, never customers, connectors or bots. */
 export function seesWhispers(role: Role): boolean {
-  return role === "agent" || role === "supervisor" || role === "bot" || role === "system";
+  return role === "agent" || role === "supervisor" || role === "system";
 }

@@ -85,8 +85,16 @@ export class ConversationService implements OutboxEffects {
     return !this.options.directChannels.includes(channel);
   }
 
-  /** `POST /api/customer/init`: starts a conversation and hands it to the desk, or returns the one it repeats. */
-  async init(request: InitRequestParsed): Promise<{ conversation: Conversation; created: boolean }> {
+  /**
+   * `POST /api/customer/init`: starts a conversation and hands it to the desk, or returns the one it repeats (same
+   * `requestId`). An open conversation of the same `channel` + `refId` is returned only to a `trusted` caller (an
+   * API key: a connector vouches for the customer's number): anyone else could otherwise take over a stranger's
+   * conversation by naming their phone number or e-mail, so an anonymous caller gets `conflict`.
+   */
+  async init(
+    request: InitRequestParsed,
+    caller: { trusted: boolean } = { trusted: false },
+  ): Promise<{ conversation: Conversation; created: boolean }> {
     const now = this.clock().toISOString();
     const name = [request.firstName, request.lastName].filter((part) => part !== undefined && part !== "").join(" ");
     const conversation: Conversation = {
@@ -128,6 +136,12 @@ export class ConversationService implements OutboxEffects {
         ...(this.options.externalDesk ? { openDesk: true } : {}),
       },
     );
+    if (!result.created && result.matchedBy === "channelRef" && !caller.trusted) {
+      throw new GatewayError(
+        "conflict",
+        "This account already has an open conversation: resume it with its token, or call init with an API key.",
+      );
+    }
     if (result.created) {
       this.logger.info({ conversationId: conversation.id, channel: conversation.channel }, "conversation started");
       // Index the ids minted for the desk (a visitor token), so that a desk webhook finds the conversation even
@@ -254,6 +268,8 @@ export class ConversationService implements OutboxEffects {
       conversationId: conversation.id,
       message,
       ...(actor.socketId === undefined ? {} : { originSocketId: actor.socketId }),
+      // A supervisor listens in silently: customers must not see them typing.
+      ...(actor.role === "supervisor" ? { staffOnly: true } : {}),
     });
     return message;
   }

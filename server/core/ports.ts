@@ -6,6 +6,8 @@ export interface Published {
   message: Message;
   /** The socket that sent it: it gets the ack instead of `messageArrived`. */
   originSocketId?: string;
+  /** For the agent side only (a supervisor's typing): customers and connectors never see it. */
+  staffOnly?: boolean;
 }
 
 /**

@@ -43,7 +43,9 @@ export function customerRoutes(deps: CustomerRoutesDeps): Router {
         tooLong.map(([path]) => ({ path: [path], message: `at most ${deps.maxTextLength} characters` })),
       );
     }
-    const { conversation } = await deps.core.init(parsed.data);
+    const credential = bearer(req);
+    const trusted = credential !== undefined && deps.apiKeys.verify(credential);
+    const { conversation } = await deps.core.init(parsed.data, { trusted });
     const body: InitResponse = {
       conversationId: conversation.id,
       participant: { id: conversation.customer.id, name: conversation.customer.name },

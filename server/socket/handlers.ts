@@ -75,6 +75,10 @@ export const registerConnector = defineHandler({
       return Promise.reject(new GatewayError("unauthorized", "Connectors authenticate with an API key."));
     }
     const current = context.state.connector;
+    if (!current && context.state.sessions.size > 0) {
+      // Its sessions would be live (and unscoped); a connector registers first and joins afterwards.
+      return Promise.reject(new GatewayError("conflict", "Register the connector before joining conversations."));
+    }
     if (current && current.channel !== payload.channel) {
       return Promise.reject(new GatewayError("conflict", `This socket is registered for ${current.channel} already.`));
     }
@@ -110,6 +114,9 @@ export const joinConversation = defineHandler({
       member = { id: conversation.customer.id, name: conversation.customer.name, role: "customer" };
     } else if (context.state.principal.kind === "apiKey") {
       authorizeApiKeySocket(context, conversation);
+      if (context.state.connector && payload.role !== undefined && payload.role !== "connector") {
+        throw new GatewayError("forbidden", "A registered connector joins as a connector only.");
+      }
       member = { id: payload.id, name: payload.name, role: payload.role ?? "connector" };
     } else {
       throw new GatewayError("unauthorized", "Customers join with the token from init.");

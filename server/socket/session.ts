@@ -88,7 +88,7 @@ export class Session {
 
   private emit(event: Published): void {
     if (!this.options.live || event.originSocketId === this.socket.id) return;
-    if (!this.options.seesWhispers && isWhisper(event.message)) return;
+    if (!this.options.seesWhispers && (isWhisper(event.message) || event.staffOnly === true)) return;
     this.socket.emit("messageArrived", event.message);
   }
 

@@ -72,6 +72,11 @@ export interface ConnectorEntry {
   enqueuedAt: string;
 }
 
+/** What `init` did: created the conversation, or found the one a key points at (and which key). */
+export type InitResult =
+  | { conversation: Conversation; created: true }
+  | { conversation: Conversation; created: false; matchedBy: "requestId" | "channelRef" };
+
 export interface InitKeys {
   /** A repeated `requestId` returns the conversation it created. */
   requestId: string;
@@ -93,7 +98,7 @@ export interface ConversationStore {
     keys: InitKeys,
     firstMessages: readonly MessageDraft[],
     options?: { connectorChannel?: string; openDesk?: boolean },
-  ): Promise<{ conversation: Conversation; created: boolean }>;
+  ): Promise<InitResult>;
   get(id: string): Promise<Conversation | undefined>;
   findOpenByChannelRef(channel: string, refId: string): Promise<Conversation | undefined>;
   /** Appends one message with the next `seq`, applying the options atomically. */

@@ -287,3 +287,96 @@ describe("connectors: a message a connector refuses for good", () => {
     }
   });
 });
+
+describe("connectors: what a registered connector may do", () => {
+  it("joins its channel's conversations as a connector only, and registers before joining", async () => {
+    const gateway = await startTestApp();
+    const sockets: Socket[] = [];
+    const open = async () => {
+      const socket = await connect(gateway.url, { apiKey: gateway.apiKey });
+      sockets.push(socket);
+      return socket;
+    };
+    try {
+      const sms = (
+        await postJson(`${gateway.url}/api/customer/init`, { firstName: "A", channel: "sms", refId: "+9230001" })
+      ).body as InitResponse;
+      const connector = await open();
+      await request(connector, "registerConnector", { id: "sms", name: "gw", channel: "sms" });
+      for (const role of ["agent", "supervisor", "bot"]) {
+        expect(
+          await request(connector, "joinConversation", {
+            conversationId: sms.conversationId,
+            id: "x",
+            name: "x",
+            role,
+          }),
+        ).toMatchObject({ ok: false, error: { code: "forbidden" } });
+      }
+      expect(
+        await request(connector, "joinConversation", { conversationId: sms.conversationId, id: "x", name: "x" }),
+      ).toEqual({
+        ok: true,
+      });
+
+      const late = await open();
+      await request(late, "joinConversation", { conversationId: sms.conversationId, id: "x", name: "x" });
+      expect(await request(late, "registerConnector", { id: "sms", name: "gw", channel: "sms" })).toMatchObject({
+        ok: false,
+        error: { code: "conflict" },
+      });
+    } finally {
+      for (const socket of sockets) socket.close();
+      await gateway.close();
+    }
+  });
+
+  it("never shows a supervisor's typing to the customer, while agents see it", async () => {
+    const gateway = await startTestApp();
+    const sockets: Socket[] = [];
+    try {
+      const init = (
+        await postJson(`${gateway.url}/api/customer/init`, { firstName: "A", channel: "web", email: "a@x.org" })
+      ).body as InitResponse;
+      const customer = await connect(gateway.url);
+      const agent = await connect(gateway.url, { apiKey: gateway.apiKey });
+      const supervisor = await connect(gateway.url, { apiKey: gateway.apiKey });
+      sockets.push(customer, agent, supervisor);
+      await request(customer, "joinConversation", {
+        conversationId: init.conversationId,
+        id: "c",
+        name: "A",
+        token: init.token,
+      });
+      await request(agent, "joinConversation", {
+        conversationId: init.conversationId,
+        id: "a1",
+        name: "Ali",
+        role: "agent",
+      });
+      await request(supervisor, "joinConversation", {
+        conversationId: init.conversationId,
+        id: "s1",
+        name: "Sue",
+        role: "supervisor",
+      });
+      const customerInbox = collectMessages(customer);
+      const agentInbox = collectMessages(agent);
+      const typing = {
+        conversationId: init.conversationId,
+        type: "ActivityMessage",
+        activityType: "typing",
+        info: { state: "start" },
+      };
+      await request(supervisor, "sendMessage", typing);
+      await request(agent, "sendMessage", { conversationId: init.conversationId, text: "marker" });
+      await customerInbox.waitFor(1);
+      await agentInbox.waitFor(1);
+      expect(customerInbox.messages.map(text)).toEqual(["marker"]);
+      expect(agentInbox.messages.map(text)).toEqual(["[typing]"]);
+    } finally {
+      for (const socket of sockets) socket.close();
+      await gateway.close();
+    }
+  });
+});

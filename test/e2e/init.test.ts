@@ -27,8 +27,8 @@ function useGateway(overrides: Record<string, string> = {}) {
   const post = (body: unknown, headers: Record<string, string> = {}): Promise<HttpResult> =>
     postJson(`${gateway().url}/api/customer/init`, body, headers);
 
-  const init = async (body: Record<string, unknown>): Promise<InitResponse> => {
-    const res = await post(body);
+  const init = async (body: Record<string, unknown>, headers: Record<string, string> = {}): Promise<InitResponse> => {
+    const res = await post(body, headers);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     return res.body as InitResponse;
   };
@@ -230,12 +230,13 @@ describe("POST /api/customer/init", () => {
 });
 
 describe("POST /api/customer/init: channel + refId", () => {
-  const { init, end, open } = useGateway();
+  const { gateway, post, init, end, open } = useGateway();
 
-  it("returns the open conversation of a channel+refId, and a new one once it has ended", async () => {
+  it("returns the open conversation of a channel+refId to an API-key caller, and a new one once it has ended", async () => {
     const refId = nextRef();
+    const connector = { authorization: `Bearer ${gateway().apiKey}` };
     const first = await init({ firstName: "Bilal", channel: "web", refId });
-    const same = await init({ firstName: "Bilal", channel: "web", refId });
+    const same = await init({ firstName: "Bilal", channel: "web", refId }, connector);
     expect(same.conversationId).toBe(first.conversationId);
     expect(same.token).toBe(first.token);
 
@@ -246,8 +247,22 @@ describe("POST /api/customer/init: channel + refId", () => {
     const fresh = await init({ firstName: "Bilal", channel: "web", refId });
     expect(fresh.conversationId).not.toBe(first.conversationId);
     expect(fresh.token).not.toBe(first.token);
-    const freshAgain = await init({ firstName: "Bilal", channel: "web", refId });
+    const freshAgain = await init({ firstName: "Bilal", channel: "web", refId }, connector);
     expect(freshAgain.conversationId).toBe(fresh.conversationId);
+  });
+
+  it("never hands an open conversation's token to an anonymous caller who only knows the refId", async () => {
+    const refId = nextRef();
+    const victim = await init({ firstName: "Sara", channel: "web", refId });
+    const attempt = await post({ firstName: "Mallory", channel: "web", refId });
+    expectHttpError(attempt, 409, "conflict");
+    expect(JSON.stringify(attempt.body)).not.toContain(victim.token);
+    // A wrong or missing API key is anonymous too.
+    expectHttpError(
+      await post({ firstName: "Mallory", channel: "web", refId }, { authorization: "Bearer nope" }),
+      409,
+      "conflict",
+    );
   });
 
   it("makes the token grant its own conversation only", async () => {

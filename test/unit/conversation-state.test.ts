@@ -57,10 +57,11 @@ describe("conversation state machine", () => {
     expect(conversationStates.filter((state) => isOpen({ state }))).toEqual(["bot", "queued", "active"]);
   });
 
-  it("seesWhispers: agents, supervisors, bots and the system; never customers or connectors", () => {
-    expect(roles.filter(seesWhispers).sort()).toEqual(["agent", "bot", "supervisor", "system"]);
+  it("seesWhispers: agents, supervisors and the system; never customers, connectors or bots", () => {
+    expect(roles.filter(seesWhispers).sort()).toEqual(["agent", "supervisor", "system"]);
     expect(seesWhispers("customer")).toBe(false);
     expect(seesWhispers("connector")).toBe(false);
+    expect(seesWhispers("bot")).toBe(false);
   });
 
   describe("toView", () => {
@@ -138,7 +139,12 @@ describe("ConversationService", () => {
     const bus = new LocalBus();
     const published: Published[] = [];
     bus.subscribe((event) => published.push(event));
-    const connectors = new ConnectorDispatcher(store, { ackTimeoutMs: 1_000, maxInFlight: 10, maxRefusals: 5 }, silent, noMetrics);
+    const connectors = new ConnectorDispatcher(
+      store,
+      { ackTimeoutMs: 1_000, maxInFlight: 10, maxRefusals: 5 },
+      silent,
+      noMetrics,
+    );
     dispatchers.push(connectors);
     const core = new ConversationService(
       store,
@@ -240,9 +246,11 @@ describe("ConversationService", () => {
       const again = await core.init({ ...base, requestId: "req-1" });
       expect(again.created).toBe(false);
       expect(again.conversation.id).toBe(first.conversation.id);
-      const sameAccount = await core.init({ ...base, requestId: "req-2" });
+      const sameAccount = await core.init({ ...base, requestId: "req-2" }, { trusted: true });
       expect(sameAccount.created).toBe(false);
       expect(sameAccount.conversation.id).toBe(first.conversation.id);
+      // Only a trusted (API-key) caller gets an open conversation by its account.
+      await expect(core.init({ ...base, requestId: "req-3" })).rejects.toMatchObject({ code: "conflict" });
       const otherAccount = await core.init({ ...base, refId: "+923009999999" });
       expect(otherAccount.created).toBe(true);
     });
@@ -502,7 +510,18 @@ describe("ConversationService", () => {
       await core.send(conversation, { id: "connector:sms", name: "SMS", role: "connector" }, text("hi from phone"));
       await core.send(conversation, agent, text("hello from agent"));
       await core.send(conversation, agent, text("note to self", { tag: "whisper" }));
-      const queued = (await store.pendingConnector("sms", 100)).map((entry) => entry.message);
+      // The queue offers one entry per conversation at a time: drain it as a connector would.
+      const queued: Message[] = [];
+      for (
+        let heads = await store.pendingConnector("sms", 100);
+        heads.length > 0;
+        heads = await store.pendingConnector("sms", 100)
+      ) {
+        for (const entry of heads) {
+          queued.push(entry.message);
+          await store.ackConnector("sms", entry.id);
+        }
+      }
       const chats = queued.filter((m): m is ChatMessage => m.type === "ChatMessage");
       expect(chats.map((m) => m.text)).toEqual(["hello from agent"]);
       expect(chats[0]?.refId).toBe("+923001234567");

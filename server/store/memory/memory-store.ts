@@ -7,6 +7,7 @@ import type {
   ConnectorEntry,
   ConversationStore,
   InitKeys,
+  InitResult,
   MessageDraft,
   OutboxItem,
 } from "../store.js";
@@ -44,15 +45,18 @@ export class MemoryStore implements ConversationStore {
     keys: InitKeys,
     firstMessages: readonly MessageDraft[],
     options?: { connectorChannel?: string; openDesk?: boolean },
-  ): Promise<{ conversation: Conversation; created: boolean }> {
+  ): Promise<InitResult> {
     this.assertOpen();
-    const existingId =
-      this.byRequestId.get(keys.requestId) ??
-      (keys.channelRef
-        ? this.openByChannelRef.get(channelRefKey(keys.channelRef.channel, keys.channelRef.refId))
-        : undefined);
-    const existing = existingId === undefined ? undefined : this.rows.get(existingId);
-    if (existing) return Promise.resolve({ conversation: structuredClone(existing.conversation), created: false });
+    const byRequest = this.rows.get(this.byRequestId.get(keys.requestId) ?? "");
+    if (byRequest) {
+      return Promise.resolve({ conversation: structuredClone(byRequest.conversation), created: false, matchedBy: "requestId" });
+    }
+    const byRef = keys.channelRef
+      ? this.rows.get(this.openByChannelRef.get(channelRefKey(keys.channelRef.channel, keys.channelRef.refId)) ?? "")
+      : undefined;
+    if (byRef) {
+      return Promise.resolve({ conversation: structuredClone(byRef.conversation), created: false, matchedBy: "channelRef" });
+    }
 
     const row: Row = {
       conversation: structuredClone(conversation),
