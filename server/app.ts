@@ -21,6 +21,7 @@ import { opsRoutes } from "./http/ops.js";
 import { createLogger, type Logger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { Fanout } from "./socket/fanout.js";
+import { Presence } from "./socket/presence.js";
 import { createSocketServer } from "./socket/server.js";
 import { MemoryStore } from "./store/memory/memory-store.js";
 import type { ConversationStore } from "./store/store.js";
@@ -173,9 +174,15 @@ export function createApp(config: Config, options: AppOptions = {}): App {
 
   const httpServer = createServer(web);
   const fanout = new Fanout(bus);
+  const presence = new Presence(config.PRESENCE_GRACE_MS, (conversationId, member) => {
+    core
+      .get(conversationId)
+      .then((conversation) => core.left(conversation, member))
+      .catch((error: unknown) => logger.warn({ err: error, conversationId }, "presence update failed"));
+  });
   const io = createSocketServer(
     httpServer,
-    { core, store, fanout, connectors, logger },
+    { core, store, fanout, presence, connectors, logger },
     {
       path: config.SOCKET_PATH,
       corsOrigins: config.CORS_ORIGINS,
@@ -227,6 +234,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       await closed;
       clearTimeout(grace);
       fanout.close();
+      presence.close();
       mailer?.close();
       await store.close();
       logger.info({}, "closed");

@@ -72,6 +72,9 @@ const CoreConfigSchema = z.object({
   MAX_PAYLOAD_BYTES: positiveInt.default(1_048_576).describe("largest socket event or JSON body"),
   INIT_RATE_LIMIT: positiveInt.default(30).describe("POST /api/customer/init per client IP per minute"),
   ENDED_RETENTION_HOURS: positiveInt.default(168).describe("how long ended conversations (and transcripts) are kept"),
+  PRESENCE_GRACE_MS: positiveInt
+    .default(30_000)
+    .describe("how long a participant whose sockets all dropped may take to come back before they count as gone"),
   SHUTDOWN_GRACE_MS: positiveInt.default(10_000).describe("how long a SIGTERM waits for in-flight work"),
   SIGNING_SECRET: z
     .string()

@@ -308,7 +308,9 @@ export class ConversationService implements OutboxEffects {
   ): Promise<{ messages: StoredMessage[]; lastSeq: number }> {
     const all = await this.store.read(conversation.id, since);
     const messages = seesWhispers(viewer) ? all : all.filter((message) => !isWhisper(message));
-    return { messages, lastSeq: all.at(-1)?.seq ?? since };
+    const last = all.at(-1)?.seq;
+    // A `since` beyond the end (a client's mistake) must not swallow the next live messages.
+    return { messages, lastSeq: last ?? Math.min(since, await this.store.headSeq(conversation.id)) };
   }
 
   /**

@@ -17,6 +17,7 @@ import { GatewayError } from "../core/errors.js";
 import type { ConversationStore } from "../store/store.js";
 import type { Logger } from "../logger.js";
 import type { Fanout } from "./fanout.js";
+import type { Presence } from "./presence.js";
 import { AFTER_ACK, defineHandler } from "./registry.js";
 import { Session } from "./session.js";
 import type { AppSocket, Principal } from "./types.js";
@@ -30,6 +31,7 @@ export interface SocketState {
 
 export interface SocketDeps {
   core: ConversationService;
+  presence: Presence;
   store: ConversationStore;
   fanout: Fanout;
   connectors: ConnectorDispatcher;
@@ -122,8 +124,9 @@ export const joinConversation = defineHandler({
       throw new GatewayError("unauthorized", "Customers join with the token from init.");
     }
 
+    if (!context.socket.connected) throw new GatewayError("unavailable", "The socket disconnected.");
     const previous = context.state.sessions.get(conversation.id);
-    if (previous) context.fanout.remove(previous);
+    if (previous) release(context, previous, false);
     const registeredHere = context.state.connector?.channel === conversation.channel;
     const session = new Session(conversation.id, member, context.socket, {
       seesWhispers: seesWhispers(member.role),
@@ -134,10 +137,13 @@ export const joinConversation = defineHandler({
     // Registered before history is read: whatever is recorded meanwhile is held, then deduped by seq.
     context.state.sessions.set(conversation.id, session);
     context.fanout.add(session);
+    context.presence.joined(conversation.id, member);
     try {
       await context.core.joined(conversation, { ...member, socketId: context.socket.id });
       const current = await context.core.get(conversation.id);
       const { messages, lastSeq } = await context.core.history(current, payload.since ?? 0, member.role);
+      // The socket may have gone while we waited: its disconnect cleanup ran before this session existed.
+      if (!context.socket.connected) throw new GatewayError("unavailable", "The socket disconnected.");
       const info: ConversationInfo = {
         conversation: toView(current),
         messages,
@@ -146,17 +152,26 @@ export const joinConversation = defineHandler({
       };
       return {
         [AFTER_ACK]: () => {
-          context.socket.emit("conversationInfo", info);
-          session.ready(lastSeq);
+          try {
+            context.socket.emit("conversationInfo", info);
+          } finally {
+            session.ready(lastSeq);
+          }
         },
       };
     } catch (error) {
-      context.fanout.remove(session);
-      context.state.sessions.delete(conversation.id);
+      if (context.state.sessions.get(conversation.id) === session) context.state.sessions.delete(conversation.id);
+      release(context, session, !context.socket.connected);
       throw error;
     }
   },
 });
+
+/** Takes a session off the fan-out and out of the presence count (a disconnect starts the grace period). */
+export function release(context: Pick<SocketDeps, "fanout" | "presence">, session: Session, disconnected: boolean): void {
+  context.fanout.remove(session);
+  context.presence.released(session.conversationId, session.member, disconnected);
+}
 
 export const sendMessage = defineHandler({
   event: "sendMessage",
@@ -199,7 +214,7 @@ export const leaveConversation = defineHandler({
     const session = context.state.sessions.get(payload.conversationId);
     if (!session) throw new GatewayError("not_found", "This socket has not joined that conversation.");
     context.state.sessions.delete(payload.conversationId);
-    context.fanout.remove(session);
+    release(context, session, false);
     const conversation = await context.core.get(payload.conversationId);
     await context.core.left(conversation, { ...session.member, socketId: context.socket.id });
     return {};

@@ -1,7 +1,7 @@
 import type { Server as HttpServer } from "node:http";
 import { Server } from "socket.io";
 import type { ApiKeys } from "../core/api-keys.js";
-import { handlers, type SocketContext, type SocketDeps, type SocketState } from "./handlers.js";
+import { handlers, release, type SocketContext, type SocketDeps, type SocketState } from "./handlers.js";
 import { attachHandlers } from "./registry.js";
 import type { AppServer, AppSocket } from "./types.js";
 
@@ -48,7 +48,7 @@ export function createSocketServer(httpServer: HttpServer, deps: SocketDeps, opt
     attachHandlers(socket, handlers, context, { maxPayloadBytes: options.maxPayloadBytes, logger: log });
     socket.on("disconnect", (reason) => {
       options.onConnectionChange?.(-1);
-      for (const session of state.sessions.values()) deps.fanout.remove(session);
+      for (const session of state.sessions.values()) release(deps, session, true);
       state.sessions.clear();
       if (state.connector) deps.connectors.remove(state.connector.channel, socket.id);
       log.debug({ reason }, "socket disconnected");
