@@ -45,49 +45,49 @@ function foldInitKeys(value: unknown, ctx: z.RefinementCtx): unknown {
 
 const optionalText = (max: number) => z.string().trim().max(max).optional();
 
-export const InitRequestSchema = z.preprocess(
-  foldInitKeys,
-  z
-    .object({
-      firstName: z.string().trim().min(1).max(200),
-      lastName: optionalText(200),
-      email: z.email().max(320).optional(),
-      phone: z
-        .string()
-        .trim()
-        .min(3)
-        .max(32)
-        .regex(/^\+?[\d\s().-]+$/, "must be a phone number")
-        .optional(),
-      channel: z
-        .string()
-        .trim()
-        .toLowerCase()
-        .min(1)
-        .max(64)
-        .regex(/^[a-z0-9][a-z0-9_.-]*$/, "letters, digits, _ . - only"),
-      language: z
-        .string()
-        .trim()
-        .regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, "must be a BCP 47 tag such as en or ur-PK")
-        .default("en"),
-      refId: z.string().trim().min(1).max(256).optional(),
-      url: z
-        .url({ protocol: /^https?$/ })
-        .max(2048)
-        .optional(),
-      comment: optionalText(4096),
-      subject: optionalText(256),
-      requestId: ClientIdSchema.optional(),
-      timestamp: z.iso.datetime({ offset: true }).optional(),
-    })
-    .refine((body) => body.refId !== undefined || body.phone !== undefined || body.email !== undefined, {
-      message: "at least one of refId, phone or email is required",
-      path: ["refId"],
-    }),
-);
-export type InitRequest = z.input<typeof InitRequestSchema>;
-export type InitRequestParsed = z.output<typeof InitRequestSchema>;
+const InitFieldsSchema = z
+  .object({
+    firstName: z.string().trim().min(1).max(200),
+    lastName: optionalText(200),
+    email: z.email().max(320).optional(),
+    phone: z
+      .string()
+      .trim()
+      .min(3)
+      .max(32)
+      .regex(/^\+?[\d\s().-]+$/, "must be a phone number")
+      .optional(),
+    channel: z
+      .string()
+      .trim()
+      .toLowerCase()
+      .min(1)
+      .max(64)
+      .regex(/^[a-z0-9][a-z0-9_.-]*$/, "letters, digits, _ . - only"),
+    language: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, "must be a BCP 47 tag such as en or ur-PK")
+      .default("en"),
+    refId: z.string().trim().min(1).max(256).optional(),
+    url: z
+      .url({ protocol: /^https?$/ })
+      .max(2048)
+      .optional(),
+    comment: optionalText(4096),
+    subject: optionalText(256),
+    requestId: ClientIdSchema.optional(),
+    timestamp: z.iso.datetime({ offset: true }).optional(),
+  })
+  .refine((body) => body.refId !== undefined || body.phone !== undefined || body.email !== undefined, {
+    message: "at least one of refId, phone or email is required",
+    path: ["refId"],
+  });
+
+export const InitRequestSchema = z.preprocess(foldInitKeys, InitFieldsSchema);
+/** The init body in its canonical spelling (the server also accepts the capitalised ones). */
+export type InitRequest = z.input<typeof InitFieldsSchema>;
+export type InitRequestParsed = z.output<typeof InitFieldsSchema>;
 
 export const InitResponseSchema = z.object({
   conversationId: z.string(),

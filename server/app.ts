@@ -151,6 +151,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       logger,
       maxTextLength: config.MAX_TEXT_LENGTH,
       initRateLimit: config.INIT_RATE_LIMIT,
+      emailsPerHour: config.TRANSCRIPT_EMAILS_PER_HOUR,
       observeSmtp: (outcome, seconds) =>
         metrics.adapterLatency.observe({ adapter: "smtp", operation: "send", outcome }, seconds),
     }),
@@ -188,6 +189,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       corsOrigins: config.CORS_ORIGINS,
       maxPayloadBytes: config.MAX_PAYLOAD_BYTES,
       apiKeys,
+      customerRateLimit: { perSecond: config.CUSTOMER_EVENTS_PER_SECOND, burst: config.CUSTOMER_EVENTS_BURST },
       onConnectionChange: (delta) => metrics.sockets.inc(delta),
     },
   );

@@ -29,9 +29,13 @@ export type TranscriptAuth = { token: string } | { apiKey: string };
  * @param baseUrl - the gateway's base URL, e.g. `https://chat.example.com` (a path prefix is kept)
  * @param body - the customer: `firstName`, `channel` and at least one of `refId`, `phone`, `email`
  * @param opts - `apiKey` (connectors calling on a customer's behalf) and `timeoutMs`
+ * A `requestId` is generated when the body has none, and a call that timed out or could not reach the gateway is
+ * tried once more with the same one, so a retry never starts a second conversation.
+ *
  * @returns the conversation id, the customer participant and the token to join with
- * @throws {@link LiaisonError} `invalid_payload`, `rate_limited` (see `retryAfterSeconds`), `unavailable`,
- *   `internal`, `timeout`, or `bad_response` when the answer does not match the protocol
+ * @throws {@link LiaisonError} `invalid_payload`, `conflict` (the account has an open conversation and no API key
+ *   was given), `rate_limited` (see `retryAfterSeconds`), `unavailable`, `internal`, `timeout`, or `bad_response`
+ *   when the answer does not match the protocol
  */
 export async function initConversation(
   baseUrl: string,
@@ -40,12 +44,26 @@ export async function initConversation(
 ): Promise<InitResponse> {
   const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
   if (opts.apiKey !== undefined) headers.authorization = `Bearer ${opts.apiKey}`;
-  const response = await request(
-    endpoint(baseUrl, "/api/customer/init"),
-    { method: "POST", headers, body: JSON.stringify(body) },
-    opts.timeoutMs,
-  );
-  return validate(InitResponseSchema, await readJson(response), "init response");
+  const hasRequestId = Object.keys(body).some((key) => ["requestid", "reqestid"].includes(key.toLowerCase()));
+  const payload = JSON.stringify(hasRequestId ? body : { ...body, requestId: crypto.randomUUID() });
+  const attempt = async (): Promise<InitResponse> => {
+    const response = await request(
+      endpoint(baseUrl, "/api/customer/init"),
+      { method: "POST", headers, body: payload },
+      opts.timeoutMs,
+    );
+    return validate(InitResponseSchema, await readJson(response), "init response");
+  };
+  try {
+    return await attempt();
+  } catch (error) {
+    // The first try may have created the conversation: the same requestId returns it instead of a second one.
+    const transient =
+      error instanceof LiaisonError &&
+      (error.code === "timeout" || (error.code === "unavailable" && error.status === undefined));
+    if (!transient) throw error;
+    return attempt();
+  }
 }
 
 /**

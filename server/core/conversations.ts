@@ -189,7 +189,10 @@ export class ConversationService implements OutboxEffects {
     const wasAgent = actor.role === "agent" && conversation.agent?.id === actor.id;
     await this.appendActivity(conversation, "participantLeft", { participant, role: actor.role }, actor, {
       flag: { key: `present:${actor.role}:${actor.id}`, value: false },
-      ...(wasAgent ? { transition: { from: ["active"], to: "queued", patch: { agent: undefined } } } : {}),
+      // Back to the queue only when no other agent is still in the conversation.
+      ...(wasAgent
+        ? { transition: { from: ["active"], to: "queued", patch: { agent: undefined }, unlessFlagPrefix: "present:agent:" } }
+        : {}),
     });
   }
 

@@ -25,12 +25,15 @@ export interface CustomerRoutesDeps {
   logger: Logger;
   maxTextLength: number;
   initRateLimit: number;
+  /** E-mailed transcripts per conversation per hour: the address is the customer's word, not verified. */
+  emailsPerHour: number;
   observeSmtp: (outcome: "ok" | "error", seconds: number) => void;
 }
 
 /** `POST /api/customer/init` and `GET /api/customer/transcript/:id/:type`. */
 export function customerRoutes(deps: CustomerRoutesDeps): Router {
   const router = Router();
+  const emailsSent = new Map<string, number[]>();
 
   router.post("/init", rateLimit({ limit: deps.initRateLimit, windowMs: 60_000 }), async (req, res) => {
     const parsed = InitRequestSchema.safeParse(req.body);
@@ -95,6 +98,20 @@ export function customerRoutes(deps: CustomerRoutesDeps): Router {
       });
     }
     if (!deps.mailer) throw new GatewayError("not_configured", "No mail transport is configured (SMTP_URL).");
+    const hourAgo = Date.now() - 3_600_000;
+    const recent = (emailsSent.get(conversation.id) ?? []).filter((at) => at > hourAgo);
+    if (recent.length >= deps.emailsPerHour) {
+      const retryAfter = Math.max(1, Math.ceil(((recent[0] ?? hourAgo) - hourAgo) / 1000));
+      res.setHeader("Retry-After", String(retryAfter));
+      throw new GatewayError("rate_limited", "This transcript was e-mailed too often; retry later.", {
+        retryAfterSeconds: retryAfter,
+      });
+    }
+    recent.push(Date.now());
+    emailsSent.set(conversation.id, recent);
+    if (emailsSent.size > 10_000) {
+      for (const [id, times] of emailsSent) if (!times.some((at) => at > hourAgo)) emailsSent.delete(id);
+    }
     const started = performance.now();
     try {
       await deps.mailer.send({ to, conversation: toView(conversation), pdf });

@@ -31,15 +31,36 @@ export function attachHandlers<Context>(
   socket: AppSocket,
   handlers: readonly EventHandler<z.ZodType, Context>[],
   context: Context,
-  options: { maxPayloadBytes: number; logger: Logger },
+  options: {
+    maxPayloadBytes: number;
+    logger: Logger;
+    /** Events per second this socket may send (a token bucket of `burst`); undefined: no limit. */
+    rateLimit?: { perSecond: number; burst: number };
+  },
 ): void {
   let chain: Promise<void> = Promise.resolve();
+  const bucket = options.rateLimit && { tokens: options.rateLimit.burst, at: Date.now(), ...options.rateLimit };
+  const take = (): number => {
+    if (!bucket) return 0;
+    const now = Date.now();
+    bucket.tokens = Math.min(bucket.burst, bucket.tokens + ((now - bucket.at) / 1000) * bucket.perSecond);
+    bucket.at = now;
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil(((1 - bucket.tokens) / bucket.perSecond) * 1000);
+  };
   const known = new Set(handlers.map((handler) => handler.event));
 
   const run = async (handler: EventHandler<z.ZodType, Context>, payload: unknown, ack: Ack | undefined) => {
     let response: Parameters<Ack>[0];
     let after: (() => void) | undefined;
     try {
+      const waitMs = take();
+      if (waitMs > 0) {
+        throw new GatewayError("rate_limited", `Too many events; retry in ${waitMs} ms.`, { retryAfterMs: waitMs });
+      }
       if (approximateSize(payload) > options.maxPayloadBytes) {
         throw new GatewayError("payload_too_large", `Events are limited to ${options.maxPayloadBytes} bytes.`);
       }

@@ -10,6 +10,8 @@ export interface SocketServerOptions {
   corsOrigins: readonly string[];
   maxPayloadBytes: number;
   apiKeys: ApiKeys;
+  /** Limit for customer sockets (API-key sockets relay many customers and are trusted). */
+  customerRateLimit: { perSecond: number; burst: number };
   onConnectionChange?: (delta: 1 | -1) => void;
 }
 
@@ -45,7 +47,11 @@ export function createSocketServer(httpServer: HttpServer, deps: SocketDeps, opt
     const context: SocketContext = { ...deps, socket, state, log };
     options.onConnectionChange?.(1);
     log.debug({}, "socket connected");
-    attachHandlers(socket, handlers, context, { maxPayloadBytes: options.maxPayloadBytes, logger: log });
+    attachHandlers(socket, handlers, context, {
+      maxPayloadBytes: options.maxPayloadBytes,
+      logger: log,
+      ...(state.principal.kind === "customer" ? { rateLimit: options.customerRateLimit } : {}),
+    });
     socket.on("disconnect", (reason) => {
       options.onConnectionChange?.(-1);
       for (const session of state.sessions.values()) release(deps, session, true);

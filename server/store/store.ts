@@ -29,6 +29,8 @@ export interface AppendOptions {
     to: ConversationState;
     patch?: ConversationPatch;
     required?: boolean;
+    /** Skip the state change while any flag with this prefix is still set (after `flag` is applied). */
+    unlessFlagPrefix?: string;
   };
   /** Also queue the message for the connectors of this channel, in the same step. */
   connectorChannel?: string;

@@ -181,6 +181,24 @@ export function storeContract(name: string, factory: () => Promise<ConversationS
       expect(await store.read(conversation.id, 0)).toHaveLength(3);
     });
 
+    it("skips a state change while a flag with the given prefix is still set", async () => {
+      const conversation = conversationFixture({ state: "active" });
+      await store.init(conversation, { requestId: conversation.requestId }, []);
+      const join = (id: string) =>
+        store.append(conversation.id, chatDraft(conversation.id, `join ${id}`), {
+          flag: { key: `present:agent:${id}`, value: true },
+        });
+      const leave = (id: string) =>
+        store.append(conversation.id, chatDraft(conversation.id, `leave ${id}`), {
+          flag: { key: `present:agent:${id}`, value: false },
+          transition: { from: ["active"], to: "queued", unlessFlagPrefix: "present:agent:" },
+        });
+      await join("ali");
+      await join("bea");
+      expect(await leave("ali")).toMatchObject({ status: "appended", conversation: { state: "active" } });
+      expect(await leave("bea")).toMatchObject({ status: "appended", conversation: { state: "queued" } });
+    });
+
     it("answers not_found for an unknown conversation", async () => {
       expect(await store.get("c_missing")).toBeUndefined();
       expect((await store.append("c_missing", chatDraft("c_missing", "x"))).status).toBe("not_found");

@@ -99,3 +99,85 @@ describe("presence and resume edge cases", () => {
     expect((await state(init.conversationId)).state).toBe("active");
   });
 });
+
+describe("two agents and limits", () => {
+  it("keeps the conversation active while a second agent is still in it", async () => {
+    const gateway = await startTestApp();
+    const sockets: Socket[] = [];
+    try {
+      const init = (
+        await postJson(`${gateway.url}/api/customer/init`, { firstName: "A", channel: "web", email: "a@x.org" })
+      ).body as InitResponse;
+      const join = async (id: string) => {
+        const socket = await connect(gateway.url, { apiKey: gateway.apiKey });
+        sockets.push(socket);
+        await request(socket, "joinConversation", { conversationId: init.conversationId, id, name: id, role: "agent" });
+        return socket;
+      };
+      const ali = await join("ali");
+      await join("bea");
+      await request(ali, "leaveConversation", { conversationId: init.conversationId });
+      const observer = await connect(gateway.url, { apiKey: gateway.apiKey });
+      sockets.push(observer);
+      const info = nextEvent<ConversationInfo>(observer, "conversationInfo");
+      await request(observer, "joinConversation", {
+        conversationId: init.conversationId,
+        id: "s",
+        name: "s",
+        role: "supervisor",
+      });
+      expect((await info).conversation.state).toBe("active");
+    } finally {
+      for (const socket of sockets) socket.close();
+      await gateway.close();
+    }
+  });
+
+  it("rate-limits a customer socket that floods, and lets it go on afterwards", async () => {
+    const gateway = await startTestApp({ CUSTOMER_EVENTS_PER_SECOND: "5", CUSTOMER_EVENTS_BURST: "5" });
+    const customer = await connect(gateway.url);
+    try {
+      const init = (
+        await postJson(`${gateway.url}/api/customer/init`, { firstName: "A", channel: "web", email: "a@x.org" })
+      ).body as InitResponse;
+      await request(customer, "joinConversation", {
+        conversationId: init.conversationId,
+        id: "c",
+        name: "A",
+        token: init.token,
+      });
+      const acks = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          request<{ ok: boolean; error?: { code: string; details?: { retryAfterMs?: number } } }>(
+            customer,
+            "sendMessage",
+            {
+              conversationId: init.conversationId,
+              text: `m${i}`,
+            },
+          ),
+        ),
+      );
+      const limited = acks.filter((ack) => !ack.ok);
+      expect(acks.filter((ack) => ack.ok).length).toBeGreaterThanOrEqual(4);
+      expect(limited.length).toBeGreaterThan(0);
+      expect(
+        limited.every((ack) => ack.error?.code === "rate_limited" && (ack.error.details?.retryAfterMs ?? 0) > 0),
+      ).toBe(true);
+      await expect
+        .poll(
+          async () =>
+            (
+              await request<{ ok: boolean }>(customer, "sendMessage", {
+                conversationId: init.conversationId,
+                text: "later",
+              })
+            ).ok,
+        )
+        .toBe(true);
+    } finally {
+      customer.close();
+      await gateway.close();
+    }
+  });
+});

@@ -156,6 +156,17 @@ describe("GET /api/customer/transcript/:id/:type", () => {
     expect(smtp.received.at(-1)?.rcptTo).toEqual(["records@example.org"]);
   });
 
+  it("limits e-mailed transcripts per conversation (the address is the customer's word, not verified)", async () => {
+    const init = await conversation({ email: "target@example.org" });
+    const path = `/api/customer/transcript/${init.conversationId}/email?token=${init.token}`;
+    for (let i = 0; i < 3; i++) expect((await get(path)).status).toBe(200);
+    const limited = await get(path);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(await limited.json()).toMatchObject({ error: { code: "rate_limited" } });
+    expect(smtp.received.filter((mail) => mail.rcptTo.includes("target@example.org"))).toHaveLength(3);
+  });
+
   it("answers 422 when no e-mail address is on file", async () => {
     const init = await conversation({ phone: "+923001234567" });
     const response = await get(`/api/customer/transcript/${init.conversationId}/email?token=${init.token}`);

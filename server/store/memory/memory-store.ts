@@ -113,7 +113,11 @@ export class MemoryStore implements ConversationStore {
       return Promise.resolve({ status, conversation: structuredClone(conversation) });
     }
 
-    if (transition && transitionApplies) {
+    if (options.flag?.value === true) row.flags.add(options.flag.key);
+    if (options.flag?.value === false) row.flags.delete(options.flag.key);
+    const prefix = transition?.unlessFlagPrefix;
+    const blocked = prefix !== undefined && [...row.flags].some((flag) => flag.startsWith(prefix));
+    if (transition && transitionApplies && !blocked) {
       Object.assign(conversation, transition.patch ?? {});
       conversation.state = transition.to;
       if (transition.to === "ended" && conversation.refId !== undefined) {
@@ -121,8 +125,6 @@ export class MemoryStore implements ConversationStore {
         if (this.openByChannelRef.get(key) === conversation.id) this.openByChannelRef.delete(key);
       }
     }
-    if (options.flag?.value === true) row.flags.add(options.flag.key);
-    if (options.flag?.value === false) row.flags.delete(options.flag.key);
     const message = this.push(row, draft, options.dedupe?.fingerprint, options.connectorChannel);
     if (options.outbox?.kind === "message") {
       row.outbox.push({ id: `m:${message.seq}`, kind: "message", seq: message.seq, attempts: 0, notBefore: 0 });

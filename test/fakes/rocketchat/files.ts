@@ -92,7 +92,10 @@ export function verifyFileToken(secret: string, token: string, fileId: string): 
   const given = Buffer.from(signature, "base64url");
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return false;
   try {
-    const claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as { fileId?: unknown; exp?: unknown };
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as {
+      fileId?: unknown;
+      exp?: unknown;
+    };
     return claims.fileId === fileId && typeof claims.exp === "number" && claims.exp * 1000 > Date.now();
   } catch {
     return false;

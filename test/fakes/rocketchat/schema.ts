@@ -101,7 +101,11 @@ export const Match = {
   arrayOf: (pattern: MatchPattern): MatchPattern => ({ kind: "array", pattern }),
   /** A plain object pattern `{...}`: unknown keys are rejected. */
   exact: (shape: Record<string, MatchPattern>): MatchPattern => ({ kind: "object", shape, allowUnknown: false }),
-  objectIncluding: (shape: Record<string, MatchPattern>): MatchPattern => ({ kind: "object", shape, allowUnknown: true }),
+  objectIncluding: (shape: Record<string, MatchPattern>): MatchPattern => ({
+    kind: "object",
+    shape,
+    allowUnknown: true,
+  }),
 };
 
 interface MatchFailure {
@@ -160,7 +164,8 @@ function testSubtree(value: unknown, pattern: MatchPattern): MatchFailure | unde
         }
         // In an object, an optional key is tested against its inner pattern (null still allowed for Maybe).
         const inner = sub.kind === "maybe" || sub.kind === "optional" ? sub.pattern : sub;
-        const skip = (sub.kind === "maybe" && record[key] === null) || (sub.kind === "optional" && record[key] === undefined);
+        const skip =
+          (sub.kind === "maybe" && record[key] === null) || (sub.kind === "optional" && record[key] === undefined);
         if (!skip) {
           const failure = testSubtree(record[key], inner);
           if (failure) return { message: failure.message, path: prependPath(key, failure.path) };

@@ -6,15 +6,7 @@
 
 /** The `Livechat_webhook_on_*` toggles, by short name. */
 export type WebhookEventToggle =
-  | "start"
-  | "close"
-  | "taken"
-  | "queued"
-  | "forward"
-  | "offline"
-  | "visitorMessage"
-  | "agentMessage"
-  | "capture";
+  "start" | "close" | "taken" | "queued" | "forward" | "offline" | "visitorMessage" | "agentMessage" | "capture";
 
 export interface FakeAgentOptions {
   _id: string;

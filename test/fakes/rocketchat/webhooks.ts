@@ -1,0 +1,345 @@
+import { fileLink, signFileToken } from "./files.js";
+import type { FakeEvent, FakeState } from "./state.js";
+import type { RcMessage, RcRoom, RcWebhookBody, WebhookAttempt, WebhookEventToggle } from "./types.js";
+
+/*
+ * The Omnichannel webhook (spec a.8): hooks/sendToCRM.ts builds the body, lib/webhooks.ts sends it.
+ * Bodies are built when the event happens (a snapshot of the room); `crmData` is filled in when the delivery
+ * starts, so that it reflects what our endpoint answered to the previous delivery for the same room.
+ */
+
+export const DEFAULT_WEBHOOK_EVENTS: Record<WebhookEventToggle, boolean> = {
+  start: false,
+  close: true,
+  taken: true,
+  queued: true,
+  forward: true,
+  offline: false,
+  visitorMessage: false,
+  agentMessage: true,
+  capture: false,
+};
+
+const SESSION_TOGGLES: Record<string, WebhookEventToggle> = {
+  LivechatSessionStart: "start",
+  LivechatSessionQueued: "queued",
+  LivechatSessionTaken: "taken",
+  LivechatSessionForwarded: "forward",
+  LivechatSession: "close",
+};
+
+export interface WebhookConfig {
+  url: string | undefined;
+  secretToken: string | undefined;
+  events: Record<WebhookEventToggle, boolean>;
+  retryPolicy: "legacy" | "modern";
+  retryIntervalMs: number;
+  httpTimeoutMs: number;
+  /** Base of `fileUpload.publicFilePath` (Site_Url). */
+  siteUrl: () => string;
+  protectFiles: boolean;
+  jwtFileUrls: boolean;
+  jwtSecret: string;
+}
+
+interface Delivery {
+  type: string;
+  roomId: string | undefined;
+  body: RcWebhookBody;
+}
+
+/** JSON round trip: dates become ISO strings and undefined keys disappear, exactly as on the wire. */
+function wire<T>(value: unknown): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+function withCrmData(body: RcWebhookBody, crmData: string | undefined): RcWebhookBody {
+  if (crmData === undefined || body._id === undefined) return body;
+  // getLivechatRoomGuestInfo adds crmData right after `agent` (or `visitor` when the room has no agent).
+  const anchor = body.agent === undefined ? "visitor" : "agent";
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(body)) {
+    out[key] = value;
+    if (key === anchor) out.crmData = crmData;
+  }
+  return out as unknown as RcWebhookBody;
+}
+
+export class WebhookEmitter {
+  readonly attempts: WebhookAttempt[] = [];
+  private readonly queues = new Map<string, Delivery[]>();
+  private readonly running = new Set<string>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly aborter = new AbortController();
+  private idleWaiters: (() => void)[] = [];
+  private offlineSeq = 0;
+  private closed = false;
+
+  constructor(
+    private readonly config: WebhookConfig,
+    private readonly state: () => FakeState,
+  ) {}
+
+  handle(event: FakeEvent): void {
+    if (this.closed || !this.config.url) return;
+    switch (event.kind) {
+      case "session": {
+        const toggle = SESSION_TOGGLES[event.type];
+        if (toggle === undefined || !this.config.events[toggle]) return;
+        const room = { ...event.room, oldServedBy: event.oldServedBy, oldDepartmentId: event.oldDepartmentId };
+        this.enqueue(
+          event.type,
+          event.room._id,
+          this.buildRoomBody(event.type, room, this.visibleMessages(event.room)),
+        );
+        return;
+      }
+      case "message": {
+        // "if the message has a token, it was sent from the visitor; if not, it was sent from the agent"
+        const toggle: WebhookEventToggle = event.message.token === undefined ? "agentMessage" : "visitorMessage";
+        if (!this.config.events[toggle]) return;
+        if (event.message.t !== undefined && event.message.t !== "livechat-close") return;
+        this.enqueue("Message", event.room._id, this.buildRoomBody("Message", event.room, [event.message]));
+        return;
+      }
+      case "capture": {
+        if (!this.config.events.capture) return;
+        this.enqueue("LeadCapture", event.room._id, this.buildRoomBody("LeadCapture", event.room, []));
+        return;
+      }
+      case "offline": {
+        if (!this.config.events.offline) return;
+        this.offlineSeq += 1;
+        const body = wire<RcWebhookBody>({
+          type: "LivechatOfflineMessage",
+          sentAt: event.sentAt,
+          visitor: { name: event.name, email: event.email },
+          message: event.message,
+        });
+        this.enqueueKeyed(`offline:${this.offlineSeq}`, { type: body.type, roomId: undefined, body });
+        return;
+      }
+    }
+  }
+
+  /** `Messages.findVisibleByRoomId(rid, {sort: {ts: 1}})`; system messages are filtered in buildRoomBody. */
+  private visibleMessages(room: RcRoom): RcMessage[] {
+    return this.state().messagesOf(room._id);
+  }
+
+  /** `publicFilePath`: absolute, with `?token=<JWT>` when JWT file protection is on (normalizeMessageFileUpload). */
+  publicFilePath(message: RcMessage): { publicFilePath: string; type: string; size: number } | undefined {
+    if (!message.file) return undefined;
+    const file = this.state().files.get(message.file._id);
+    if (!file) return undefined;
+    const jwt =
+      this.config.protectFiles && this.config.jwtFileUrls
+        ? signFileToken(this.config.jwtSecret, { rid: message.rid, userId: message.u._id, fileId: file._id })
+        : undefined;
+    return {
+      publicFilePath: `${this.config.siteUrl()}${fileLink(file)}${jwt === undefined ? "" : `?token=${jwt}`}`,
+      type: file.type,
+      size: file.size,
+    };
+  }
+
+  private buildRoomBody(
+    type: string,
+    room: RcRoom & { oldServedBy?: unknown; oldDepartmentId?: string },
+    messages: RcMessage[],
+  ): RcWebhookBody | undefined {
+    const state = this.state();
+    const visitor = state.visitors.get(room.v._id);
+    if (!visitor) return undefined; // getLivechatRoomGuestInfo throws error-invalid-visitor
+    const agent = room.servedBy ? state.agentById(room.servedBy._id) : undefined;
+    const visitorInfo: Record<string, unknown> = {
+      _id: visitor._id,
+      token: visitor.token,
+      name: visitor.name,
+      username: visitor.username,
+      department: visitor.department,
+      customFields: visitor.livechatData,
+    };
+    if (visitor.visitorEmails?.length) visitorInfo.email = visitor.visitorEmails;
+    if (visitor.phone?.length) visitorInfo.phone = visitor.phone;
+    const items = messages
+      .filter((message) => message.t === undefined || message.t === "livechat-close")
+      .map((message) => ({
+        u: message.u,
+        _id: message._id,
+        username: message.u.username,
+        msg: message.msg === "" ? undefined : message.msg,
+        ts: message.ts,
+        rid: message.rid,
+        ...(message.editedAt ? { editedAt: message.editedAt } : {}),
+        ...(message.u.username !== visitor.username ? { agentId: message.u._id } : {}),
+        ...(message.t === "livechat-close" ? { closingMessage: true } : {}),
+        ...(message.file ? { file: message.file, attachments: message.attachments } : {}),
+        ...(message.file ? { fileUpload: this.publicFilePath(message) } : {}),
+        _updatedAt: message._updatedAt,
+      }));
+    const extra: Record<string, unknown> = {};
+    switch (type) {
+      case "LivechatSessionStart":
+      case "LivechatSessionQueued":
+        Object.assign(extra, { departmentId: room.departmentId });
+        break;
+      case "LivechatSessionTaken":
+        Object.assign(extra, { departmentId: room.departmentId, servedBy: room.servedBy });
+        break;
+      case "LivechatSessionForwarded":
+        Object.assign(extra, {
+          departmentId: room.departmentId,
+          servedBy: room.servedBy,
+          oldDepartmentId: room.oldDepartmentId,
+          oldServedBy: room.oldServedBy,
+        });
+        break;
+      case "LivechatSession":
+        Object.assign(extra, {
+          departmentId: room.departmentId,
+          servedBy: room.servedBy,
+          closedAt: room.closedAt,
+          closedBy: room.closedBy,
+          closer: room.closer,
+        });
+        break;
+    }
+    return wire<RcWebhookBody>({
+      _id: room._id,
+      label: room.fname,
+      createdAt: room.ts,
+      lastMessageAt: room.lm,
+      tags: room.tags,
+      customFields: room.livechatData,
+      visitor: visitorInfo,
+      ...(agent
+        ? {
+            agent: {
+              _id: agent._id,
+              username: agent.username,
+              name: agent.name,
+              ...(agent.email === undefined ? {} : { email: agent.email }),
+            },
+          }
+        : {}),
+      type,
+      messages: items,
+      ...extra,
+    });
+  }
+
+  private enqueue(type: string, roomId: string, body: RcWebhookBody | undefined): void {
+    if (body === undefined) return;
+    this.enqueueKeyed(`room:${roomId}`, { type, roomId, body });
+  }
+
+  private enqueueKeyed(key: string, delivery: Delivery): void {
+    const queue = this.queues.get(key) ?? [];
+    queue.push(delivery);
+    this.queues.set(key, queue);
+    if (!this.running.has(key)) void this.pump(key);
+  }
+
+  /** One delivery at a time per room, in order (like RC's single hook chain). */
+  private async pump(key: string): Promise<void> {
+    this.running.add(key);
+    try {
+      for (;;) {
+        const queue = this.queues.get(key);
+        const next = queue?.shift();
+        if (!next || this.closed) break;
+        await this.deliver(next);
+      }
+    } finally {
+      this.queues.delete(key);
+      this.running.delete(key);
+      this.notifyIfIdle();
+    }
+  }
+
+  private async deliver(delivery: Delivery): Promise<void> {
+    const maxAttempts = this.config.retryPolicy === "legacy" ? 10 : 5;
+    const crmData = delivery.roomId === undefined ? undefined : this.state().rooms.get(delivery.roomId)?.crmData;
+    const body = withCrmData(delivery.body, crmData);
+    const payload = JSON.stringify(body);
+    for (let attempt = 1; attempt <= maxAttempts && !this.closed; attempt += 1) {
+      const url = this.config.url;
+      if (!url) return;
+      let status: number | "network-error";
+      let responseText: string | undefined;
+      try {
+        const signal = AbortSignal.any([this.aborter.signal, AbortSignal.timeout(this.config.httpTimeoutMs)]);
+        const response = await fetch(url, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            ...(this.config.secretToken ? { "X-RocketChat-Livechat-Token": this.config.secretToken } : {}),
+          },
+          body: payload,
+          signal,
+        });
+        responseText = await response.text();
+        status = response.status;
+      } catch {
+        status = "network-error";
+      }
+      if (this.closed) return;
+      this.attempts.push({
+        type: delivery.type,
+        ...(delivery.roomId === undefined ? {} : { roomId: delivery.roomId }),
+        attempt,
+        status,
+        body,
+        ...(responseText === undefined ? {} : { responseText }),
+      });
+      if (status === 200) {
+        // Only HTTP 200 counts as delivered; its text is saved as room.crmData.
+        const room = delivery.roomId === undefined ? undefined : this.state().rooms.get(delivery.roomId);
+        if (room && responseText !== undefined) room.crmData = responseText;
+        return;
+      }
+      const retryable =
+        this.config.retryPolicy === "legacy" || status === "network-error" || status >= 500 || status === 429;
+      if (!retryable || attempt === maxAttempts) return;
+      await this.sleep(this.config.retryIntervalMs);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        resolve();
+      }, ms);
+      this.timers.add(timer);
+    });
+  }
+
+  private isIdle(): boolean {
+    return this.running.size === 0 && this.queues.size === 0;
+  }
+
+  private notifyIfIdle(): void {
+    if (!this.isIdle()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  whenIdle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.aborter.abort();
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    this.queues.clear();
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
