@@ -1,3 +1,4 @@
+import { createServer } from "node:net";
 import { createApp, type App } from "../../server/app.js";
 import { loadConfig } from "../../server/config.js";
 
@@ -11,18 +12,33 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** The real app on 127.0.0.1, any free port, with the built-in socket desk; `overrides` are env variables. */
+/** A port nothing listens on right now (bound, then released). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * The real app on 127.0.0.1 with the built-in socket desk unless `overrides` (env variables) say otherwise. The
+ * port is chosen first so that PUBLIC_URL (the base of the links the gateway hands out) is right.
+ */
 export async function startTestApp(overrides: Record<string, string> = {}): Promise<TestApp> {
+  const port = overrides.PORT ?? String(await freePort());
   const config = loadConfig({
     HOST: "127.0.0.1",
-    PORT: "0",
+    PORT: port,
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    SIGNING_SECRET: "test-signing-secret-0123456789abcdef",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     API_KEYS: TEST_API_KEY,
     INIT_RATE_LIMIT: "10000",
     ...overrides,
   });
   const app = createApp(config);
-  const port = await app.listen();
-  const url = `http://127.0.0.1:${port}`;
-  return { app, url, port, apiKey: TEST_API_KEY, close: () => app.close() };
+  const bound = await app.listen();
+  const url = `http://127.0.0.1:${bound}`;
+  return { app, url, port: bound, apiKey: TEST_API_KEY, close: () => app.close() };
 }

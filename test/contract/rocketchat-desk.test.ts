@@ -1,0 +1,225 @@
+import { pino } from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import type { ChatMessage } from "../../protocol/index.js";
+import { RocketChatDesk, mintVisitorToken } from "../../server/adapters/rocketchat/index.js";
+import { RocketChatError } from "../../server/adapters/rocketchat/client.js";
+import type { Conversation } from "../../server/core/conversation.js";
+import { NoAgentAvailableError } from "../../server/core/desk.js";
+import {
+  DEFAULT_FAKE_USER,
+  startFakeRocketChat,
+  type FakeRocketChat,
+  type FakeRocketChatOptions,
+} from "../fakes/rocketchat/index.js";
+import { conversationFixture } from "./store.contract.js";
+
+const fakes: FakeRocketChat[] = [];
+afterEach(async () => {
+  for (const fake of fakes.splice(0)) await fake.close();
+});
+
+async function setup(options: FakeRocketChatOptions = {}, env: { department?: string; credentials?: boolean } = {}) {
+  const fake = await startFakeRocketChat(options);
+  fakes.push(fake);
+  const desk = new RocketChatDesk({
+    config: {
+      ROCKETCHAT_URL: fake.url,
+      ROCKETCHAT_TIMEOUT_MS: 1_000,
+      ...(env.department === undefined ? {} : { ROCKETCHAT_DEPARTMENT: env.department }),
+      ...(env.credentials
+        ? { ROCKETCHAT_USER_ID: DEFAULT_FAKE_USER.userId, ROCKETCHAT_AUTH_TOKEN: DEFAULT_FAKE_USER.authToken }
+        : {}),
+    },
+    logger: pino({ level: "silent" }),
+    fetchHosts: [],
+    maxFileBytes: 1_000_000,
+  });
+  return { fake, desk };
+}
+
+const conversation = (overrides: Partial<Conversation> = {}): Conversation =>
+  conversationFixture({ subject: "", desk: { desk: "rocketchat", ids: mintVisitorToken() }, ...overrides });
+
+/** The conversation as the outbox sees it after open succeeded. */
+const opened = (c: Conversation, ids: Record<string, string>): Conversation => ({
+  ...c,
+  desk: { ...c.desk, ids: { ...c.desk.ids, ...ids }, openedAt: new Date().toISOString() },
+});
+
+let seq = 0;
+const chat = (c: Conversation, text: string, overrides: Partial<ChatMessage> = {}): ChatMessage => ({
+  type: "ChatMessage",
+  id: `m-${++seq}`,
+  conversationId: c.id,
+  seq,
+  timestamp: new Date().toISOString(),
+  from: c.customer,
+  to: [],
+  text,
+  attachments: [],
+  tag: "",
+  ...overrides,
+});
+
+const texts = (fake: FakeRocketChat, rid: string) =>
+  fake
+    .messages(rid)
+    .filter((m) => m.t === undefined)
+    .map((m) => m.msg);
+
+describe("Rocket.Chat desk against the fake Rocket.Chat", () => {
+  it("opens one room per conversation, assigned at once under auto routing, with the agent's display name", async () => {
+    const { fake, desk } = await setup();
+    const c = conversation();
+    const session = await desk.open(c);
+    expect(session.ids.visitorToken).toBe(c.desk.ids.visitorToken);
+    expect(fake.room(session.ids.rid ?? "")?.open).toBe(true);
+    expect(session.agent).toEqual({ id: "rocketchat:agent1", name: "Jane Doe" });
+    // Retried after an unknown outcome: the same room, not a second one.
+    expect((await desk.open(c)).ids.rid).toBe(session.ids.rid);
+    expect(fake.rooms()).toHaveLength(1);
+    expect(fake.visitors()[0]).toMatchObject({ token: c.desk.ids.visitorToken, name: "Sara Khan" });
+  });
+
+  it("leaves the room queued, without an agent, under manual routing", async () => {
+    const { desk } = await setup({ routing: "manual" });
+    const session = await desk.open(conversation());
+    expect(session.ids.rid).toBeTruthy();
+    expect(session.agent).toBeUndefined();
+  });
+
+  it("reports no agent online, then checks the cheap config route until one is, without spending the room budget", async () => {
+    const { fake, desk } = await setup();
+    fake.setAgentOnline("agent1", false);
+    const c = conversation();
+    await expect(desk.open(c)).rejects.toBeInstanceOf(NoAgentAvailableError);
+    const roomCalls = () => fake.requests.filter((r) => r.path.startsWith("/api/v1/livechat/room")).length;
+    const before = roomCalls();
+    await expect(desk.open(c)).rejects.toBeInstanceOf(NoAgentAvailableError);
+    expect(roomCalls()).toBe(before);
+    expect(fake.requests.some((r) => r.path.startsWith("/api/v1/livechat/config"))).toBe(true);
+    fake.setAgentOnline("agent1", true);
+    expect((await desk.open(c)).agent?.name).toBe("Jane Doe");
+  });
+
+  it("routes by subject as the department, and falls back to ROCKETCHAT_DEPARTMENT when Rocket.Chat refuses it", async () => {
+    const { fake, desk } = await setup(
+      {
+        departments: [
+          { _id: "dep1", name: "Support" },
+          { _id: "dep2", name: "Billing" },
+        ],
+      },
+      { department: "Support" },
+    );
+    const billing = await desk.open(conversation({ subject: "Billing" }));
+    expect(fake.room(billing.ids.rid ?? "")?.departmentId).toBe("dep2");
+    const unknown = await desk.open(conversation({ subject: "Nope" }));
+    expect(unknown.ids.department).toBe("Support");
+    expect(fake.room(unknown.ids.rid ?? "")?.departmentId).toBe("dep1");
+  });
+
+  it("keeps the token Rocket.Chat returns when it merges the visitor by phone", async () => {
+    const { fake, desk } = await setup();
+    const first = await desk.open(
+      conversation({ customer: { id: "p1", name: "Ali", firstName: "Ali", phone: "+923001112223" } }),
+    );
+    fake.closeByAgent(first.ids.rid ?? "");
+    const again = conversation({ customer: { id: "p2", name: "Ali", firstName: "Ali", phone: "+923001112223" } });
+    const second = await desk.open(again);
+    expect(second.ids.visitorToken).toBe(first.ids.visitorToken);
+    expect(second.ids.visitorToken).not.toBe(again.desk.ids.visitorToken);
+    expect(second.ids.rid).not.toBe(first.ids.rid);
+  });
+
+  it("sends text once even when the send is repeated (deterministic _id)", async () => {
+    const { fake, desk } = await setup();
+    const c = conversation();
+    const session = await desk.open(c);
+    const bound = opened(c, session.ids);
+    const message = chat(c, "Where is my order?");
+    await desk.send(bound, message);
+    await desk.send(bound, message);
+    await desk.send(bound, chat(c, "It was 8812"));
+    expect(texts(fake, session.ids.rid ?? "")).toEqual(["Where is my order?", "It was 8812"]);
+  });
+
+  it("uploads a customer's data: file once, and sends links it may not fetch as text", async () => {
+    const { fake, desk } = await setup();
+    const c = conversation();
+    const session = await desk.open(c);
+    const bound = opened(c, session.ids);
+    const png = Buffer.from("89504e470d0a1a0a0000000d49484452", "hex");
+    const message = chat(c, "", {
+      attachments: [
+        { type: "image/png", name: "receipt.png", contentUrl: `data:image/png;base64,${png.toString("base64")}` },
+      ],
+    });
+    await desk.send(bound, message);
+    await desk.send(bound, message);
+    const files = fake.files().filter((f) => f.rid === session.ids.rid);
+    expect(files).toHaveLength(1);
+    expect(files[0]?.content.equals(png)).toBe(true);
+    await desk.send(
+      bound,
+      chat(c, "see this", {
+        attachments: [{ type: "application/pdf", name: "a.pdf", contentUrl: "https://evil.example/a.pdf" }],
+      }),
+    );
+    expect(texts(fake, session.ids.rid ?? "").at(-1)).toBe("see this\na.pdf: https://evil.example/a.pdf");
+  });
+
+  it("closes idempotently", async () => {
+    const { fake, desk } = await setup();
+    const c = conversation();
+    const session = await desk.open(c);
+    const bound = opened(c, session.ids);
+    await desk.close(bound, "resolved");
+    expect(fake.room(session.ids.rid ?? "")?.open).toBe(false);
+    await expect(desk.close(bound, "resolved")).resolves.toBeUndefined();
+  });
+
+  it("refuses for good a message to a room the agent closed", async () => {
+    const { fake, desk } = await setup();
+    const c = conversation();
+    const session = await desk.open(c);
+    fake.closeByAgent(session.ids.rid ?? "");
+    const error = await desk.send(opened(c, session.ids), chat(c, "hello?")).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RocketChatError);
+    expect(error).toMatchObject({ retryable: false, errorType: "room-closed" });
+  });
+
+  it("asks for a retry on 5xx, on a dropped connection, and on 429 after Retry-After, then gates room creation", async () => {
+    const { fake, desk } = await setup();
+    fake.failNext(1, 503);
+    await expect(desk.open(conversation())).rejects.toMatchObject({ retryable: true, upstreamStatus: 503 });
+    fake.goDown("reset");
+    await expect(desk.open(conversation())).rejects.toMatchObject({ retryable: true });
+    fake.comeUp();
+    fake.failNext(1, 429, { retryAfterSeconds: 7 });
+    const limited = await desk.open(conversation()).catch((e: unknown) => e);
+    expect(limited).toMatchObject({ retryable: true, upstreamStatus: 429 });
+    expect((limited as RocketChatError).retryAfterMs).toBe(7_000);
+    // Every conversation now waits: no request reaches Rocket.Chat until the gate opens.
+    const before = fake.requests.length;
+    await expect(desk.open(conversation())).rejects.toMatchObject({ retryable: true, upstreamStatus: 429 });
+    expect(fake.requests.length).toBe(before);
+  });
+
+  it("meets Rocket.Chat's own 5-per-minute visitor limiter with a retryable error and then waits it out", async () => {
+    const { fake, desk } = await setup({ rateLimit: true });
+    const outcomes: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      outcomes.push(
+        await desk.open(conversation()).then(
+          () => "open",
+          (error: unknown) =>
+            error instanceof RocketChatError && error.retryable ? `retry:${error.upstreamStatus}` : "other",
+        ),
+      );
+    }
+    expect(outcomes).toEqual(["open", "open", "open", "open", "open", "retry:429", "retry:429"]);
+    // Only the first refusal reached Rocket.Chat; the second waited behind the gate.
+    expect(fake.requests.filter((r) => r.status === 429)).toHaveLength(1);
+  });
+});
