@@ -71,7 +71,9 @@ const CoreConfigSchema = z.object({
     .describe("times a connector may refuse a message ({ ok: false }) before it is given up and reported to agents"),
   MAX_PAYLOAD_BYTES: positiveInt.default(1_048_576).describe("largest socket event or JSON body"),
   INIT_RATE_LIMIT: positiveInt.default(30).describe("POST /api/customer/init per client IP per minute"),
-  CUSTOMER_EVENTS_PER_SECOND: positiveInt.default(10).describe("events a customer socket may send per second, sustained"),
+  CUSTOMER_EVENTS_PER_SECOND: positiveInt
+    .default(10)
+    .describe("events a customer socket may send per second, sustained"),
   CUSTOMER_EVENTS_BURST: positiveInt.default(30).describe("events a customer socket may send in a burst"),
   TRANSCRIPT_EMAILS_PER_HOUR: positiveInt.default(3).describe("e-mailed transcripts per conversation per hour"),
   ENDED_RETENTION_HOURS: positiveInt.default(168).describe("how long ended conversations (and transcripts) are kept"),

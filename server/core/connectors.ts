@@ -159,8 +159,15 @@ export class ConnectorDispatcher {
       this.forget(state, entry.id);
       await this.store.ackConnector(channel, entry.id);
       this.metrics.failed(destination);
-      this.logger.warn({ channel, entryId: entry.id, refusals: attempt.refusals }, "connector refused a message for good");
-      await this.options.onUndeliverable?.(channel, entry, `refused ${attempt.refusals} times by the ${channel} connector`);
+      this.logger.warn(
+        { channel, entryId: entry.id, refusals: attempt.refusals },
+        "connector refused a message for good",
+      );
+      await this.options.onUndeliverable?.(
+        channel,
+        entry,
+        `refused ${attempt.refusals} times by the ${channel} connector`,
+      );
       return;
     }
     // A timed-out offer goes straight to the next socket; once every socket had its turn, back off.
@@ -169,7 +176,10 @@ export class ConnectorDispatcher {
     attempt.notBefore = attempt.offers % Math.max(1, state.endpoints.length) === 0 ? Date.now() + delay : 0;
     state.attempts.set(entry.id, attempt);
     this.metrics.retried(destination);
-    this.logger.debug({ channel, entryId: entry.id, outcome, offers: attempt.offers }, "connector delivery not acknowledged");
+    this.logger.debug(
+      { channel, entryId: entry.id, outcome, offers: attempt.offers },
+      "connector delivery not acknowledged",
+    );
   }
 
   private forget(state: ChannelState, entryId: string): void {

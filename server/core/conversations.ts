@@ -191,7 +191,14 @@ export class ConversationService implements OutboxEffects {
       flag: { key: `present:${actor.role}:${actor.id}`, value: false },
       // Back to the queue only when no other agent is still in the conversation.
       ...(wasAgent
-        ? { transition: { from: ["active"], to: "queued", patch: { agent: undefined }, unlessFlagPrefix: "present:agent:" } }
+        ? {
+            transition: {
+              from: ["active"],
+              to: "queued",
+              patch: { agent: undefined },
+              unlessFlagPrefix: "present:agent:",
+            },
+          }
         : {}),
     });
   }

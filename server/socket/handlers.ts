@@ -168,7 +168,11 @@ export const joinConversation = defineHandler({
 });
 
 /** Takes a session off the fan-out and out of the presence count (a disconnect starts the grace period). */
-export function release(context: Pick<SocketDeps, "fanout" | "presence">, session: Session, disconnected: boolean): void {
+export function release(
+  context: Pick<SocketDeps, "fanout" | "presence">,
+  session: Session,
+  disconnected: boolean,
+): void {
   context.fanout.remove(session);
   context.presence.released(session.conversationId, session.member, disconnected);
 }

@@ -46,4 +46,5 @@ export class Presence {
   }
 }
 
-const keyOf = (conversationId: string, member: Member): string => `${conversationId}\u0000${member.role}\u0000${member.id}`;
+const keyOf = (conversationId: string, member: Member): string =>
+  `${conversationId}\u0000${member.role}\u0000${member.id}`;

@@ -49,13 +49,21 @@ export class MemoryStore implements ConversationStore {
     this.assertOpen();
     const byRequest = this.rows.get(this.byRequestId.get(keys.requestId) ?? "");
     if (byRequest) {
-      return Promise.resolve({ conversation: structuredClone(byRequest.conversation), created: false, matchedBy: "requestId" });
+      return Promise.resolve({
+        conversation: structuredClone(byRequest.conversation),
+        created: false,
+        matchedBy: "requestId",
+      });
     }
     const byRef = keys.channelRef
       ? this.rows.get(this.openByChannelRef.get(channelRefKey(keys.channelRef.channel, keys.channelRef.refId)) ?? "")
       : undefined;
     if (byRef) {
-      return Promise.resolve({ conversation: structuredClone(byRef.conversation), created: false, matchedBy: "channelRef" });
+      return Promise.resolve({
+        conversation: structuredClone(byRef.conversation),
+        created: false,
+        matchedBy: "channelRef",
+      });
     }
 
     const row: Row = {
