@@ -119,7 +119,7 @@ export class DeskOutbox {
         await this.store.outboxComplete(conversationId, item.id);
         this.metrics.delivered(this.destination);
       } catch (error) {
-        const proceed = await this.failed(conversation, item, error);
+        const proceed = await this.failed(conversation, { ...item, lastAttemptAt: item.lastAttemptAt ?? started }, error);
         if (!proceed) return;
       } finally {
         this.logger.debug({ conversationId, item: item.id, ms: this.now() - started }, "outbox item tried");
@@ -193,6 +193,8 @@ export class DeskOutbox {
       attempts,
       notBefore: this.now() + delayMs,
       lastError: error.slice(0, 500),
+      // The first failed attempt: anything it (or a later one) delivered happened after it.
+      lastAttemptAt: item.lastAttemptAt ?? this.now(),
     });
     this.logger.debug({ conversationId: conversation.id, item: item.id, attempts, delayMs }, "outbox item deferred");
     const timer = setTimeout(() => this.notify(conversation.id), delayMs + 5);

@@ -29,8 +29,11 @@ export interface Desk {
   readonly name: string;
   readonly capabilities: DeskCapabilities;
   open(conversation: Conversation): Promise<DeskSession>;
-  /** Delivers one customer message (text and/or files) to the session. */
-  send(conversation: Conversation, message: ChatMessage): Promise<void>;
+  /**
+   * Delivers one customer message (text and/or files) to the session. `retry.since` (epoch ms) is set when an
+   * earlier attempt failed in an unknown way: what it may have delivered since then must not be sent again.
+   */
+  send(conversation: Conversation, message: ChatMessage, retry?: { since: number }): Promise<void>;
   close(conversation: Conversation, reason: string): Promise<void>;
   /** Throws while the desk cannot be reached (for `/ready`). */
   ping?(): Promise<void>;

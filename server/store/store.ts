@@ -51,6 +51,8 @@ export interface OutboxItem {
   /** Epoch ms before which the item is not tried again. */
   notBefore: number;
   lastError?: string;
+  /** Epoch ms when the last failed attempt started: what a retry checks the desk for (did it land after all?). */
+  lastAttemptAt?: number;
 }
 
 export type AppendResult =
@@ -142,7 +144,7 @@ export interface ConversationStore {
   outboxDefer(
     conversationId: string,
     itemId: string,
-    update: { attempts: number; notBefore: number; lastError: string },
+    update: { attempts: number; notBefore: number; lastError: string; lastAttemptAt: number },
   ): Promise<void>;
   /** Conversations whose outbox head is due at `now`, oldest due first. */
   outboxDue(now: number, limit: number): Promise<string[]>;

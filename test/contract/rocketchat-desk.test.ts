@@ -155,11 +155,16 @@ describe("Rocket.Chat desk against the fake Rocket.Chat", () => {
         { type: "image/png", name: "receipt.png", contentUrl: `data:image/png;base64,${png.toString("base64")}` },
       ],
     });
+    const firstAttempt = Date.now();
     await desk.send(bound, message);
-    await desk.send(bound, message);
+    // The outbox retries it (the first answer was lost): the file is in the room already and is not posted again.
+    await desk.send(bound, message, { since: firstAttempt });
     const files = fake.files().filter((f) => f.rid === session.ids.rid);
     expect(files).toHaveLength(1);
     expect(files[0]?.content.equals(png)).toBe(true);
+    // Another message with a file of the same name (phones call every photo image.jpg) is a new file.
+    await desk.send(bound, chat(c, "", { attachments: message.attachments }));
+    expect(fake.files().filter((f) => f.rid === session.ids.rid)).toHaveLength(2);
     await desk.send(
       bound,
       chat(c, "see this", {

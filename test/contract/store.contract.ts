@@ -341,7 +341,7 @@ export function storeContract(name: string, factory: () => Promise<ConversationS
       await store.append(a.id, chatDraft(a.id, "m"), { outbox: { kind: "message" } });
       expect(await store.outboxDue(1_000, 100)).toEqual(expect.arrayContaining([a.id, b.id]));
 
-      await store.outboxDefer(a.id, "open", { attempts: 1, notBefore: 5_000, lastError: "503" });
+      await store.outboxDefer(a.id, "open", { attempts: 1, notBefore: 5_000, lastError: "503", lastAttemptAt: 900 });
       expect(await store.outboxHead(a.id)).toMatchObject({
         id: "open",
         attempts: 1,
@@ -355,7 +355,7 @@ export function storeContract(name: string, factory: () => Promise<ConversationS
 
       await store.outboxComplete(a.id, "m:1"); // not the head: ignored
       expect((await store.outboxHead(a.id))?.id).toBe("open");
-      await store.outboxDefer(a.id, "m:1", { attempts: 9, notBefore: 0, lastError: "stale" });
+      await store.outboxDefer(a.id, "m:1", { attempts: 9, notBefore: 0, lastError: "stale", lastAttemptAt: 1 });
       expect((await store.outboxHead(a.id))?.attempts).toBe(1);
       await store.outboxComplete(a.id, "open");
       expect((await store.outboxHead(a.id))?.id).toBe("m:1");

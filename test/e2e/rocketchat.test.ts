@@ -270,6 +270,15 @@ describe("Rocket.Chat desk end to end", () => {
       .poll(() => customer.inbox.messages.filter((m) => m.type === "ChatMessage").map(label))
       .toEqual(["first reply", "second reply"]);
 
+    // The sample Rocket.Chat's "Send Test" button posts (no message _id, email and phone as strings): accepted.
+    const sample = {
+      type: "LivechatSession",
+      _id: "fasd6f5a4sd6f8a4sdf",
+      label: "title",
+      visitor: { _id: "", token: "123456789", name: "", email: "test@example.com", phone: "123456789" },
+      messages: [{ username: "test", msg: "test message", ts: "2026-11-21T10:00:00.000Z" }],
+    };
+    expect(await post(sample, SECRET)).toMatchObject({ status: 200 });
     const stranger = { type: "Message", _id: "someone-elses-room", visitor: { token: "widget-token" }, messages: [] };
     expect(await post(stranger, SECRET)).toMatchObject({ status: 200 });
     expect(await post({ nonsense: true }, SECRET)).toMatchObject({

@@ -16,6 +16,7 @@ export const RcMessageSchema = z.looseObject({
   msg: z.string().optional(),
   ts: z.string().optional(),
   file: z.object({ _id: z.string(), name: z.string(), type: z.string().optional() }).optional(),
+  fileUpload: z.looseObject({ size: z.number().optional() }).optional(),
 });
 export type RcVisitor = z.infer<typeof RcVisitorSchema>;
 export type RcRoom = z.infer<typeof RcRoomSchema>;

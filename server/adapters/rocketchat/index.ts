@@ -11,6 +11,9 @@ import { DESK_NAME, VISITOR_TOKEN_PREFIX, agentParticipant, rocketChatMessageId,
 export { rocketChatRoutes } from "./webhook.js";
 export { RocketChatConfigSchema, rocketChatSecrets } from "./config.js";
 
+/** How far Rocket.Chat's clock may lag ours when a retry looks for an upload that landed. */
+const CLOCK_SLACK_MS = 120_000;
+
 export const capabilities: DeskCapabilities = { attachments: true, edits: false, queuePosition: false, typing: false };
 
 export interface RocketChatDeskOptions {
@@ -89,7 +92,7 @@ export class RocketChatDesk implements Desk {
     return session;
   }
 
-  async send(conversation: Conversation, message: ChatMessage): Promise<void> {
+  async send(conversation: Conversation, message: ChatMessage, retry?: { since: number }): Promise<void> {
     const { rid, visitorToken: token } = conversation.desk.ids;
     if (rid === undefined || token === undefined)
       throw new AdapterError(DESK_NAME, "no room for this conversation", false);
@@ -103,7 +106,7 @@ export class RocketChatDesk implements Desk {
     if (text !== "") {
       await this.client.sendMessage({ token, rid, msg: text, _id: rocketChatMessageId(conversation, message) });
     }
-    for (const attachment of uploads) await this.uploadOnce(rid, token, message, attachment);
+    for (const attachment of uploads) await this.uploadOnce(rid, token, message, attachment, retry);
   }
 
   async close(conversation: Conversation, reason: string): Promise<void> {
@@ -147,17 +150,30 @@ export class RocketChatDesk implements Desk {
   }
 
   /**
-   * Uploads have no client id, so a retry could post the file twice: first look for it in the room's history
-   * (a file of the same name posted since our message was written).
+   * Uploads have no client id, so a retry could post the file twice. On a retry (only then), look in the room's
+   * history for the same file (name and size) posted since the first failed attempt: the outbox works one item of
+   * a conversation at a time, so nothing else of this conversation was uploaded in that window. A few minutes of
+   * slack absorb clock differences between Liaison and Rocket.Chat.
    */
-  private async uploadOnce(rid: string, token: string, message: ChatMessage, attachment: Attachment): Promise<void> {
-    const since = Date.parse(message.timestamp) - 1000;
-    const history = await this.client.history(rid, token, 50);
-    const already = history.some(
-      (posted) => posted.file?.name === attachment.name && (posted.ts === undefined || Date.parse(posted.ts) >= since),
-    );
-    if (already) return;
+  private async uploadOnce(
+    rid: string,
+    token: string,
+    message: ChatMessage,
+    attachment: Attachment,
+    retry: { since: number } | undefined,
+  ): Promise<void> {
     const file = await this.content(attachment);
+    if (retry !== undefined) {
+      const since = retry.since - CLOCK_SLACK_MS;
+      const history = await this.client.history(rid, token, 50);
+      const landed = history.some(
+        (posted) =>
+          posted.file?.name === attachment.name &&
+          (posted.fileUpload?.size === undefined || posted.fileUpload.size === file.data.byteLength) &&
+          (posted.ts === undefined || Date.parse(posted.ts) >= since),
+      );
+      if (landed) return;
+    }
     await this.client.upload(rid, token, file, message.attachments.length === 1 ? undefined : attachment.name);
   }
 

@@ -24,7 +24,8 @@ const FileAttachmentSchema = z.looseObject({
 
 /** One message of a webhook payload (the fields we read; Rocket.Chat sends many more). */
 export const WebhookMessageSchema = z.looseObject({
-  _id: z.string(),
+  /** Absent in the sample payload of Rocket.Chat's "Send Test" button. */
+  _id: z.string().optional(),
   msg: z.string().optional(),
   t: z.string().optional(),
   token: z.string().optional(),
@@ -135,6 +136,8 @@ function agentMessageEvent(
   if (message.agentId === undefined || message.token !== undefined || (message.t !== undefined && message.t !== "")) {
     return [];
   }
+  const id = message._id;
+  if (id === undefined) return [];
   const agent = agentParticipant(message.u ?? { _id: message.agentId });
   const attachments: Attachment[] = [];
   let text = message.msg ?? "";
@@ -156,13 +159,13 @@ function agentMessageEvent(
   }
   const event: Extract<DeskEvent, { type: "agentMessage" }> = {
     type: "agentMessage",
-    externalId: message.editedAt === undefined ? message._id : `${message._id}@${message.editedAt}`,
+    externalId: message.editedAt === undefined ? id : `${id}@${message.editedAt}`,
     agent,
     text: shortcodesToUnicode(text),
     attachments,
   };
   if (message.editedAt !== undefined) {
-    event.editOf = message._id;
+    event.editOf = id;
     event.editedAt = message.editedAt;
   }
   return [event];

@@ -231,7 +231,7 @@ export class MemoryStore implements ConversationStore {
   outboxDefer(
     conversationId: string,
     itemId: string,
-    update: { attempts: number; notBefore: number; lastError: string },
+    update: { attempts: number; notBefore: number; lastError: string; lastAttemptAt: number },
   ): Promise<void> {
     this.assertOpen();
     const head = this.rows.get(conversationId)?.outbox[0];
