@@ -119,7 +119,11 @@ export class DeskOutbox {
         await this.store.outboxComplete(conversationId, item.id);
         this.metrics.delivered(this.destination);
       } catch (error) {
-        const proceed = await this.failed(conversation, { ...item, lastAttemptAt: item.lastAttemptAt ?? started }, error);
+        const proceed = await this.failed(
+          conversation,
+          { ...item, lastAttemptAt: item.lastAttemptAt ?? started },
+          error,
+        );
         if (!proceed) return;
       } finally {
         this.logger.debug({ conversationId, item: item.id, ms: this.now() - started }, "outbox item tried");
