@@ -3,13 +3,16 @@ import type { AddressInfo } from "node:net";
 import express from "express";
 import type { AppServer } from "./socket/types.js";
 import { randomBytes } from "node:crypto";
+import { RAPIDPRO_CHANNEL, RapidProChannel, liveAgentsRoutes } from "./adapters/rapidpro/index.js";
 import { RocketChatDesk, mintVisitorToken, rocketChatRoutes } from "./adapters/rocketchat/index.js";
 import type { Config } from "./config.js";
 import { ApiKeys } from "./core/api-keys.js";
 import { ConnectorDispatcher } from "./core/connectors.js";
 import { ConversationService } from "./core/conversations.js";
+import { ChannelLane } from "./core/channel.js";
 import type { Desk } from "./core/desk.js";
-import { DeskOutbox } from "./core/desk-outbox.js";
+import { DeskLane } from "./core/desk-outbox.js";
+import { OutboxWorker, type OutboxOptions } from "./core/outbox.js";
 import { LocalBus } from "./core/local-bus.js";
 import { UrlSigner } from "./core/signed-urls.js";
 import type { Clock } from "./core/ports.js";
@@ -73,13 +76,28 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     config.SIGNING_SECRET ?? randomBytes(32).toString("base64url"),
     config.FILE_URL_TTL_SECONDS,
   );
+  const rapidPro =
+    config.RAPIDPRO_URL === undefined || config.RAPIDPRO_TOKEN === undefined
+      ? undefined
+      : new RapidProChannel({
+          config: { ...config, RAPIDPRO_URL: config.RAPIDPRO_URL, RAPIDPRO_TOKEN: config.RAPIDPRO_TOKEN },
+          texts: config.LOCALIZED_TEXTS,
+          deskName: config.DESK,
+          logger: logger.child({ component: "rapidpro" }),
+          observe: (operation, outcome, seconds) => metrics.observe("rapidpro", operation, outcome, seconds),
+        });
+  // Contacts' media live on the RapidPro server: the desk may fetch files from there.
+  const fetchHosts = [
+    ...config.FILE_FETCH_HOSTS,
+    ...(config.RAPIDPRO_URL === undefined ? [] : [new URL(config.RAPIDPRO_URL).hostname]),
+  ];
   const rocketChat =
     config.ROCKETCHAT_URL === undefined
       ? undefined
       : new RocketChatDesk({
           config: { ...config, ROCKETCHAT_URL: config.ROCKETCHAT_URL },
           logger: logger.child({ component: "rocketchat" }),
-          fetchHosts: config.FILE_FETCH_HOSTS,
+          fetchHosts,
           maxFileBytes: config.MAX_FILE_BYTES,
           observe: (operation, outcome, seconds) => metrics.observe("rocketchat", operation, outcome, seconds),
         });
@@ -95,30 +113,51 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       deskName: config.DESK,
       externalDesk: desk !== undefined,
       noAgentText: config.NO_AGENT_TEXT,
-      ...(config.DESK === "rocketchat" ? { deskIds: mintVisitorToken } : {}),
+      ...(config.DESK === "rocketchat"
+        ? {
+            // A RapidPro contact's visitor token is its contact UUID (what the old mediator used); others get a fresh one.
+            deskIds: (draft: { channel: string; refId?: string }) =>
+              draft.channel === RAPIDPRO_CHANNEL && draft.refId !== undefined
+                ? { visitorToken: draft.refId }
+                : mintVisitorToken(),
+          }
+        : {}),
+      ...(rapidPro ? { outboundChannels: [RAPIDPRO_CHANNEL] } : {}),
     },
     clock,
     logger.child({ component: "core" }),
     metrics,
   );
-  const outbox =
-    desk === undefined
-      ? undefined
-      : new DeskOutbox(
-          store,
-          desk,
-          core,
-          {
-            baseDelayMs: 500,
-            maxDelayMs: config.DESK_RETRY_MAX_SECONDS * 1000,
-            noAgentBaseMs: 2_000,
-            noAgentMaxMs: config.NO_AGENT_RETRY_MAX_SECONDS * 1000,
-            pollMs: 1_000,
-          },
-          logger.child({ component: "outbox", desk: desk.name }),
-          metrics,
-        );
-  if (outbox) core.attachDeskOutbox(outbox);
+  const outboxOptions: OutboxOptions = {
+    baseDelayMs: 500,
+    maxDelayMs: config.DESK_RETRY_MAX_SECONDS * 1000,
+    noAgentBaseMs: 2_000,
+    noAgentMaxMs: config.NO_AGENT_RETRY_MAX_SECONDS * 1000,
+    pollMs: 1_000,
+  };
+  const workers: OutboxWorker[] = [];
+  if (desk) {
+    const worker = new OutboxWorker(
+      store,
+      new DeskLane(store, desk, core),
+      outboxOptions,
+      logger.child({ component: "outbox", lane: "desk" }),
+      metrics,
+    );
+    core.attachDeskOutbox(worker);
+    workers.push(worker);
+  }
+  if (rapidPro) {
+    const worker = new OutboxWorker(
+      store,
+      new ChannelLane(store, rapidPro, core),
+      outboxOptions,
+      logger.child({ component: "outbox", lane: "channel" }),
+      metrics,
+    );
+    core.attachChannelOutbox(worker);
+    workers.push(worker);
+  }
   const mailer =
     config.SMTP_URL === undefined
       ? undefined
@@ -139,7 +178,16 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   web.use(cors(config.CORS_ORIGINS));
   web.use(express.json({ limit: config.MAX_PAYLOAD_BYTES, strict: true }));
   web.use(
-    opsRoutes({ ping: () => store.ping(), registry: metrics.registry, logger, isShuttingDown: () => shuttingDown }),
+    opsRoutes({
+      ping: () => store.ping(),
+      problems: (): Record<string, string> => {
+        const problem = rapidPro?.problem();
+        return problem === undefined ? {} : { rapidpro: problem };
+      },
+      registry: metrics.registry,
+      logger,
+      isShuttingDown: () => shuttingDown,
+    }),
   );
   web.use(
     "/api/customer",
@@ -157,6 +205,19 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     }),
   );
   web.use("/api/connectors", connectorRoutes({ core, apiKeys, maxTextLength: config.MAX_TEXT_LENGTH }));
+  if (rapidPro) {
+    web.use(
+      liveAgentsRoutes({
+        core,
+        store,
+        channel: rapidPro,
+        config,
+        externalDesk: desk !== undefined,
+        maxPayloadBytes: config.MAX_PAYLOAD_BYTES,
+        logger: logger.child({ component: "live-agents" }),
+      }),
+    );
+  }
   if (rocketChat) {
     web.use(
       rocketChatRoutes({
@@ -218,7 +279,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           httpServer.off("error", reject);
           const port = (httpServer.address() as AddressInfo).port;
           logger.info({ host: config.HOST, port, desk: config.DESK }, "listening");
-          outbox?.start();
+          for (const worker of workers) worker.start();
           resolve(port);
         });
       }),
@@ -227,7 +288,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       shuttingDown = true;
       clearInterval(sweeper);
       connectors.stop();
-      await outbox?.stop(config.SHUTDOWN_GRACE_MS);
+      await Promise.all(workers.map((worker) => worker.stop(config.SHUTDOWN_GRACE_MS)));
       const closed = new Promise<void>((resolve) => {
         void io.close(() => resolve());
       });

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { RapidProConfigSchema, localizedTexts, rapidProSecrets } from "./adapters/rapidpro/config.js";
 import { RocketChatConfigSchema, rocketChatSecrets } from "./adapters/rocketchat/config.js";
 
 const csv = z
@@ -103,16 +104,24 @@ const CoreConfigSchema = z.object({
   NO_AGENT_RETRY_MAX_SECONDS: positiveInt.default(60).describe("longest wait between two tries to reach an agent"),
 });
 
-export const ConfigSchema = CoreConfigSchema.extend(RocketChatConfigSchema.shape);
+export const ConfigSchema = CoreConfigSchema.extend(RocketChatConfigSchema.shape).extend(RapidProConfigSchema.shape);
 
 export type Config = Readonly<z.output<typeof ConfigSchema>> & {
   readonly PUBLIC_URL: string;
   /** The desk that receives hand-offs: DESK, else the first configured one, else the built-in socket desk. */
   readonly DESK: "socket" | "rocketchat" | "salesforce" | "livechat";
+  /** `ATTENDED_TEXT_<lang>` and `CLOSED_TEXT_<lang>` found in the environment, by lower-case language tag. */
+  readonly LOCALIZED_TEXTS: { attended: Record<string, string>; closed: Record<string, string> };
 };
 
 /** Variables that hold secrets: they may come from `<NAME>_FILE` and are never logged. */
-export const secretVariables = ["API_KEYS", "SMTP_URL", "SIGNING_SECRET", ...rocketChatSecrets] as const;
+export const secretVariables = [
+  "API_KEYS",
+  "SMTP_URL",
+  "SIGNING_SECRET",
+  ...rocketChatSecrets,
+  ...rapidProSecrets,
+] as const;
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -157,6 +166,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     if (c.DESK === "rocketchat" && c.ROCKETCHAT_URL === undefined) {
       problems.push("DESK: rocketchat needs ROCKETCHAT_URL");
     }
+    if (c.RAPIDPRO_URL !== undefined && c.RAPIDPRO_TOKEN === undefined) {
+      problems.push("RAPIDPRO_TOKEN: the RapidPro channel needs its API token");
+    }
     if ((c.ROCKETCHAT_USER_ID === undefined) !== (c.ROCKETCHAT_AUTH_TOKEN === undefined)) {
       problems.push("ROCKETCHAT_AUTH_TOKEN: set ROCKETCHAT_USER_ID and ROCKETCHAT_AUTH_TOKEN together");
     }
@@ -171,6 +183,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     PUBLIC_URL: parsed.data.PUBLIC_URL ?? `http://localhost:${parsed.data.PORT}`,
     DESK:
       parsed.data.DESK ?? (parsed.data.ROCKETCHAT_URL !== undefined ? ("rocketchat" as const) : ("socket" as const)),
+    LOCALIZED_TEXTS: localizedTexts(env),
   };
   for (const value of Object.values(config)) if (Array.isArray(value)) Object.freeze(value);
   return Object.freeze(config);

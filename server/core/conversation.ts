@@ -43,6 +43,8 @@ export interface Conversation {
   endedAt?: string;
   endReason?: string;
   endedBy?: Member;
+  /** Started from a test tool (RapidPro's flow simulator): its customer is not real, nothing is sent to them. */
+  simulated?: boolean;
 }
 
 /**

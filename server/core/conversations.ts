@@ -11,11 +11,19 @@ import type {
   Participant,
   StoredMessage,
 } from "../../protocol/index.js";
-import type { AppendOptions, ConnectorEntry, ConversationStore, MessageDraft, OutboxItem } from "../store/store.js";
+import type {
+  AppendOptions,
+  ConnectorEntry,
+  ConversationStore,
+  MessageDraft,
+  OutboxItem,
+  OutboxRequest,
+} from "../store/store.js";
+import type { ChannelEffects } from "./channel.js";
 import type { ConnectorDispatcher } from "./connectors.js";
 import { openStates, seesWhispers, type Conversation } from "./conversation.js";
 import type { DeskEvent, DeskSession } from "./desk.js";
-import type { OutboxEffects } from "./desk-outbox.js";
+import type { DeskEffects } from "./desk-outbox.js";
 import { GatewayError } from "./errors.js";
 import { newConversationId, newCustomerToken, newMessageId, newParticipantId, newRequestId } from "./ids.js";
 import type { Clock, CoreLogger, CoreMetrics, MessageBus } from "./ports.js";
@@ -32,7 +40,9 @@ export interface ConversationServiceOptions {
   /** The text of the `noAgentAvailable` activity. */
   noAgentText?: string;
   /** Extra ids of the desk binding minted at init (e.g. a visitor token), so that retried opens reuse them. */
-  deskIds?: () => Record<string, string>;
+  deskIds?: (conversation: { channel: string; refId?: string }) => Record<string, string>;
+  /** Channels whose customers Liaison reaches itself, through the channel outbox lane (`rapidpro`). */
+  outboundChannels?: readonly string[];
 }
 
 /** Who performs an action: a participant in a role, plus the socket it came from (excluded from the echo). */
@@ -62,8 +72,9 @@ export const systemParticipant: Participant = Object.freeze({ id: "system", name
  * The conversation core: every state change and every recorded message goes through here. It knows nothing of
  * sockets or HTTP: it records in the store (atomically, with the outbox entries), then publishes on the bus.
  */
-export class ConversationService implements OutboxEffects {
+export class ConversationService implements DeskEffects, ChannelEffects {
   private deskSignal: (conversationId: string) => void = () => undefined;
+  private channelSignal: (conversationId: string) => void = () => undefined;
 
   constructor(
     private readonly store: ConversationStore,
@@ -80,9 +91,19 @@ export class ConversationService implements OutboxEffects {
     this.deskSignal = (conversationId) => outbox.notify(conversationId);
   }
 
+  /** Connects the channel outbox: it is told whenever a conversation has new customer-bound work. */
+  attachChannelOutbox(outbox: { notify(conversationId: string): void }): void {
+    this.channelSignal = (conversationId) => outbox.notify(conversationId);
+  }
+
   /** Whether the customers of this channel are reached through connectors. */
   isConnectorChannel(channel: string): boolean {
-    return !this.options.directChannels.includes(channel);
+    return !this.options.directChannels.includes(channel) && !this.isOutboundChannel(channel);
+  }
+
+  /** Whether Liaison itself delivers to this channel's customers (the channel outbox lane). */
+  isOutboundChannel(channel: string): boolean {
+    return this.options.outboundChannels?.includes(channel) ?? false;
   }
 
   /**
@@ -94,6 +115,7 @@ export class ConversationService implements OutboxEffects {
   async init(
     request: InitRequestParsed,
     caller: { trusted: boolean } = { trusted: false },
+    extras: { deskNote?: string; simulated?: boolean } = {},
   ): Promise<{ conversation: Conversation; created: boolean }> {
     const now = this.clock().toISOString();
     const name = [request.firstName, request.lastName].filter((part) => part !== undefined && part !== "").join(" ");
@@ -105,7 +127,14 @@ export class ConversationService implements OutboxEffects {
       subject: request.subject ?? "",
       language: request.language,
       state: "queued",
-      desk: { desk: this.options.deskName, ids: this.options.deskIds?.() ?? {} },
+      desk: {
+        desk: this.options.deskName,
+        ids:
+          this.options.deskIds?.({
+            channel: request.channel,
+            ...(request.refId === undefined ? {} : { refId: request.refId }),
+          }) ?? {},
+      },
       requestId: request.requestId ?? newRequestId(),
       createdAt: now,
     };
@@ -115,6 +144,7 @@ export class ConversationService implements OutboxEffects {
     if (request.phone !== undefined) conversation.customer.phone = request.phone;
     if (request.url !== undefined) conversation.url = request.url;
     if (request.comment !== undefined) conversation.comment = request.comment;
+    if (extras.simulated === true) conversation.simulated = true;
 
     const handOff = this.activity(conversation, systemParticipant, "handOff", {
       subject: conversation.subject,
@@ -134,6 +164,7 @@ export class ConversationService implements OutboxEffects {
       {
         ...(connectorChannel === undefined ? {} : { connectorChannel }),
         ...(this.options.externalDesk ? { openDesk: true } : {}),
+        ...(this.options.externalDesk && extras.deskNote !== undefined ? { deskNote: extras.deskNote } : {}),
       },
     );
     if (!result.created && result.matchedBy === "channelRef" && !caller.trusted) {
@@ -241,10 +272,15 @@ export class ConversationService implements OutboxEffects {
 
     const options: AppendOptions = { requireOpen: true };
     if (input.id !== undefined) options.dedupe = { id: input.id, fingerprint: fingerprint(message) };
-    const toConnector = !fromCustomer && input.tag !== "whisper" && this.isConnectorChannel(conversation.channel);
+    const customerBound = !fromCustomer && input.tag !== "whisper";
+    const toConnector = customerBound && this.isConnectorChannel(conversation.channel);
     if (toConnector) options.connectorChannel = conversation.channel;
+    const toChannel = customerBound && this.isOutboundChannel(conversation.channel);
     const toDesk = fromCustomer && this.usesExternalDesk(conversation);
-    if (toDesk) options.outbox = { kind: "message" };
+    const outbox: OutboxRequest[] = [];
+    if (toDesk) outbox.push({ lane: "desk", kind: "message" });
+    if (toChannel) outbox.push({ lane: "channel", kind: "message" });
+    if (outbox.length > 0) options.outbox = outbox;
 
     const result = await this.store.append(conversation.id, message, options);
     switch (result.status) {
@@ -252,8 +288,9 @@ export class ConversationService implements OutboxEffects {
         this.metrics.messageIn(conversation.channel, fromCustomer ? "customer" : actor.role);
         this.publish(result.message, actor.socketId, toConnector ? conversation.channel : undefined);
         if (toDesk) this.deskSignal(conversation.id);
+        if (toChannel) this.channelSignal(conversation.id);
         // A connector's customer never "joins": their first message is when they are greeted.
-        if (actor.role === "connector") await this.greet(conversation);
+        if (actor.role === "connector" && this.isConnectorChannel(conversation.channel)) await this.greet(conversation);
         return { message: result.message, duplicate: false };
       case "duplicate":
         return { message: result.message, duplicate: true };
@@ -299,7 +336,7 @@ export class ConversationService implements OutboxEffects {
     const closeDesk = this.usesExternalDesk(conversation) && options.fromDesk !== true;
     const result = await this.appendActivity(conversation, "endOfConversation", { reason, endedBy }, actor, {
       transition: { from: openStates, to: "ended", patch: { endedAt, endReason: reason, endedBy }, required: true },
-      ...(closeDesk ? { outbox: { kind: "close" as const, reason } } : {}),
+      ...(closeDesk ? { outbox: [{ lane: "desk" as const, kind: "close" as const, reason }] } : {}),
     });
     if (result === "ended") return { alreadyEnded: true };
     if (closeDesk) this.deskSignal(conversation.id);
@@ -379,6 +416,36 @@ export class ConversationService implements OutboxEffects {
       { messageId: entry.message.id, destination: `connector:${channel}`, reason },
       undefined,
       { flag: { key: `failed:connector:${entry.id}`, value: true } },
+      { toConnector: false },
+    );
+  }
+
+  /**
+   * The customer's channel refused a message for good (an unreachable contact): agents see a `deliveryFailed`
+   * activity, and the desk gets a note so the agent in their own tool knows too.
+   */
+  async channelUndeliverable(conversation: Conversation, item: OutboxItem, reason: string): Promise<void> {
+    const original = item.seq === undefined ? undefined : (await this.store.read(conversation.id, item.seq - 1, 1))[0];
+    const shown = original?.type === "ChatMessage" ? `"${original.text.slice(0, 80)}"` : "a message";
+    await this.appendActivity(
+      conversation,
+      "deliveryFailed",
+      { messageId: original?.id ?? "", destination: conversation.channel, reason },
+      undefined,
+      {
+        flag: { key: `failed:channel:${item.id}`, value: true },
+        ...(this.usesExternalDesk(conversation)
+          ? {
+              outbox: [
+                {
+                  lane: "desk" as const,
+                  kind: "note" as const,
+                  text: `⚠ Not delivered to the customer: ${shown} (${reason})`,
+                },
+              ],
+            }
+          : {}),
+      },
       { toConnector: false },
     );
   }
@@ -498,13 +565,16 @@ export class ConversationService implements OutboxEffects {
     const refId = this.customerAccount(conversation);
     if (refId !== undefined) message.refId = refId;
     const toConnector = this.isConnectorChannel(conversation.channel);
+    const toChannel = this.isOutboundChannel(conversation.channel);
     const result = await this.store.append(conversation.id, message, {
       dedupe: { id: message.id, fingerprint: fingerprint(message) },
       ...(toConnector ? { connectorChannel: conversation.channel } : {}),
+      ...(toChannel ? { outbox: [{ lane: "channel" as const, kind: "message" as const }] } : {}),
     });
     if (result.status === "appended") {
       this.metrics.messageIn(conversation.channel, "agent");
       this.publish(result.message, undefined, toConnector ? conversation.channel : undefined);
+      if (toChannel) this.channelSignal(conversation.id);
     } else if (result.status === "conflict") {
       // The desk re-sent its message id with other content and no edit mark: the first copy stands.
       this.logger.warn({ conversationId: conversation.id, messageId: message.id }, "desk message id reused");
@@ -534,12 +604,20 @@ export class ConversationService implements OutboxEffects {
     const refId = this.customerAccount(conversation);
     if (refId !== undefined) message.refId = refId;
     const toConnector = routing.toConnector !== false && this.isConnectorChannel(conversation.channel);
+    const toChannel = routing.toConnector !== false && this.isOutboundChannel(conversation.channel);
+    const outbox: OutboxRequest[] = [
+      ...(options.outbox ?? []),
+      ...(toChannel ? [{ lane: "channel" as const, kind: "message" as const }] : []),
+    ];
     const result = await this.store.append(conversation.id, message, {
       ...options,
       ...(toConnector ? { connectorChannel: conversation.channel } : {}),
+      ...(outbox.length > 0 ? { outbox } : {}),
     });
     if (result.status === "appended") {
       this.publish(result.message, undefined, toConnector ? conversation.channel : undefined);
+      if (toChannel) this.channelSignal(conversation.id);
+      if (outbox.some((request) => request.lane === "desk")) this.deskSignal(conversation.id);
       return "appended";
     }
     if (result.status === "not_found") throw new GatewayError("not_found", "No such conversation.");

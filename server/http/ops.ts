@@ -7,6 +7,8 @@ import { sendError } from "./errors.js";
 /** `/health` (the process answers), `/ready` (its dependencies answer), `/metrics` (Prometheus). */
 export function opsRoutes(deps: {
   ping: () => Promise<void>;
+  /** Adapters that cannot deliver now (a rejected credential): reported, but they do not fail readiness. */
+  problems: () => Record<string, string>;
   registry: Registry;
   logger: Logger;
   isShuttingDown: () => boolean;
@@ -22,7 +24,10 @@ export function opsRoutes(deps: {
     }
     try {
       await deps.ping();
-      res.json({ status: "ready" });
+      // A load balancer must keep sending traffic (web chat works, and the outbox holds what cannot go out);
+      // monitoring reads `degraded` and the reasons.
+      const problems = deps.problems();
+      res.json(Object.keys(problems).length === 0 ? { status: "ready" } : { status: "degraded", problems });
     } catch (error) {
       deps.logger.warn({ err: error }, "readiness check failed");
       sendError(res, new GatewayError("unavailable", "The store is not reachable."));

@@ -34,19 +34,34 @@ export interface AppendOptions {
   };
   /** Also queue the message for the connectors of this channel, in the same step. */
   connectorChannel?: string;
-  /** Also queue work for the conversation's desk, in the same step: deliver this message, or close the session. */
-  outbox?: { kind: "message" } | { kind: "close"; reason: string };
+  /** Also queue outbox work for the conversation, in the same step (see OutboxRequest). */
+  outbox?: readonly OutboxRequest[];
 }
 
-/** One unit of work for a conversation's desk. The outbox of a conversation is worked strictly in order. */
+/**
+ * The outbox lanes of a conversation, each worked strictly in order: `desk` (the agent side: open the session,
+ * the customer's messages, notes for the agent, close) and `channel` (the customer side when an adapter delivers
+ * there: agent replies and activities).
+ */
+export type OutboxLane = "desk" | "channel";
+
+/** Work queued with an append: deliver the appended message, close the desk session, or a note for the agent. */
+export type OutboxRequest =
+  | { lane: OutboxLane; kind: "message" }
+  | { lane: "desk"; kind: "close"; reason: string }
+  | { lane: "desk"; kind: "note"; text: string };
+
+/** One unit of outbox work. */
 export interface OutboxItem {
-  /** Unique within the conversation: `open`, `m:<seq>`, `close`. */
+  /** Unique within the conversation's lane: `open`, `note`, `m:<seq>`, `n:<seq>`, `close`. */
   id: string;
-  kind: "open" | "message" | "close";
-  /** For `message`: the seq of the message to deliver (it is read from the log). */
+  kind: "open" | "message" | "close" | "note";
+  /** For `message`: the seq of the message to deliver (it is read from the log); for `note`: the seq it came with. */
   seq?: number;
   /** For `close`. */
   reason?: string;
+  /** For `note`: the text for the agent. */
+  text?: string;
   attempts: number;
   /** Epoch ms before which the item is not tried again. */
   notBefore: number;
@@ -101,10 +116,12 @@ export interface ConversationStore {
     conversation: Conversation,
     keys: InitKeys,
     firstMessages: readonly MessageDraft[],
-    options?: { connectorChannel?: string; openDesk?: boolean },
+    options?: { connectorChannel?: string; openDesk?: boolean; deskNote?: string },
   ): Promise<InitResult>;
   get(id: string): Promise<Conversation | undefined>;
   findOpenByChannelRef(channel: string, refId: string): Promise<Conversation | undefined>;
+  /** The open conversation of this channel + refId, else the most recent one (ended), else undefined. */
+  findLatestByChannelRef(channel: string, refId: string): Promise<Conversation | undefined>;
   /** Appends one message with the next `seq`, applying the options atomically. */
   append(conversationId: string, draft: MessageDraft, options?: AppendOptions): Promise<AppendResult>;
   /** The conversation's last `seq` (0 when it has no message or does not exist). */
@@ -136,18 +153,19 @@ export interface ConversationStore {
   bindDesk(conversationId: string, ids: Record<string, string>, openedAt?: string): Promise<Conversation | undefined>;
   findByDeskRef(desk: string, key: string, value: string): Promise<Conversation | undefined>;
 
-  /** The first item of the conversation's outbox, if any. */
-  outboxHead(conversationId: string): Promise<OutboxItem | undefined>;
+  /** The first item of the conversation's outbox lane, if any. */
+  outboxHead(conversationId: string, lane: OutboxLane): Promise<OutboxItem | undefined>;
   /** Removes the item (only if it is still the head: a no-op for a stale worker). */
-  outboxComplete(conversationId: string, itemId: string): Promise<void>;
+  outboxComplete(conversationId: string, lane: OutboxLane, itemId: string): Promise<void>;
   /** Records a failed attempt: the item stays at the head until `notBefore`. */
   outboxDefer(
     conversationId: string,
+    lane: OutboxLane,
     itemId: string,
     update: { attempts: number; notBefore: number; lastError: string; lastAttemptAt: number },
   ): Promise<void>;
-  /** Conversations whose outbox head is due at `now`, oldest due first. */
-  outboxDue(now: number, limit: number): Promise<string[]>;
+  /** Conversations whose lane head is due at `now`, oldest due first. */
+  outboxDue(lane: OutboxLane, now: number, limit: number): Promise<string[]>;
 
   countByState(): Promise<Record<ConversationState, number>>;
   /** Deletes ended conversations whose `endedAt` is before `cutoff`; returns how many. */

@@ -312,24 +312,30 @@ export function storeContract(name: string, factory: () => Promise<ConversationS
         openDesk: true,
       });
       const first = await store.append(conversation.id, chatDraft(conversation.id, "one"), {
-        outbox: { kind: "message" },
+        outbox: [{ lane: "desk", kind: "message" }],
       });
       await store.append(conversation.id, chatDraft(conversation.id, "agent only"));
-      await store.append(conversation.id, chatDraft(conversation.id, "two"), { outbox: { kind: "message" } });
+      await store.append(conversation.id, chatDraft(conversation.id, "two"), {
+        outbox: [{ lane: "desk", kind: "message" }],
+      });
       await store.append(conversation.id, chatDraft(conversation.id, "bye"), {
-        outbox: { kind: "close", reason: "done" },
+        outbox: [{ lane: "desk", kind: "close", reason: "done" }],
       });
       await store.append(conversation.id, chatDraft(conversation.id, "bye again"), {
-        outbox: { kind: "close", reason: "x" },
+        outbox: [{ lane: "desk", kind: "close", reason: "x" }],
       });
       expect(first.status).toBe("appended");
 
       const drained: string[] = [];
-      for (let head = await store.outboxHead(conversation.id); head; head = await store.outboxHead(conversation.id)) {
+      for (
+        let head = await store.outboxHead(conversation.id, "desk");
+        head;
+        head = await store.outboxHead(conversation.id, "desk")
+      ) {
         drained.push(
           head.kind === "message" ? `m${head.seq}` : head.kind === "close" ? `close:${head.reason}` : head.kind,
         );
-        await store.outboxComplete(conversation.id, head.id);
+        await store.outboxComplete(conversation.id, "desk", head.id);
       }
       expect(drained).toEqual(["open", "m2", "m4", "close:done"]);
     });
@@ -338,31 +344,36 @@ export function storeContract(name: string, factory: () => Promise<ConversationS
       const a = conversationFixture();
       const b = conversationFixture();
       for (const c of [a, b]) await store.init(c, { requestId: c.requestId }, [], { openDesk: true });
-      await store.append(a.id, chatDraft(a.id, "m"), { outbox: { kind: "message" } });
-      expect(await store.outboxDue(1_000, 100)).toEqual(expect.arrayContaining([a.id, b.id]));
+      await store.append(a.id, chatDraft(a.id, "m"), { outbox: [{ lane: "desk", kind: "message" }] });
+      expect(await store.outboxDue("desk", 1_000, 100)).toEqual(expect.arrayContaining([a.id, b.id]));
 
-      await store.outboxDefer(a.id, "open", { attempts: 1, notBefore: 5_000, lastError: "503", lastAttemptAt: 900 });
-      expect(await store.outboxHead(a.id)).toMatchObject({
+      await store.outboxDefer(a.id, "desk", "open", {
+        attempts: 1,
+        notBefore: 5_000,
+        lastError: "503",
+        lastAttemptAt: 900,
+      });
+      expect(await store.outboxHead(a.id, "desk")).toMatchObject({
         id: "open",
         attempts: 1,
         notBefore: 5_000,
         lastError: "503",
       });
-      const dueEarly = await store.outboxDue(1_000, 100);
+      const dueEarly = await store.outboxDue("desk", 1_000, 100);
       expect(dueEarly).toContain(b.id);
       expect(dueEarly).not.toContain(a.id);
-      expect(await store.outboxDue(5_000, 100)).toContain(a.id);
+      expect(await store.outboxDue("desk", 5_000, 100)).toContain(a.id);
 
-      await store.outboxComplete(a.id, "m:1"); // not the head: ignored
-      expect((await store.outboxHead(a.id))?.id).toBe("open");
-      await store.outboxDefer(a.id, "m:1", { attempts: 9, notBefore: 0, lastError: "stale", lastAttemptAt: 1 });
-      expect((await store.outboxHead(a.id))?.attempts).toBe(1);
-      await store.outboxComplete(a.id, "open");
-      expect((await store.outboxHead(a.id))?.id).toBe("m:1");
-      await store.outboxComplete(a.id, "m:1");
-      await store.outboxComplete(b.id, "open");
-      expect(await store.outboxHead(a.id)).toBeUndefined();
-      const stillDue = await store.outboxDue(10_000, 100);
+      await store.outboxComplete(a.id, "desk", "m:1"); // not the head: ignored
+      expect((await store.outboxHead(a.id, "desk"))?.id).toBe("open");
+      await store.outboxDefer(a.id, "desk", "m:1", { attempts: 9, notBefore: 0, lastError: "stale", lastAttemptAt: 1 });
+      expect((await store.outboxHead(a.id, "desk"))?.attempts).toBe(1);
+      await store.outboxComplete(a.id, "desk", "open");
+      expect((await store.outboxHead(a.id, "desk"))?.id).toBe("m:1");
+      await store.outboxComplete(a.id, "desk", "m:1");
+      await store.outboxComplete(b.id, "desk", "open");
+      expect(await store.outboxHead(a.id, "desk")).toBeUndefined();
+      const stillDue = await store.outboxDue("desk", 10_000, 100);
       expect(stillDue).not.toContain(a.id);
       expect(stillDue).not.toContain(b.id);
     });

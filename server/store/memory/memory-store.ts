@@ -10,6 +10,7 @@ import type {
   InitResult,
   MessageDraft,
   OutboxItem,
+  OutboxLane,
 } from "../store.js";
 import { connectorOrderingKey } from "../store.js";
 
@@ -20,7 +21,7 @@ interface Row {
   ids: Map<string, { seq: number; fingerprint: string | undefined }>;
   /** Flags that are set (absent = false). */
   flags: Set<string>;
-  outbox: OutboxItem[];
+  outbox: Record<OutboxLane, OutboxItem[]>;
 }
 
 const channelRefKey = (channel: string, refId: string): string => `${channel}\u0000${refId}`;
@@ -34,6 +35,7 @@ export class MemoryStore implements ConversationStore {
   private readonly rows = new Map<string, Row>();
   private readonly byRequestId = new Map<string, string>();
   private readonly openByChannelRef = new Map<string, string>();
+  private readonly latestByChannelRef = new Map<string, string>();
   private readonly connectorQueues = new Map<string, Map<string, ConnectorEntry>>();
   private readonly byDeskRef = new Map<string, string>();
   /** Campaign entry ids already queued, with when: a retried POST stays deduped after delivery. */
@@ -44,7 +46,7 @@ export class MemoryStore implements ConversationStore {
     conversation: Conversation,
     keys: InitKeys,
     firstMessages: readonly MessageDraft[],
-    options?: { connectorChannel?: string; openDesk?: boolean },
+    options?: { connectorChannel?: string; openDesk?: boolean; deskNote?: string },
   ): Promise<InitResult> {
     this.assertOpen();
     const byRequest = this.rows.get(this.byRequestId.get(keys.requestId) ?? "");
@@ -71,15 +73,19 @@ export class MemoryStore implements ConversationStore {
       messages: [],
       ids: new Map(),
       flags: new Set(),
-      outbox: [],
+      outbox: { desk: [], channel: [] },
     };
     this.rows.set(conversation.id, row);
     this.byRequestId.set(keys.requestId, conversation.id);
     if (keys.channelRef) {
       this.openByChannelRef.set(channelRefKey(keys.channelRef.channel, keys.channelRef.refId), conversation.id);
+      this.latestByChannelRef.set(channelRefKey(keys.channelRef.channel, keys.channelRef.refId), conversation.id);
     }
     for (const draft of firstMessages) this.push(row, draft, undefined, options?.connectorChannel);
-    if (options?.openDesk) row.outbox.push({ id: "open", kind: "open", attempts: 0, notBefore: 0 });
+    if (options?.openDesk) row.outbox.desk.push({ id: "open", kind: "open", attempts: 0, notBefore: 0 });
+    if (options?.deskNote !== undefined) {
+      row.outbox.desk.push({ id: "note", kind: "note", text: options.deskNote, attempts: 0, notBefore: 0 });
+    }
     return Promise.resolve({ conversation: structuredClone(row.conversation), created: true });
   }
 
@@ -87,6 +93,11 @@ export class MemoryStore implements ConversationStore {
     this.assertOpen();
     const row = this.rows.get(id);
     return Promise.resolve(row ? structuredClone(row.conversation) : undefined);
+  }
+
+  findLatestByChannelRef(channel: string, refId: string): Promise<Conversation | undefined> {
+    const key = channelRefKey(channel, refId);
+    return this.get(this.openByChannelRef.get(key) ?? this.latestByChannelRef.get(key) ?? "");
   }
 
   findOpenByChannelRef(channel: string, refId: string): Promise<Conversation | undefined> {
@@ -134,10 +145,22 @@ export class MemoryStore implements ConversationStore {
       }
     }
     const message = this.push(row, draft, options.dedupe?.fingerprint, options.connectorChannel);
-    if (options.outbox?.kind === "message") {
-      row.outbox.push({ id: `m:${message.seq}`, kind: "message", seq: message.seq, attempts: 0, notBefore: 0 });
-    } else if (options.outbox?.kind === "close" && !row.outbox.some((item) => item.kind === "close")) {
-      row.outbox.push({ id: "close", kind: "close", reason: options.outbox.reason, attempts: 0, notBefore: 0 });
+    for (const request of options.outbox ?? []) {
+      const lane = row.outbox[request.lane];
+      if (request.kind === "message") {
+        lane.push({ id: `m:${message.seq}`, kind: "message", seq: message.seq, attempts: 0, notBefore: 0 });
+      } else if (request.kind === "note") {
+        lane.push({
+          id: `n:${message.seq}`,
+          kind: "note",
+          seq: message.seq,
+          text: request.text,
+          attempts: 0,
+          notBefore: 0,
+        });
+      } else if (!lane.some((item) => item.kind === "close")) {
+        lane.push({ id: "close", kind: "close", reason: request.reason, attempts: 0, notBefore: 0 });
+      }
     }
     return Promise.resolve({ status: "appended", message, conversation: structuredClone(conversation) });
   }
@@ -215,35 +238,36 @@ export class MemoryStore implements ConversationStore {
     return this.get(this.byDeskRef.get(deskRefKey(desk, key, value)) ?? "");
   }
 
-  outboxHead(conversationId: string): Promise<OutboxItem | undefined> {
+  outboxHead(conversationId: string, lane: OutboxLane): Promise<OutboxItem | undefined> {
     this.assertOpen();
-    const head = this.rows.get(conversationId)?.outbox[0];
+    const head = this.rows.get(conversationId)?.outbox[lane][0];
     return Promise.resolve(head ? { ...head } : undefined);
   }
 
-  outboxComplete(conversationId: string, itemId: string): Promise<void> {
+  outboxComplete(conversationId: string, lane: OutboxLane, itemId: string): Promise<void> {
     this.assertOpen();
-    const outbox = this.rows.get(conversationId)?.outbox;
+    const outbox = this.rows.get(conversationId)?.outbox[lane];
     if (outbox?.[0]?.id === itemId) outbox.shift();
     return Promise.resolve();
   }
 
   outboxDefer(
     conversationId: string,
+    lane: OutboxLane,
     itemId: string,
     update: { attempts: number; notBefore: number; lastError: string; lastAttemptAt: number },
   ): Promise<void> {
     this.assertOpen();
-    const head = this.rows.get(conversationId)?.outbox[0];
+    const head = this.rows.get(conversationId)?.outbox[lane][0];
     if (head?.id === itemId) Object.assign(head, update);
     return Promise.resolve();
   }
 
-  outboxDue(now: number, limit: number): Promise<string[]> {
+  outboxDue(lane: OutboxLane, now: number, limit: number): Promise<string[]> {
     this.assertOpen();
     const due: { id: string; notBefore: number }[] = [];
     for (const [id, row] of this.rows) {
-      const head = row.outbox[0];
+      const head = row.outbox[lane][0];
       if (head && head.notBefore <= now) due.push({ id, notBefore: head.notBefore });
     }
     return Promise.resolve(

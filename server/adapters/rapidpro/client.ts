@@ -1,0 +1,146 @@
+import { z } from "zod";
+import { AdapterError } from "../../core/errors.js";
+
+export const RpMessageSchema = z.looseObject({
+  uuid: z.string().optional(),
+  direction: z.enum(["in", "out"]).optional(),
+  status: z.string().optional(),
+  text: z.string().nullable().optional(),
+  attachments: z.array(z.looseObject({ content_type: z.string().optional(), url: z.string().optional() })).optional(),
+  created_on: z.string().optional(),
+});
+export type RpMessage = z.infer<typeof RpMessageSchema>;
+
+const MediaSchema = z.looseObject({ uuid: z.string(), content_type: z.string(), url: z.string() });
+
+export interface RapidProClientOptions {
+  baseUrl: string;
+  token: string;
+  timeoutMs: number;
+  observe?: (operation: string, outcome: "ok" | "error", seconds: number) => void;
+  /** Told whenever RapidPro rejects the token (403) and whenever it accepts it again. */
+  onAuth?: (rejected: boolean) => void;
+}
+
+/** A refusal by RapidPro, with DRF's field errors when it gave any. */
+export class RapidProError extends AdapterError {
+  constructor(
+    message: string,
+    retryable: boolean,
+    status: number | undefined,
+    readonly body?: unknown,
+    options?: { cause?: unknown; retryAfterMs?: number },
+  ) {
+    super("rapidpro", message, retryable, status, options);
+    this.name = "RapidProError";
+  }
+}
+
+/**
+ * The only code that talks to RapidPro: API v2 with `Authorization: Token`. 429 honours Retry-After; 403 is a
+ * rejected token (retried slowly, so fixing the token resumes delivery); other 4xx are for good.
+ */
+export class RapidProClient {
+  private readonly baseUrl: string;
+
+  constructor(private readonly options: RapidProClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+  }
+
+  /** `POST messages.json`: one message to one contact. A 201 with status `failed` means the contact is unreachable. */
+  async sendMessage(contact: string, text: string, attachments: string[]): Promise<RpMessage> {
+    const body: Record<string, unknown> = { contact };
+    if (text !== "") body.text = text;
+    if (attachments.length > 0) body.attachments = attachments;
+    return RpMessageSchema.parse(await this.call("POST", "messages", { json: body }));
+  }
+
+  /** `POST broadcasts.json` for servers without messages.json. Text is a template there: `@` is escaped as `@@`. */
+  async broadcast(contact: string, text: string, attachments: string[]): Promise<void> {
+    const body: Record<string, unknown> = { contacts: [contact] };
+    if (text !== "") body.text = text.replaceAll("@", "@@");
+    if (attachments.length > 0) body.attachments = attachments;
+    await this.call("POST", "broadcasts", { json: body });
+  }
+
+  /** `POST media.json`: uploads a file; the answer's `"<content_type>:<url>"` can then be attached. */
+  async uploadMedia(file: { name: string; type: string; data: Uint8Array }): Promise<string> {
+    const form = new FormData();
+    form.set("file", new Blob([file.data], { type: file.type }), file.name);
+    const media = MediaSchema.parse(await this.call("POST", "media", { form }));
+    return `${media.content_type}:${media.url}`;
+  }
+
+  async startFlow(flow: string, contact: string, params: Record<string, string>): Promise<void> {
+    await this.call("POST", "flow_starts", { json: { flow, contacts: [contact], params } });
+  }
+
+  /** A contact's messages (both directions) created after `after`, newest first (first page: up to 250). */
+  async messages(contact: string, after: Date): Promise<RpMessage[]> {
+    const body = (await this.call("GET", "messages", { query: { contact, after: after.toISOString() } })) as {
+      results?: unknown;
+    };
+    return z.array(RpMessageSchema).parse(body.results ?? []);
+  }
+
+  private async call(
+    method: "GET" | "POST",
+    endpoint: string,
+    request: { query?: Record<string, string>; json?: unknown; form?: FormData } = {},
+  ): Promise<unknown> {
+    const url = new URL(`${this.baseUrl}/api/v2/${endpoint}.json`);
+    for (const [key, value] of Object.entries(request.query ?? {})) url.searchParams.set(key, value);
+    const headers: Record<string, string> = {
+      authorization: `Token ${this.options.token}`,
+      accept: "application/json",
+    };
+    let body: string | FormData | undefined;
+    if (request.json !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(request.json);
+    } else if (request.form) {
+      body = request.form;
+    }
+    const started = performance.now();
+    let response: Response;
+    try {
+      response = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(this.options.timeoutMs) });
+    } catch (error) {
+      this.options.observe?.(endpoint, "error", (performance.now() - started) / 1000);
+      throw new RapidProError(
+        `${endpoint}: ${error instanceof Error ? error.message : String(error)}`,
+        true,
+        undefined,
+        undefined,
+        {
+          cause: error,
+        },
+      );
+    }
+    const text = await response.text().catch(() => "");
+    const ok = response.status >= 200 && response.status < 300;
+    this.options.observe?.(endpoint, ok ? "ok" : "error", (performance.now() - started) / 1000);
+    let json: unknown;
+    try {
+      json = text === "" ? undefined : JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (ok) {
+      this.options.onAuth?.(false);
+      return json;
+    }
+    const summary = `${endpoint}: ${response.status} ${text.slice(0, 300)}`;
+    if (response.status === 429) {
+      const seconds = Number(response.headers.get("retry-after"));
+      const retryAfterMs = Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 60_000;
+      throw new RapidProError(summary, true, 429, json, { retryAfterMs });
+    }
+    if (response.status === 403) {
+      // A rejected token: every call will fail until someone fixes it. Retry slowly rather than drop.
+      this.options.onAuth?.(true);
+      throw new RapidProError(summary, true, 403, json, { retryAfterMs: 60_000 });
+    }
+    throw new RapidProError(summary, response.status >= 500, response.status, json);
+  }
+}

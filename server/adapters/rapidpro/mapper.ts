@@ -1,0 +1,165 @@
+import { z } from "zod";
+import type { Attachment } from "../../../protocol/index.js";
+import type { RpMessage } from "./client.js";
+
+export const CHANNEL = "rapidpro";
+
+const text = z.string().nullable().optional();
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * What a flow's "Call Webhook" node sends: RapidPro's default body (contact, flow, results), the richer
+ * legacy/resthook body (adds input, run, path, channel), or the old mediator's custom body (adds department).
+ * Unknown keys are ignored; every field but `contact.uuid` is optional.
+ */
+export const FlowWebhookSchema = z.looseObject({
+  contact: z.looseObject({
+    uuid: z.string().regex(UUID, "must be a contact UUID"),
+    name: text,
+    urn: text,
+    language: text,
+  }),
+  department: text,
+  text,
+  results: z
+    .record(
+      z.string(),
+      z.looseObject({ value: z.union([z.string(), z.number()]).nullable().optional(), category: text }),
+    )
+    .nullable()
+    .optional(),
+  input: z
+    .looseObject({
+      uuid: text,
+      text,
+      attachments: z
+        .array(z.union([z.string(), z.looseObject({ content_type: z.string().optional(), url: z.string() })]))
+        .nullable()
+        .optional(),
+    })
+    .nullable()
+    .optional(),
+  flow: z.looseObject({ uuid: text, name: text }).nullable().optional(),
+  run: z.looseObject({ uuid: text }).nullable().optional(),
+});
+export type FlowWebhook = z.infer<typeof FlowWebhookSchema>;
+
+/** The contact's message in a sendMessageToAgent call, its files, and an idempotency key when the body has one. */
+export function contactMessage(body: FlowWebhook): { text: string; attachments: Attachment[]; id?: string } {
+  const fromResults = resultValue(body, "clientmessage") ?? resultValue(body, "client_message");
+  const inputText = body.input?.text ?? undefined;
+  // Result values are cut at 640 characters by mailroom; the input is whole. Prefer the whole text when it is the
+  // same message.
+  let message = body.text ?? undefined;
+  if (message === undefined) {
+    message =
+      inputText !== undefined && (fromResults === undefined || inputText.startsWith(fromResults))
+        ? inputText
+        : fromResults;
+  }
+  const attachments = (body.input?.attachments ?? []).flatMap((entry): Attachment[] => {
+    const parsed =
+      typeof entry === "string" ? splitAttachment(entry) : { type: entry.content_type ?? "", url: entry.url };
+    if (!parsed || !/^https?:\/\//.test(parsed.url)) return [];
+    const name = decodeURIComponent(new URL(parsed.url).pathname.split("/").pop() ?? "") || "file";
+    return [
+      {
+        type: /^[\w.+-]+\/[\w.+-]+$/.test(parsed.type) ? parsed.type : "application/octet-stream",
+        name,
+        contentUrl: parsed.url,
+      },
+    ];
+  });
+  const result: { text: string; attachments: Attachment[]; id?: string } = { text: message ?? "", attachments };
+  const inputId = body.input?.uuid ?? undefined;
+  if (inputId !== undefined && inputId !== "") result.id = `rapidpro:${inputId}`;
+  return result;
+}
+
+/** A readable name for the contact: their name, else their URN's path, else "Contact". */
+export function contactName(body: FlowWebhook): string {
+  const name = body.contact.name?.trim();
+  if (name) return name;
+  const urn = body.contact.urn?.split("#")[0];
+  return urn?.split(":").slice(1).join(":") || "Contact";
+}
+
+/** The flow's results as one line for the agent ("department: Counselling · age: 24"). */
+export function resultsSummary(body: FlowWebhook): string | undefined {
+  const entries = Object.entries(body.results ?? {})
+    .filter(([key]) => key !== "clientmessage" && key !== "client_message")
+    .map(([key, result]) => `${key}: ${String(result.value ?? "")}`)
+    .filter((line) => !line.endsWith(": "));
+  return entries.length > 0 ? entries.join(" · ") : undefined;
+}
+
+/**
+ * The hand-off digest posted to the agent: the contact's recent bot conversation, oldest first, with UTC times
+ * (the old integration's timezone and null-date bugs are why times are printed explicitly), capped in length.
+ */
+export function historyDigest(
+  contact: string,
+  messages: readonly RpMessage[],
+  hours: number,
+  results: string | undefined,
+  maxLength = 3500,
+): string | undefined {
+  const lines = [...messages]
+    .filter((message) => (message.text ?? "") !== "" || (message.attachments?.length ?? 0) > 0)
+    .sort((a, b) => (a.created_on ?? "").localeCompare(b.created_on ?? ""))
+    .map((message) => {
+      const when = message.created_on
+        ? `${message.created_on.slice(0, 10)} ${message.created_on.slice(11, 16)} UTC`
+        : "";
+      const who = message.direction === "in" ? contact : "Bot";
+      const files = (message.attachments ?? []).map((file) => ` [${file.content_type ?? "file"}]`).join("");
+      return `${when} ${who}: ${message.text ?? ""}${files}`.trim();
+    });
+  if (lines.length === 0 && results === undefined) return undefined;
+  const head = `Conversation with the bot before the hand-off (last ${hours} h):`;
+  const tail = results === undefined ? [] : [`Flow results: ${results}`];
+  let body = lines;
+  // Keep the most recent lines when the digest is too long.
+  while (body.length > 0 && [head, ...body, ...tail].join("\n").length > maxLength) body = body.slice(1);
+  return [head, ...(body.length < lines.length ? ["…"] : []), ...body, ...tail].join("\n");
+}
+
+/**
+ * Splits text into parts of at most `max` characters (code points), at the last whitespace of each part when there
+ * is one; the parts joined give back the text exactly, and no counters are added.
+ */
+export function splitText(text: string, max: number): string[] {
+  const chars = Array.from(text);
+  if (chars.length <= max) return [text];
+  const parts: string[] = [];
+  let start = 0;
+  while (chars.length - start > max) {
+    let cut = start + max;
+    for (let i = start + max; i > start; i--) {
+      if (/\s/.test(chars[i - 1] ?? "")) {
+        cut = i;
+        break;
+      }
+    }
+    parts.push(chars.slice(start, cut).join(""));
+    start = cut;
+  }
+  parts.push(chars.slice(start).join(""));
+  return parts;
+}
+
+/** A text for the contact's language: `texts[language]`, its primary subtag, or the default. */
+export function localized(texts: Record<string, string>, language: string, fallback: string): string {
+  const lower = language.toLowerCase();
+  return texts[lower] ?? texts[lower.split("-")[0] ?? lower] ?? fallback;
+}
+
+function resultValue(body: FlowWebhook, key: string): string | undefined {
+  const value = body.results?.[key]?.value;
+  return value === undefined || value === null ? undefined : String(value);
+}
+
+function splitAttachment(value: string): { type: string; url: string } | undefined {
+  const match = /^([^:]+\/[^:]+):(https?:\/\/.+)$/.exec(value);
+  return match ? { type: match[1] ?? "", url: match[2] ?? "" } : undefined;
+}

@@ -1,0 +1,192 @@
+import type { ConversationStore, OutboxItem, OutboxLane } from "../store/store.js";
+import type { Conversation } from "./conversation.js";
+import { NoAgentAvailableError } from "./desk.js";
+import { AdapterError } from "./errors.js";
+import type { CoreLogger, CoreMetrics } from "./ports.js";
+
+/** What one lane does with its items: deliver them, and report those that can never be delivered. */
+export interface LaneHandler {
+  readonly lane: OutboxLane;
+  /** Metric label: `desk:<name>` or `channel:<name>`. */
+  readonly destination: string;
+  /** Delivers the item; throws AdapterError (retryable or not) or NoAgentAvailableError. */
+  deliver(conversation: Conversation, item: OutboxItem): Promise<void>;
+  /** The destination refused the item for good: tell whoever sent it. The item is dropped afterwards. */
+  undeliverable(conversation: Conversation, item: OutboxItem, reason: string): Promise<void>;
+  /** The desk has nobody who could take the conversation (desk lane only). */
+  noAgent?(conversation: Conversation, reason: string): Promise<void>;
+}
+
+export interface OutboxOptions {
+  /** First retry delay after a transient failure; doubles per attempt up to `maxDelayMs`, with jitter. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** How often "no agent available" is retried, at first and at most. */
+  noAgentBaseMs: number;
+  noAgentMaxMs: number;
+  /** How often the store is scanned for deferred items that came due. */
+  pollMs: number;
+  now?: () => number;
+  random?: () => number;
+}
+
+/**
+ * Works one outbox lane: each conversation's items strictly in order, one at a time, each kept in the store until
+ * the destination accepted it. Transient failures are retried with exponential backoff and jitter (never sooner
+ * than the destination's Retry-After); an item refused for good is reported and dropped so it does not block the
+ * rest. Delivery is exactly once as far as the destination can tell: handlers make every call idempotent.
+ */
+export class OutboxWorker {
+  private readonly running = new Set<string>();
+  private readonly again = new Set<string>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly now: () => number;
+  private readonly random: () => number;
+
+  constructor(
+    private readonly store: ConversationStore,
+    private readonly handler: LaneHandler,
+    private readonly options: OutboxOptions,
+    private readonly logger: CoreLogger,
+    private readonly metrics: CoreMetrics,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+  }
+
+  /** Scans for due work now and every `pollMs` (work left by a previous run, deferred retries). */
+  start(): void {
+    const tick = () => {
+      this.timer = undefined;
+      if (this.stopped) return;
+      this.store
+        .outboxDue(this.handler.lane, this.now(), 500)
+        .then((ids) => ids.forEach((id) => this.notify(id)))
+        .catch((error: unknown) => this.logger.warn({ err: error }, "outbox scan failed"))
+        .finally(() => {
+          if (!this.stopped) {
+            this.timer = setTimeout(tick, this.options.pollMs);
+            this.timer.unref();
+          }
+        });
+    };
+    tick();
+  }
+
+  /** The conversation has new work in this lane: run it now unless it already runs. */
+  notify(conversationId: string): void {
+    if (this.stopped) return;
+    if (this.running.has(conversationId)) {
+      this.again.add(conversationId);
+      return;
+    }
+    this.running.add(conversationId);
+    const run = this.drain(conversationId)
+      .catch((error: unknown) => this.logger.error({ err: error, conversationId }, "outbox run failed"))
+      .finally(() => {
+        this.running.delete(conversationId);
+        this.inFlight.delete(run);
+        if (this.again.delete(conversationId)) this.notify(conversationId);
+      });
+    this.inFlight.add(run);
+  }
+
+  /** Stops taking work and waits (up to `graceMs`) for the deliveries under way. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    let timeout: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.inFlight]),
+      new Promise((resolve) => {
+        timeout = setTimeout(resolve, graceMs);
+      }),
+    ]);
+    clearTimeout(timeout);
+  }
+
+  private async drain(conversationId: string): Promise<void> {
+    const lane = this.handler.lane;
+    while (!this.stopped) {
+      const item = await this.store.outboxHead(conversationId, lane);
+      if (!item || item.notBefore > this.now()) return;
+      const conversation = await this.store.get(conversationId);
+      if (!conversation) return;
+      const started = this.now();
+      try {
+        await this.handler.deliver(conversation, item);
+        await this.store.outboxComplete(conversationId, lane, item.id);
+        this.metrics.delivered(this.handler.destination);
+      } catch (error) {
+        const proceed = await this.failed(
+          conversation,
+          { ...item, lastAttemptAt: item.lastAttemptAt ?? started },
+          error,
+        );
+        if (!proceed) return;
+      } finally {
+        this.logger.debug({ conversationId, lane, item: item.id, ms: this.now() - started }, "outbox item tried");
+      }
+    }
+  }
+
+  /** Decides what a failure means; true when the next item may be tried right away. */
+  private async failed(conversation: Conversation, item: OutboxItem, error: unknown): Promise<boolean> {
+    const attempts = item.attempts + 1;
+    const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof NoAgentAvailableError && this.handler.noAgent) {
+      await this.handler.noAgent(conversation, error.reason);
+      const delay = error.retryAfterMs ?? this.backoff(attempts, this.options.noAgentBaseMs, this.options.noAgentMaxMs);
+      await this.defer(conversation, item, attempts, delay, message);
+      return false;
+    }
+    if (error instanceof AdapterError && !error.retryable) {
+      this.logger.warn(
+        {
+          conversationId: conversation.id,
+          lane: this.handler.lane,
+          item: item.id,
+          upstreamStatus: error.upstreamStatus,
+          err: error,
+        },
+        "destination refused an outbox item for good",
+      );
+      this.metrics.failed(this.handler.destination);
+      await this.handler.undeliverable(conversation, item, message);
+      await this.store.outboxComplete(conversation.id, this.handler.lane, item.id);
+      return true;
+    }
+    if (!(error instanceof AdapterError)) {
+      this.logger.error(
+        { err: error, conversationId: conversation.id, item: item.id },
+        "outbox item failed unexpectedly",
+      );
+    }
+    const retryAfter = error instanceof AdapterError ? error.retryAfterMs : undefined;
+    const delay = Math.max(retryAfter ?? 0, this.backoff(attempts, this.options.baseDelayMs, this.options.maxDelayMs));
+    this.metrics.retried(this.handler.destination);
+    await this.defer(conversation, item, attempts, delay, message);
+    return false;
+  }
+
+  private async defer(conversation: Conversation, item: OutboxItem, attempts: number, delayMs: number, error: string) {
+    await this.store.outboxDefer(conversation.id, this.handler.lane, item.id, {
+      attempts,
+      notBefore: this.now() + delayMs,
+      lastError: error.slice(0, 500),
+      // The first failed attempt: anything it (or a later one) delivered happened after it.
+      lastAttemptAt: item.lastAttemptAt ?? this.now(),
+    });
+    this.logger.debug({ conversationId: conversation.id, item: item.id, attempts, delayMs }, "outbox item deferred");
+    const timer = setTimeout(() => this.notify(conversation.id), delayMs + 5);
+    timer.unref();
+  }
+
+  /** Exponential backoff with "equal jitter": half fixed, half random, so retries spread but never come early. */
+  private backoff(attempts: number, baseMs: number, maxMs: number): number {
+    const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempts - 1, 20));
+    return Math.round(ceiling / 2 + (this.random() * ceiling) / 2);
+  }
+}
