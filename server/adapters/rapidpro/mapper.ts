@@ -125,27 +125,31 @@ export function historyDigest(
 }
 
 /**
- * Splits text into parts of at most `max` characters (code points), at the last whitespace of each part when there
- * is one; the parts joined give back the text exactly, and no counters are added.
+ * Splits text into parts of at most `max` characters (code points), each cut at the last whitespace within the limit
+ * when there is one (a word longer than the limit is cut). RapidPro trims every message, so the whitespace at a cut is
+ * dropped: the parts joined with a space give back the text. No part counters are added.
  */
 export function splitText(text: string, max: number): string[] {
-  const chars = Array.from(text);
-  if (chars.length <= max) return [text];
+  const chars = Array.from(text.trim());
+  if (chars.length <= max) return [chars.join("")];
   const parts: string[] = [];
   let start = 0;
   while (chars.length - start > max) {
     let cut = start + max;
+    let next = cut;
     for (let i = start + max; i > start; i--) {
-      if (/\s/.test(chars[i - 1] ?? "")) {
+      if (/\s/.test(chars[i] ?? "")) {
         cut = i;
+        next = i;
+        while (next < chars.length && /\s/.test(chars[next] ?? "")) next++;
         break;
       }
     }
-    parts.push(chars.slice(start, cut).join(""));
-    start = cut;
+    parts.push(chars.slice(start, cut).join("").trimEnd());
+    start = next;
   }
-  parts.push(chars.slice(start).join(""));
-  return parts;
+  if (start < chars.length) parts.push(chars.slice(start).join(""));
+  return parts.filter((part) => part !== "");
 }
 
 /** A text for the contact's language: `texts[language]`, its primary subtag, or the default. */

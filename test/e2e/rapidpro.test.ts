@@ -1,0 +1,331 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+import { connect, nextEvent, postJson, request } from "../helpers/socket.js";
+import {
+  DEFAULT_FAKE_USER,
+  startFakeRocketChat,
+  type FakeRocketChat,
+  type FakeRocketChatOptions,
+} from "../fakes/rocketchat/index.js";
+import { startFakeRapidPro, type FakeRapidPro, type FakeRapidProOptions } from "../fakes/rapidpro/index.js";
+import type { ConversationInfo } from "../../protocol/index.js";
+
+const RC_SECRET = "rc-secret";
+const FLOW_TOKEN = "flow-webhook-token";
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** Liaison between a fake RapidPro (API + flow player) and a fake Rocket.Chat, wired as in production. */
+async function scenario(
+  options: { rc?: FakeRocketChatOptions; rp?: FakeRapidProOptions; env?: Record<string, string> } = {},
+) {
+  const rocketChat = await startFakeRocketChat({ secretToken: RC_SECRET, retryIntervalMs: 100, ...options.rc });
+  cleanups.push(() => rocketChat.close());
+  const rapidPro = await startFakeRapidPro(options.rp);
+  cleanups.push(() => rapidPro.close());
+  const closeFlow = rapidPro.addFlow({ name: "After chat" });
+  const gateway = await startTestApp({
+    ROCKETCHAT_URL: rocketChat.url,
+    ROCKETCHAT_WEBHOOK_TOKEN: RC_SECRET,
+    ROCKETCHAT_USER_ID: DEFAULT_FAKE_USER.userId,
+    ROCKETCHAT_AUTH_TOKEN: DEFAULT_FAKE_USER.authToken,
+    RAPIDPRO_URL: rapidPro.url,
+    RAPIDPRO_TOKEN: rapidPro.token,
+    RAPIDPRO_WEBHOOK_TOKEN: FLOW_TOKEN,
+    RAPIDPRO_CLOSE_FLOW: closeFlow.uuid,
+    RAPIDPRO_REGISTER_WAIT_MS: "3000",
+    DESK_RETRY_MAX_SECONDS: "1",
+    NO_AGENT_RETRY_MAX_SECONDS: "1",
+    ...options.env,
+  });
+  cleanups.push(() => gateway.close());
+  // Existing installations point Rocket.Chat's webhook at the old mediator path.
+  rocketChat.setWebhookUrl(`${gateway.url}/live-agents/sendMessageToClient`);
+  const flowHeaders = { Authorization: `Token ${FLOW_TOKEN}` };
+  const register = (contact: { uuid: string; name: string }, extra: Record<string, unknown> = {}) =>
+    rapidPro.callWebhook(`${gateway.url}/live-agents/registerClient`, {
+      shape: "custom",
+      contact,
+      department: "Support",
+      headers: flowHeaders,
+      ...extra,
+    });
+  const say = (contact: { uuid: string; name: string }, text: string, extra: Record<string, unknown> = {}) =>
+    rapidPro.callWebhook(`${gateway.url}/live-agents/sendMessageToAgent`, {
+      shape: "custom",
+      contact,
+      results: { clientmessage: text },
+      headers: flowHeaders,
+      ...extra,
+    });
+  return { rocketChat, rapidPro, gateway, closeFlow, register, say, flowHeaders };
+}
+
+const roomOf = async (gateway: TestApp, conversationId: string) => {
+  let rid: string | undefined;
+  await expect
+    .poll(async () => {
+      rid = (await gateway.app.store.get(conversationId))?.desk.ids.rid;
+      return rid;
+    })
+    .toBeTruthy();
+  return rid ?? "";
+};
+const visitorTexts = (rc: FakeRocketChat, rid: string) =>
+  rc
+    .messages(rid)
+    .filter((m) => m.t === undefined && m.token !== undefined)
+    .map((m) => m.msg);
+const sentTexts = (rp: FakeRapidPro, contact: string) => rp.sent(contact).map((m) => m.text);
+
+describe("RapidPro contacts talk to Rocket.Chat agents through /live-agents", () => {
+  it("runs a whole hand-off: register, bot history for the agent, taken, both ways, close, flow start", async () => {
+    const { rocketChat, rapidPro, gateway, closeFlow, register, say } = await scenario({ rc: { routing: "manual" } });
+    const contact = rapidPro.addContact({ name: "Amina", urns: ["whatsapp:50255501234"], language: "eng" });
+    rapidPro.addMessage(contact.uuid, { direction: "out", text: "Hi! How can I help?" });
+    rapidPro.addMessage(contact.uuid, { direction: "in", text: "I need to talk to someone" });
+
+    const registered = await register({ uuid: contact.uuid, name: "Amina" });
+    expect(registered.status).toBe(200);
+    const body = registered.json as { conversationId: string; roomId: string; status: string };
+    expect(body.status).toBe("queued");
+    expect(body.roomId).toBe(await roomOf(gateway, body.conversationId));
+    // The agent sees the bot conversation first.
+    await expect.poll(() => visitorTexts(rocketChat, body.roomId)[0] ?? "").toContain("I need to talk to someone");
+    expect(visitorTexts(rocketChat, body.roomId)[0]).toContain("Bot: Hi! How can I help?");
+    // Registering again returns the same conversation.
+    expect((await register({ uuid: contact.uuid, name: "Amina" })).json).toMatchObject({
+      conversationId: body.conversationId,
+    });
+
+    rocketChat.takeRoom(body.roomId, "agent1");
+    await expect.poll(() => sentTexts(rapidPro, contact.uuid)).toEqual(["You are now being attended by: Jane Doe"]);
+
+    const said = await say({ uuid: contact.uuid, name: "Amina" }, "My results came back");
+    expect(said.status).toBe(200);
+    expect(said.json).toMatchObject({ conversationId: body.conversationId });
+    await expect.poll(() => visitorTexts(rocketChat, body.roomId).at(-1)).toBe("My results came back");
+
+    rocketChat.agentSend(body.roomId, "Thanks :pray: let me look");
+    await expect.poll(() => sentTexts(rapidPro, contact.uuid).at(-1)).toBe("Thanks 🙏 let me look");
+
+    rocketChat.closeByAgent(body.roomId, "Take care");
+    await expect
+      .poll(() => sentTexts(rapidPro, contact.uuid).at(-1))
+      .toBe("The conversation with the agent has ended.");
+    await expect.poll(() => rapidPro.flowStarts().length).toBe(1);
+    expect(rapidPro.flowStarts()[0]).toMatchObject({
+      flow: closeFlow.uuid,
+      params: { closed_by: "agent", conversation_id: body.conversationId },
+    });
+    // The same conversation over the Customer Channel protocol.
+    const observer = await connect(gateway.url, { apiKey: gateway.apiKey });
+    cleanups.push(() => {
+      observer.close();
+    });
+    const info = nextEvent<ConversationInfo>(observer, "conversationInfo");
+    await request(observer, "joinConversation", {
+      conversationId: body.conversationId,
+      id: "sup",
+      name: "Sup",
+      role: "supervisor",
+    });
+    expect((await info).conversation).toMatchObject({ channel: "rapidpro", state: "ended" });
+  });
+
+  it("delivers a 1,500-character agent reply in word-boundary parts, an edit as a correction, files both ways", async () => {
+    const { rocketChat, rapidPro, gateway, register, say } = await scenario();
+    const contact = rapidPro.addContact({ name: "Bilal", urns: ["tel:+923001234567"] });
+    const registered = (await register({ uuid: contact.uuid, name: "Bilal" })).json as {
+      conversationId: string;
+      roomId: string;
+    };
+    const rid = await roomOf(gateway, registered.conversationId);
+    await expect.poll(() => sentTexts(rapidPro, contact.uuid).length).toBe(1); // attended (auto-assigned)
+
+    const long = Array.from({ length: 300 }, (_, i) => `word${i}`).join(" ");
+    expect(long.length).toBeGreaterThan(1500);
+    const reply = rocketChat.agentSend(rid, long);
+    // Split on word boundaries into parts RapidPro accepts, in order: together they are the reply.
+    await expect.poll(() => sentTexts(rapidPro, contact.uuid).slice(1).join(" ")).toBe(long);
+    const parts = sentTexts(rapidPro, contact.uuid).slice(1);
+    expect(parts.length).toBeGreaterThanOrEqual(Math.ceil(long.length / 640));
+    for (const part of parts) {
+      expect(part.length).toBeLessThanOrEqual(640);
+      expect(part).toMatch(/^word\d+.*word\d+$/);
+    }
+
+    rocketChat.agentEdit(rid, reply._id, "Short version: all fine");
+    await expect.poll(() => sentTexts(rapidPro, contact.uuid).at(-1)).toBe("Correction: Short version: all fine");
+
+    const png = Buffer.from("89504e470d0a1a0a", "hex");
+    rocketChat.agentSendFile(rid, { name: "leaflet.png", type: "image/png", content: png, description: "Read this" });
+    await expect.poll(() => rapidPro.media().length).toBe(1);
+    expect(rapidPro.media()[0]?.content.equals(png)).toBe(true);
+    await expect.poll(() => rapidPro.sent(contact.uuid).at(-1)?.attachments.length).toBe(1);
+    expect(rapidPro.sent(contact.uuid).at(-1)?.text).toBe("Read this");
+
+    // The contact's photo, as RapidPro's richer body carries it, reaches the room as a file.
+    const photo = rapidPro.addMedia({
+      filename: "photo.jpg",
+      contentType: "image/jpeg",
+      content: Buffer.from("jpeg-bytes"),
+    });
+    const photoUrl = photo.url;
+    const said = await say({ uuid: contact.uuid, name: "Bilal" }, "here is my photo", {
+      shape: "legacy",
+      input: { text: "here is my photo", attachments: [`image/jpeg:${photoUrl}`] },
+    });
+    expect(said.status).toBe(200);
+    await expect.poll(() => rocketChat.files().filter((f) => f.rid === rid && f.name === "photo.jpg").length).toBe(1);
+  });
+});
+
+describe("RapidPro hand-offs when things go wrong", () => {
+  it("loses and doubles nothing through RapidPro throttling and Rocket.Chat being down", async () => {
+    const { rocketChat, rapidPro, gateway, register, say } = await scenario();
+    const contact = rapidPro.addContact({ name: "Chen", urns: ["tel:+8613800138000"] });
+    const { conversationId } = (await register({ uuid: contact.uuid, name: "Chen" })).json as {
+      conversationId: string;
+    };
+    const rid = await roomOf(gateway, conversationId);
+    await expect.poll(() => sentTexts(rapidPro, contact.uuid).length).toBe(1);
+
+    // RapidPro throttles the workspace while the agent writes three replies.
+    rapidPro.failNext(2, 429, { retryAfterSeconds: 1 });
+    for (const text of ["one", "two", "three"]) rocketChat.agentSend(rid, text);
+    // Rocket.Chat is down while the contact writes three messages: each call is still answered at once.
+    rocketChat.goDown("503");
+    for (const text of ["a", "b", "c"]) {
+      const said = await say({ uuid: contact.uuid, name: "Chen" }, text);
+      expect(said.status).toBe(200);
+    }
+    await expect.poll(() => rocketChat.requests.some((r) => r.status === 503)).toBe(true);
+    rocketChat.comeUp();
+
+    await expect
+      .poll(() => sentTexts(rapidPro, contact.uuid).slice(1), { timeout: 10_000 })
+      .toEqual(["one", "two", "three"]);
+    await expect.poll(() => visitorTexts(rocketChat, rid).slice(-3), { timeout: 10_000 }).toEqual(["a", "b", "c"]);
+    expect(rapidPro.requests.filter((r) => r.status === 429).length).toBe(2);
+    expect(visitorTexts(rocketChat, rid).filter((t) => ["a", "b", "c"].includes(t))).toHaveLength(3);
+  });
+
+  it("answers 503 when no agent is online so the flow takes its Failure branch, and leaves nothing behind", async () => {
+    const { rapidPro, gateway, register } = await scenario({
+      rc: { agents: [{ _id: "agent1", username: "jane.doe", name: "Jane Doe", online: false }] },
+    });
+    const contact = rapidPro.addContact({ name: "Dana", urns: ["tel:+254700000001"] });
+    const registered = await register({ uuid: contact.uuid, name: "Dana" });
+    expect(registered.status).toBe(503);
+    expect(registered.json).toMatchObject({ error: { code: "unavailable" } });
+    const latest = await gateway.app.store.findLatestByChannelRef("rapidpro", contact.uuid);
+    expect(latest?.state).toBe("ended");
+    await rapidPro.whenIdle();
+    expect(rapidPro.sent(contact.uuid)).toEqual([]);
+  });
+
+  it("refuses unknown contacts, bad bodies and missing tokens; parses JSON without a Content-Type; keeps simulator calls off the API", async () => {
+    const { rapidPro, gateway, say, register } = await scenario();
+    const stranger = { uuid: "00000000-0000-4000-8000-000000000001", name: "Nobody" };
+    expect((await say(stranger, "hello?")).status).toBe(404);
+    const url = `${gateway.url}/live-agents/sendMessageToAgent`;
+    expect(
+      (await rapidPro.callWebhook(url, { shape: "custom", contact: stranger, results: { clientmessage: "x" } })).status,
+    ).toBe(401);
+    expect(
+      (
+        await rapidPro.callWebhook(url, {
+          shape: "custom",
+          contact: stranger,
+          results: { clientmessage: "x" },
+          headers: { Authorization: "Token nope" },
+        })
+      ).status,
+    ).toBe(401);
+    const bad = await postJson(url, { contact: { name: "no uuid" } }, { authorization: `Token ${FLOW_TOKEN}` });
+    expect(bad).toMatchObject({ status: 400, body: { error: { code: "invalid_payload" } } });
+    expect((await postJson(url, "{oops", { authorization: `Token ${FLOW_TOKEN}` })).status).toBe(400);
+
+    const contact = rapidPro.addContact({ name: "Eve", urns: ["tel:+254700000002"] });
+    const registered = await register({ uuid: contact.uuid, name: "Eve" }, { contentType: "none" });
+    expect(registered.status).toBe(200);
+
+    const before = rapidPro.requests.length;
+    const ghost = { uuid: "11111111-1111-4111-8111-111111111111", name: "Simulator" };
+    const simulated = await register(ghost, { simulation: true });
+    expect(simulated.status).toBe(200);
+    const { conversationId } = simulated.json as { conversationId: string };
+    await roomOf(gateway, conversationId);
+    expect(rapidPro.requests.length).toBe(before);
+  });
+
+  it("opens a new conversation when the contact writes after the agent closed, or refuses with 409 when configured", async () => {
+    const first = await scenario();
+    const contact = first.rapidPro.addContact({ name: "Femi", urns: ["tel:+2348000000001"] });
+    const { conversationId } = (await first.register({ uuid: contact.uuid, name: "Femi" })).json as {
+      conversationId: string;
+    };
+    const rid = await roomOf(first.gateway, conversationId);
+    first.rocketChat.closeByAgent(rid);
+    await expect.poll(async () => (await first.gateway.app.store.get(conversationId))?.state).toBe("ended");
+    const again = await first.say({ uuid: contact.uuid, name: "Femi" }, "one more thing");
+    expect([200, 202]).toContain(again.status);
+    const reopened = (again.json as { conversationId: string }).conversationId;
+    expect(reopened).not.toBe(conversationId);
+    const newRoom = await roomOf(first.gateway, reopened);
+    await expect.poll(() => visitorTexts(first.rocketChat, newRoom)).toContain("one more thing");
+
+    const strict = await scenario({ env: { RAPIDPRO_REOPEN: "false" } });
+    const other = strict.rapidPro.addContact({ name: "Gil", urns: ["tel:+2348000000002"] });
+    const registered = (await strict.register({ uuid: other.uuid, name: "Gil" })).json as { conversationId: string };
+    strict.rocketChat.closeByAgent(await roomOf(strict.gateway, registered.conversationId));
+    await expect.poll(async () => (await strict.gateway.app.store.get(registered.conversationId))?.state).toBe("ended");
+    expect((await strict.say({ uuid: other.uuid, name: "Gil" }, "hello again")).status).toBe(409);
+  });
+
+  it("tells the agent in the room when a contact cannot be reached, and reports a rejected token in /ready", async () => {
+    const { rocketChat, rapidPro, gateway, register } = await scenario();
+    const contact = rapidPro.addContact({ name: "Hana", urns: ["tel:+819000000001"], status: "stopped" });
+    const { conversationId } = (await register({ uuid: contact.uuid, name: "Hana" })).json as {
+      conversationId: string;
+    };
+    const rid = await roomOf(gateway, conversationId);
+    rocketChat.agentSend(rid, "Are you there?");
+    await expect
+      .poll(() => visitorTexts(rocketChat, rid).some((t) => t.startsWith("⚠ Not delivered to the customer")))
+      .toBe(true);
+    const log = await gateway.app.store.read(conversationId, 0);
+    expect(log.some((m) => m.type === "ActivityMessage" && m.activityType === "deliveryFailed")).toBe(true);
+
+    rapidPro.failNext(1, 403);
+    rocketChat.agentSend(rid, "Hello?");
+    await expect
+      .poll(async () => await (await fetch(`${gateway.url}/ready`)).json())
+      .toMatchObject({
+        status: "degraded",
+        problems: { rapidpro: expect.stringContaining("403") as unknown },
+      });
+  });
+
+  it("escapes @ for servers that only have broadcasts", async () => {
+    const { rocketChat, rapidPro, gateway, register } = await scenario({
+      rp: { messagesEndpoint: false },
+      env: { RAPIDPRO_SEND: "broadcasts" },
+    });
+    const contact = rapidPro.addContact({ name: "Ivan", urns: ["tel:+79000000001"] });
+    const { conversationId } = (await register({ uuid: contact.uuid, name: "Ivan" })).json as {
+      conversationId: string;
+    };
+    const rid = await roomOf(gateway, conversationId);
+    rocketChat.agentSend(rid, "Write to help@example.org, @contact.name");
+    await expect
+      .poll(async () => {
+        await rapidPro.whenIdle();
+        return sentTexts(rapidPro, contact.uuid).at(-1);
+      })
+      .toBe("Write to help@example.org, @contact.name");
+  });
+});
