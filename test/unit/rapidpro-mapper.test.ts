@@ -8,6 +8,7 @@ import {
   resultsSummary,
   splitText,
 } from "../../server/adapters/rapidpro/mapper.js";
+import type { RpMessage } from "../../server/adapters/rapidpro/client.js";
 
 const uuid = "3d2e8c1a-5b7f-4e21-9a0c-1f2e3d4c5b6a";
 const parse = (body: unknown) => FlowWebhookSchema.parse(body);
@@ -99,16 +100,18 @@ describe("hand-off digest", () => {
   it("prints the bot conversation oldest first with UTC times, and the flow results", () => {
     const digest = historyDigest(
       "Amina",
-      [
-        { direction: "out", text: "How can I help?", created_on: "2026-03-01T10:14:55.000001Z" },
-        { direction: "in", text: "I need someone", created_on: "2026-03-01T10:15:02.123456Z" },
-        {
-          direction: "in",
-          text: "",
-          attachments: [{ content_type: "image/jpeg", url: "https://x" }],
-          created_on: "2026-03-01T10:16:00Z",
-        },
-      ].reverse(),
+      (
+        [
+          { direction: "out", text: "How can I help?", created_on: "2026-03-01T10:14:55.000001Z" },
+          { direction: "in", text: "I need someone", created_on: "2026-03-01T10:15:02.123456Z" },
+          {
+            direction: "in",
+            text: "",
+            attachments: [{ content_type: "image/jpeg", url: "https://x" }],
+            created_on: "2026-03-01T10:16:00Z",
+          },
+        ] satisfies RpMessage[]
+      ).reverse(),
       6,
       "department: Counselling",
     );
