@@ -1,0 +1,291 @@
+import { Redis } from "ioredis";
+import type { ConversationState, StoredMessage } from "../../../protocol/index.js";
+import type { Conversation } from "../../core/conversation.js";
+import { GatewayError } from "../../core/errors.js";
+import {
+  connectorOrderingKey,
+  type AppendOptions,
+  type AppendResult,
+  type ConnectorEntry,
+  type ConversationStore,
+  type InitKeys,
+  type InitResult,
+  type MessageDraft,
+  type OutboxItem,
+  type OutboxLane,
+} from "../store.js";
+import {
+  APPEND,
+  BIND_DESK,
+  CONNECTOR_ACK,
+  CONNECTOR_ENQUEUE,
+  CONNECTOR_HEADS,
+  INIT,
+  OUTBOX_UPDATE,
+  SWEEP,
+} from "./scripts.js";
+
+export interface RedisStoreOptions {
+  url: string;
+  /** Prefix of every key (several deployments can share one Redis). */
+  prefix: string;
+  /** How long campaign message ids are remembered for dedupe. */
+  campaignRetentionMs: number;
+  /** Called with connection events, for logs. */
+  onEvent?: (event: "connect" | "ready" | "error" | "reconnecting" | "end", detail?: unknown) => void;
+}
+
+type Scripts = Record<
+  "init" | "append" | "bindDesk" | "outboxUpdate" | "connectorHeads" | "connectorAck" | "connectorEnqueue" | "sweep",
+  string
+>;
+
+const SCRIPTS: Scripts = {
+  init: INIT,
+  append: APPEND,
+  bindDesk: BIND_DESK,
+  outboxUpdate: OUTBOX_UPDATE,
+  connectorHeads: CONNECTOR_HEADS,
+  connectorAck: CONNECTOR_ACK,
+  connectorEnqueue: CONNECTOR_ENQUEUE,
+  sweep: SWEEP,
+};
+
+const channelRef = (channel: string, refId: string): string => `${channel}\u0000${refId}`;
+
+/**
+ * The store on Redis, for several nodes: every multi-key step is one Lua script (atomic for all nodes); the log is
+ * a list per conversation (seq = position), outboxes are lists with a due-time index per lane, connector queues a
+ * list per ordering key with a sorted set of heads. Commands issued while Redis is unreachable wait in ioredis's
+ * offline queue and are retried on reconnect; a call that still fails is `unavailable` to the caller.
+ */
+export class RedisStore implements ConversationStore {
+  readonly redis: Redis;
+  private readonly prefix: string;
+
+  constructor(private readonly options: RedisStoreOptions) {
+    this.prefix = options.prefix;
+    this.redis = new Redis(options.url, {
+      lazyConnect: false,
+      maxRetriesPerRequest: 3,
+      enableReadyCheck: true,
+      retryStrategy: (times) => Math.min(2_000, 50 * 2 ** Math.min(times, 6)),
+      reconnectOnError: (error) => error.message.startsWith("READONLY"),
+    });
+    for (const event of ["connect", "ready", "error", "reconnecting", "end"] as const) {
+      this.redis.on(event, (detail: unknown) => options.onEvent?.(event, detail));
+    }
+    for (const [name, lua] of Object.entries(SCRIPTS)) this.redis.defineCommand(name, { numberOfKeys: 1, lua });
+  }
+
+  async init(
+    conversation: Conversation,
+    keys: InitKeys,
+    firstMessages: readonly MessageDraft[],
+    options: { connectorChannel?: string; openDesk?: boolean; deskNote?: string } = {},
+  ): Promise<InitResult> {
+    const args: string[] = [
+      JSON.stringify(conversation),
+      JSON.stringify({
+        requestId: keys.requestId,
+        ...(keys.channelRef ? { channelRef: channelRef(keys.channelRef.channel, keys.channelRef.refId) } : {}),
+        ...options,
+      }),
+    ];
+    for (const draft of firstMessages)
+      args.push(JSON.stringify(draft), JSON.stringify({ id: draft.id, timestamp: draft.timestamp }));
+    const raw = await this.script<string>("init", ...args);
+    return JSON.parse(raw) as InitResult;
+  }
+
+  async get(id: string): Promise<Conversation | undefined> {
+    const raw = await this.run(() => this.redis.get(this.key(`c:${id}`)));
+    return raw === null ? undefined : (JSON.parse(raw) as Conversation);
+  }
+
+  async findOpenByChannelRef(channel: string, refId: string): Promise<Conversation | undefined> {
+    const id = await this.run(() => this.redis.get(this.key(`open:${channelRef(channel, refId)}`)));
+    return id === null ? undefined : this.get(id);
+  }
+
+  async findLatestByChannelRef(channel: string, refId: string): Promise<Conversation | undefined> {
+    return (
+      (await this.findOpenByChannelRef(channel, refId)) ??
+      this.getById(await this.run(() => this.redis.get(this.key(`latest:${channelRef(channel, refId)}`))))
+    );
+  }
+
+  async append(conversationId: string, draft: MessageDraft, options: AppendOptions = {}): Promise<AppendResult> {
+    const transition = options.transition && {
+      from: options.transition.from,
+      to: options.transition.to,
+      required: options.transition.required ?? false,
+      ...(options.transition.unlessFlagPrefix === undefined
+        ? {}
+        : { unlessFlagPrefix: options.transition.unlessFlagPrefix }),
+      // JSON has no undefined: a patch field set to undefined means "remove it".
+      set: Object.fromEntries(
+        Object.entries(options.transition.patch ?? {}).filter(([, value]) => value !== undefined),
+      ),
+      unset: Object.entries(options.transition.patch ?? {})
+        .filter(([, value]) => value === undefined)
+        .map(([key]) => key),
+    };
+    const endedAt = options.transition?.patch?.endedAt;
+    const args = {
+      ...options,
+      transition,
+      messageId: draft.id,
+      timestamp: draft.timestamp,
+      ...(endedAt === undefined ? {} : { endedAtMs: Date.parse(endedAt) }),
+    };
+    const raw = await this.script<string>("append", conversationId, JSON.stringify(draft), JSON.stringify(args));
+    return JSON.parse(raw) as AppendResult;
+  }
+
+  async headSeq(conversationId: string): Promise<number> {
+    return this.run(() => this.redis.llen(this.key(`log:${conversationId}`)));
+  }
+
+  async read(conversationId: string, afterSeq: number, limit?: number): Promise<StoredMessage[]> {
+    const start = Math.max(0, Math.floor(afterSeq));
+    const stop = limit === undefined ? -1 : start + limit - 1;
+    const raw = await this.run(() => this.redis.lrange(this.key(`log:${conversationId}`), start, stop));
+    return raw.map((entry) => JSON.parse(entry) as StoredMessage);
+  }
+
+  async findMessage(conversationId: string, messageId: string): Promise<StoredMessage | undefined> {
+    const seen = await this.run(() => this.redis.hget(this.key(`ids:${conversationId}`), messageId));
+    if (seen === null) return undefined;
+    const seq = Number(seen.split("\t")[0]);
+    const raw = await this.run(() => this.redis.lindex(this.key(`log:${conversationId}`), seq - 1));
+    return raw === null ? undefined : (JSON.parse(raw) as StoredMessage);
+  }
+
+  async enqueueConnector(channel: string, entry: ConnectorEntry): Promise<{ entry: ConnectorEntry; created: boolean }> {
+    const [raw, created] = await this.script<[string, number]>(
+      "connectorEnqueue",
+      channel,
+      entry.id,
+      connectorOrderingKey(entry),
+      JSON.stringify(entry),
+      String(this.options.campaignRetentionMs),
+    );
+    return { entry: JSON.parse(raw) as ConnectorEntry, created: created === 1 };
+  }
+
+  async pendingConnector(channel: string, limit: number): Promise<ConnectorEntry[]> {
+    const raw = await this.script<string[]>("connectorHeads", channel, String(Math.max(1, limit)));
+    return raw.map((entry) => JSON.parse(entry) as ConnectorEntry);
+  }
+
+  async ackConnector(channel: string, entryId: string): Promise<void> {
+    const raw = await this.run(() => this.redis.hget(this.key(`cq:${channel}:e`), entryId));
+    if (raw === null) return;
+    await this.script("connectorAck", channel, entryId, connectorOrderingKey(JSON.parse(raw) as ConnectorEntry));
+  }
+
+  async connectorChannelsWithPending(): Promise<string[]> {
+    return this.run(() => this.redis.smembers(this.key("cq:channels")));
+  }
+
+  async bindDesk(
+    conversationId: string,
+    ids: Record<string, string>,
+    openedAt?: string,
+  ): Promise<Conversation | undefined> {
+    const raw = await this.script<string | null>("bindDesk", conversationId, JSON.stringify(ids), openedAt ?? "");
+    return raw === null ? undefined : (JSON.parse(raw) as Conversation);
+  }
+
+  async findByDeskRef(desk: string, key: string, value: string): Promise<Conversation | undefined> {
+    return this.getById(await this.run(() => this.redis.get(this.key(`dref:${desk}\u0000${key}\u0000${value}`))));
+  }
+
+  async outboxHead(conversationId: string, lane: OutboxLane): Promise<OutboxItem | undefined> {
+    const raw = await this.run(() => this.redis.lindex(this.key(`ob:${lane}:${conversationId}`), 0));
+    return raw === null ? undefined : (JSON.parse(raw) as OutboxItem);
+  }
+
+  async outboxComplete(conversationId: string, lane: OutboxLane, itemId: string): Promise<void> {
+    await this.script("outboxUpdate", lane, conversationId, itemId, "");
+  }
+
+  async outboxDefer(
+    conversationId: string,
+    lane: OutboxLane,
+    itemId: string,
+    update: { attempts: number; notBefore: number; lastError: string; lastAttemptAt: number },
+  ): Promise<void> {
+    await this.script("outboxUpdate", lane, conversationId, itemId, JSON.stringify(update));
+  }
+
+  async outboxDue(lane: OutboxLane, now: number, limit: number): Promise<string[]> {
+    return this.run(() => this.redis.zrangebyscore(this.key(`due:${lane}`), "-inf", now, "LIMIT", 0, limit));
+  }
+
+  async countByState(): Promise<Record<ConversationState, number>> {
+    const raw = await this.run(() => this.redis.hgetall(this.key("states")));
+    return {
+      bot: Number(raw.bot ?? 0),
+      queued: Number(raw.queued ?? 0),
+      active: Number(raw.active ?? 0),
+      ended: Number(raw.ended ?? 0),
+    };
+  }
+
+  async sweepEnded(cutoff: Date): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const removed = Number(await this.script<number>("sweep", String(cutoff.getTime()), "200"));
+      total += removed;
+      if (removed < 200) return total;
+    }
+  }
+
+  /** Answers within `timeoutMs` whether Redis serves commands (a connection still being made may finish). */
+  async ping(timeoutMs = 2_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.redis.ping(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } catch (error) {
+      throw new GatewayError("unavailable", `Redis is not reachable (${this.redis.status}).`, undefined, {
+        cause: error,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  private async getById(id: string | null): Promise<Conversation | undefined> {
+    return id === null ? undefined : this.get(id);
+  }
+
+  private key(suffix: string): string {
+    return `${this.prefix}${suffix}`;
+  }
+
+  private script<T>(name: keyof Scripts, ...args: string[]): Promise<T> {
+    const command = (this.redis as unknown as Record<string, (...a: string[]) => Promise<T>>)[name];
+    if (command === undefined) throw new Error(`script ${name} is not defined`);
+    return this.run(() => command.call(this.redis, this.prefix, ...args));
+  }
+
+  /** Redis errors become `unavailable` (503 / an `unavailable` ack), never a crash. */
+  private async run<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      throw new GatewayError("unavailable", "The store (Redis) is not reachable.", undefined, { cause: error });
+    }
+  }
+}

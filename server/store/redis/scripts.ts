@@ -1,0 +1,262 @@
+/**
+ * Lua scripts: each store operation that touches several keys runs as one script, so it is atomic for every node.
+ * Messages travel as JSON strings and are never decoded here (cjson would turn an empty array into an object); the
+ * conversation record, which holds no arrays, is decoded and re-encoded.
+ */
+
+/** Helpers shared by the scripts (prefix `P` = KEYS[1]). */
+const common = `
+local P = KEYS[1]
+local function cq_push(channel, entryId, key, entryJson)
+  local base = P .. 'cq:' .. channel
+  if redis.call('HSETNX', base .. ':e', entryId, entryJson) == 0 then return 0 end
+  local score = redis.call('INCR', base .. ':n')
+  redis.call('HSET', base .. ':s', entryId, score)
+  local klist = base .. ':k:' .. key
+  redis.call('RPUSH', klist, entryId)
+  if redis.call('LLEN', klist) == 1 then redis.call('ZADD', base .. ':h', score, key) end
+  redis.call('SADD', P .. 'cq:channels', channel)
+  return 1
+end
+local function cq_remove(channel, entryId, key)
+  local base = P .. 'cq:' .. channel
+  if redis.call('HDEL', base .. ':e', entryId) == 0 then return end
+  redis.call('HDEL', base .. ':s', entryId)
+  local klist = base .. ':k:' .. key
+  redis.call('LREM', klist, 1, entryId)
+  local head = redis.call('LINDEX', klist, 0)
+  if head then
+    redis.call('ZADD', base .. ':h', redis.call('HGET', base .. ':s', head), key)
+  else
+    redis.call('ZREM', base .. ':h', key)
+  end
+  if redis.call('ZCARD', base .. ':h') == 0 then redis.call('SREM', P .. 'cq:channels', channel) end
+end
+local function ob_push(lane, id, item)
+  local key = P .. 'ob:' .. lane .. ':' .. id
+  redis.call('RPUSH', key, cjson.encode(item))
+  if redis.call('LLEN', key) == 1 then redis.call('ZADD', P .. 'due:' .. lane, item.notBefore, id) end
+end
+local function push_message(id, draft, seqHint, fingerprint, messageId, timestamp, connectorChannel)
+  local logkey = P .. 'log:' .. id
+  local seq = redis.call('LLEN', logkey) + 1
+  local msg = string.sub(draft, 1, -2) .. ',"seq":' .. seq .. '}'
+  redis.call('RPUSH', logkey, msg)
+  redis.call('HSET', P .. 'ids:' .. id, messageId, seq .. '\\t' .. (fingerprint or ''))
+  if connectorChannel then
+    local entryId = id .. ':' .. seq
+    cq_push(connectorChannel, entryId, id,
+      '{"id":' .. cjson.encode(entryId) .. ',"message":' .. msg .. ',"enqueuedAt":' .. cjson.encode(timestamp) .. '}')
+  end
+  return seq, msg
+end
+`;
+
+/** ARGV: conversation JSON, options JSON, first messages as alternating draft JSON / meta JSON. */
+export const INIT = `${common}
+local conv = cjson.decode(ARGV[1])
+local o = cjson.decode(ARGV[2])
+local existing = redis.call('GET', P .. 'req:' .. o.requestId)
+if existing and redis.call('EXISTS', P .. 'c:' .. existing) == 1 then
+  return '{"created":false,"matchedBy":"requestId","conversation":' .. redis.call('GET', P .. 'c:' .. existing) .. '}'
+end
+if o.channelRef then
+  local open = redis.call('GET', P .. 'open:' .. o.channelRef)
+  if open and redis.call('EXISTS', P .. 'c:' .. open) == 1 then
+    return '{"created":false,"matchedBy":"channelRef","conversation":' .. redis.call('GET', P .. 'c:' .. open) .. '}'
+  end
+end
+local id = conv.id
+redis.call('SET', P .. 'c:' .. id, ARGV[1])
+redis.call('SET', P .. 'req:' .. o.requestId, id)
+redis.call('SADD', P .. 'idx:' .. id, P .. 'req:' .. o.requestId)
+if o.channelRef then
+  redis.call('SET', P .. 'open:' .. o.channelRef, id)
+  redis.call('SET', P .. 'latest:' .. o.channelRef, id)
+  redis.call('SADD', P .. 'idx:' .. id, P .. 'open:' .. o.channelRef, P .. 'latest:' .. o.channelRef)
+end
+redis.call('HINCRBY', P .. 'states', conv.state, 1)
+local i = 3
+while ARGV[i] do
+  local meta = cjson.decode(ARGV[i + 1])
+  push_message(id, ARGV[i], nil, nil, meta.id, meta.timestamp, o.connectorChannel)
+  i = i + 2
+end
+if o.openDesk then ob_push('desk', id, { id = 'open', kind = 'open', attempts = 0, notBefore = 0 }) end
+if o.deskNote then ob_push('desk', id, { id = 'note', kind = 'note', text = o.deskNote, attempts = 0, notBefore = 0 }) end
+return '{"created":true,"conversation":' .. ARGV[1] .. '}'
+`;
+
+/** ARGV: conversation id, draft JSON (no seq), options JSON. */
+export const APPEND = `${common}
+local id = ARGV[1]
+local draft = ARGV[2]
+local o = cjson.decode(ARGV[3])
+local ckey = P .. 'c:' .. id
+local raw = redis.call('GET', ckey)
+if not raw then return '{"status":"not_found"}' end
+local conv = cjson.decode(raw)
+local logkey = P .. 'log:' .. id
+if o.dedupe then
+  local seen = redis.call('HGET', P .. 'ids:' .. id, o.dedupe.id)
+  if seen then
+    local tab = string.find(seen, '\\t', 1, true)
+    local msg = redis.call('LINDEX', logkey, tonumber(string.sub(seen, 1, tab - 1)) - 1)
+    if string.sub(seen, tab + 1) == o.dedupe.fingerprint then return '{"status":"duplicate","message":' .. msg .. '}' end
+    return '{"status":"conflict","message":' .. msg .. '}'
+  end
+end
+if o.requireOpen and conv.state == 'ended' then return '{"status":"ended","conversation":' .. raw .. '}' end
+local flagskey = P .. 'flags:' .. id
+if o.flag then
+  local has = redis.call('SISMEMBER', flagskey, o.flag.key) == 1
+  if has == o.flag.value then return '{"status":"skipped","conversation":' .. raw .. '}' end
+end
+local t = o.transition
+local applies = false
+if t then for _, s in ipairs(t.from) do if s == conv.state then applies = true end end end
+if t and t.required and not applies then
+  if conv.state == 'ended' then return '{"status":"ended","conversation":' .. raw .. '}' end
+  return '{"status":"skipped","conversation":' .. raw .. '}'
+end
+if o.flag then
+  if o.flag.value then redis.call('SADD', flagskey, o.flag.key) else redis.call('SREM', flagskey, o.flag.key) end
+end
+local blocked = false
+if t and t.unlessFlagPrefix then
+  for _, f in ipairs(redis.call('SMEMBERS', flagskey)) do
+    if string.sub(f, 1, #t.unlessFlagPrefix) == t.unlessFlagPrefix then blocked = true end
+  end
+end
+local out = raw
+if t and applies and not blocked then
+  local from = conv.state
+  for k, v in pairs(t.set or {}) do conv[k] = v end
+  for _, k in ipairs(t.unset or {}) do conv[k] = nil end
+  conv.state = t.to
+  redis.call('HINCRBY', P .. 'states', from, -1)
+  redis.call('HINCRBY', P .. 'states', t.to, 1)
+  if t.to == 'ended' then
+    if conv.refId then
+      local okey = P .. 'open:' .. conv.channel .. '\\0' .. conv.refId
+      if redis.call('GET', okey) == id then redis.call('DEL', okey) end
+    end
+    redis.call('ZADD', P .. 'ended', o.endedAtMs or 0, id)
+  end
+  out = cjson.encode(conv)
+  redis.call('SET', ckey, out)
+end
+local seq, msg = push_message(id, draft, nil, o.dedupe and o.dedupe.fingerprint, o.messageId, o.timestamp, o.connectorChannel)
+for _, r in ipairs(o.outbox or {}) do
+  local key = P .. 'ob:' .. r.lane .. ':' .. id
+  if r.kind == 'message' then
+    ob_push(r.lane, id, { id = 'm:' .. seq, kind = 'message', seq = seq, attempts = 0, notBefore = 0 })
+  elseif r.kind == 'note' then
+    ob_push(r.lane, id, { id = 'n:' .. seq, kind = 'note', seq = seq, text = r.text, attempts = 0, notBefore = 0 })
+  else
+    local closing = false
+    for _, item in ipairs(redis.call('LRANGE', key, 0, -1)) do
+      if cjson.decode(item).kind == 'close' then closing = true end
+    end
+    if not closing then ob_push(r.lane, id, { id = 'close', kind = 'close', reason = r.reason, attempts = 0, notBefore = 0 }) end
+  end
+end
+return '{"status":"appended","message":' .. msg .. ',"conversation":' .. out .. '}'
+`;
+
+/** ARGV: conversation id, ids JSON, openedAt ('' for none). */
+export const BIND_DESK = `
+local P = KEYS[1]
+local id = ARGV[1]
+local ckey = P .. 'c:' .. id
+local raw = redis.call('GET', ckey)
+if not raw then return nil end
+local conv = cjson.decode(raw)
+local ids = cjson.decode(ARGV[2])
+for k, v in pairs(ids) do
+  conv.desk.ids[k] = v
+  local ref = P .. 'dref:' .. conv.desk.desk .. '\\0' .. k .. '\\0' .. v
+  redis.call('SET', ref, id)
+  redis.call('SADD', P .. 'idx:' .. id, ref)
+end
+if ARGV[3] ~= '' then conv.desk.openedAt = ARGV[3] end
+local out = cjson.encode(conv)
+redis.call('SET', ckey, out)
+return out
+`;
+
+/** ARGV: lane, conversation id, item id, update JSON ('' to complete). */
+export const OUTBOX_UPDATE = `
+local P = KEYS[1]
+local key = P .. 'ob:' .. ARGV[1] .. ':' .. ARGV[2]
+local due = P .. 'due:' .. ARGV[1]
+local raw = redis.call('LINDEX', key, 0)
+if not raw then return 0 end
+local head = cjson.decode(raw)
+if head.id ~= ARGV[3] then return 0 end
+if ARGV[4] == '' then
+  redis.call('LPOP', key)
+  local nextRaw = redis.call('LINDEX', key, 0)
+  if nextRaw then redis.call('ZADD', due, cjson.decode(nextRaw).notBefore, ARGV[2]) else redis.call('ZREM', due, ARGV[2]) end
+else
+  for k, v in pairs(cjson.decode(ARGV[4])) do head[k] = v end
+  redis.call('LSET', key, 0, cjson.encode(head))
+  redis.call('ZADD', due, head.notBefore, ARGV[2])
+end
+return 1
+`;
+
+/** ARGV: channel, limit. Returns the head entry of each ordering key, oldest first. */
+export const CONNECTOR_HEADS = `
+local P = KEYS[1]
+local base = P .. 'cq:' .. ARGV[1]
+local out = {}
+for _, key in ipairs(redis.call('ZRANGE', base .. ':h', 0, tonumber(ARGV[2]) - 1)) do
+  local head = redis.call('LINDEX', base .. ':k:' .. key, 0)
+  if head then
+    local entry = redis.call('HGET', base .. ':e', head)
+    if entry then table.insert(out, entry) end
+  end
+end
+return out
+`;
+
+/** ARGV: channel, entry id, ordering key. */
+export const CONNECTOR_ACK = `${common}
+cq_remove(ARGV[1], ARGV[2], ARGV[3])
+return 1
+`;
+
+/** ARGV: channel, entry id, ordering key, entry JSON, retention ms. Returns the entry and whether it was created. */
+export const CONNECTOR_ENQUEUE = `${common}
+local base = P .. 'cq:' .. ARGV[1]
+local existing = redis.call('HGET', base .. ':e', ARGV[2])
+if existing then return { existing, 0 } end
+if redis.call('SET', P .. 'camp:' .. ARGV[1] .. ':' .. ARGV[2], '1', 'NX', 'PX', ARGV[5]) == false then return { ARGV[4], 0 } end
+cq_push(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+return { ARGV[4], 1 }
+`;
+
+/** ARGV: cutoff ms, max. Deletes ended conversations and everything keyed by them. */
+export const SWEEP = `${common}
+local removed = 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'ended', '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))) do
+  local raw = redis.call('GET', P .. 'c:' .. id)
+  if raw then
+    local conv = cjson.decode(raw)
+    local base = P .. 'cq:' .. conv.channel
+    for _, entryId in ipairs(redis.call('LRANGE', base .. ':k:' .. id, 0, -1)) do cq_remove(conv.channel, entryId, id) end
+    redis.call('HINCRBY', P .. 'states', conv.state, -1)
+  end
+  for _, key in ipairs(redis.call('SMEMBERS', P .. 'idx:' .. id)) do
+    if redis.call('GET', key) == id then redis.call('DEL', key) end
+  end
+  redis.call('DEL', P .. 'c:' .. id, P .. 'log:' .. id, P .. 'ids:' .. id, P .. 'flags:' .. id, P .. 'idx:' .. id,
+    P .. 'ob:desk:' .. id, P .. 'ob:channel:' .. id)
+  redis.call('ZREM', P .. 'due:desk', id)
+  redis.call('ZREM', P .. 'due:channel', id)
+  redis.call('ZREM', P .. 'ended', id)
+  removed = removed + 1
+end
+return removed
+`;
