@@ -3,6 +3,9 @@ import type { AddressInfo } from "node:net";
 import express from "express";
 import type { AppServer } from "./socket/types.js";
 import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { Redis } from "ioredis";
 import { RAPIDPRO_CHANNEL, RapidProChannel, liveAgentsRoutes } from "./adapters/rapidpro/index.js";
 import { RocketChatDesk, mintVisitorToken, rocketChatRoutes } from "./adapters/rocketchat/index.js";
 import type { Config } from "./config.js";
@@ -24,9 +27,11 @@ import { opsRoutes } from "./http/ops.js";
 import { createLogger, type Logger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { Fanout } from "./socket/fanout.js";
-import { Presence } from "./socket/presence.js";
+import { Presence, presenceRoom } from "./socket/presence.js";
 import { createSocketServer } from "./socket/server.js";
 import { MemoryStore } from "./store/memory/memory-store.js";
+import { RedisStore } from "./store/redis/redis-store.js";
+import { ClusterBus } from "./socket/cluster-bus.js";
 import type { ConversationStore } from "./store/store.js";
 import { createTranscriptMailer } from "./transcript/mailer.js";
 
@@ -54,16 +59,31 @@ export interface AppOptions {
 export function createApp(config: Config, options: AppOptions = {}): App {
   const logger = options.logger ?? createLogger(config);
   const clock = options.clock ?? (() => new Date());
-  const store = options.store ?? new MemoryStore();
+  const nodeId = config.NODE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+  const redisUrl = config.REDIS_URL;
+  const store =
+    options.store ??
+    (redisUrl === undefined
+      ? new MemoryStore()
+      : new RedisStore({
+          url: redisUrl,
+          prefix: config.REDIS_PREFIX,
+          campaignRetentionMs: config.ENDED_RETENTION_HOURS * 3_600_000,
+          onEvent: (event, detail) => {
+            if (event === "error") logger.warn({ err: detail }, "redis error");
+            else logger.info({ event }, "redis connection");
+          },
+        }));
   const metrics = new Metrics(() => store.countByState());
   const apiKeys = new ApiKeys(config.API_KEYS);
-  const bus = new LocalBus();
+  const bus = redisUrl === undefined ? new LocalBus() : new ClusterBus(logger.child({ component: "bus" }));
   const connectors: ConnectorDispatcher = new ConnectorDispatcher(
     store,
     {
       ackTimeoutMs: config.CONNECTOR_ACK_TIMEOUT_MS,
       maxInFlight: config.CONNECTOR_MAX_IN_FLIGHT,
       maxRefusals: config.CONNECTOR_MAX_REFUSALS,
+      ...(redisUrl === undefined ? {} : { nodeId }),
       onUndeliverable: (channel, entry, reason): Promise<void> => core.connectorUndeliverable(channel, entry, reason),
     },
     logger.child({ component: "connectors" }),
@@ -134,6 +154,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     noAgentBaseMs: 2_000,
     noAgentMaxMs: config.NO_AGENT_RETRY_MAX_SECONDS * 1000,
     pollMs: 1_000,
+    nodeId,
   };
   const workers: OutboxWorker[] = [];
   if (desk) {
@@ -235,11 +256,29 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   web.use(errorHandler(logger));
 
   const httpServer = createServer(web);
+  // Several nodes: Socket.IO's Redis adapter links them (cross-node emits, fetchSockets, the bus above).
+  const adapterClients =
+    redisUrl === undefined
+      ? undefined
+      : (() => {
+          const pub = new Redis(redisUrl, {
+            maxRetriesPerRequest: null,
+            retryStrategy: (n) => Math.min(2_000, 50 * 2 ** Math.min(n, 6)),
+          });
+          const sub = pub.duplicate();
+          for (const client of [pub, sub])
+            client.on("error", (error: unknown) => logger.warn({ err: error }, "redis adapter error"));
+          return { pub, sub };
+        })();
   const fanout = new Fanout(bus);
   const presence = new Presence(config.PRESENCE_GRACE_MS, (conversationId, member) => {
-    core
-      .get(conversationId)
-      .then((conversation) => core.left(conversation, member))
+    // Gone from this node; maybe reconnected to another: the presence room spans the cluster.
+    io.in(presenceRoom(conversationId, member))
+      .fetchSockets()
+      .then(async (sockets) => {
+        if (sockets.length > 0) return;
+        await core.left(await core.get(conversationId), member);
+      })
       .catch((error: unknown) => logger.warn({ err: error, conversationId }, "presence update failed"));
   });
   const io = createSocketServer(
@@ -254,6 +293,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       onConnectionChange: (delta) => metrics.sockets.inc(delta),
     },
   );
+  if (adapterClients)
+    io.adapter(createAdapter(adapterClients.pub, adapterClients.sub, { key: `${config.REDIS_PREFIX}sio` }));
+  if (bus instanceof ClusterBus) bus.attach(io);
 
   const retentionMs = config.ENDED_RETENTION_HOURS * 3_600_000;
   const sweeper = setInterval(() => {
@@ -278,7 +320,16 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         httpServer.listen(config.PORT, config.HOST, () => {
           httpServer.off("error", reject);
           const port = (httpServer.address() as AddressInfo).port;
-          logger.info({ host: config.HOST, port, desk: config.DESK }, "listening");
+          logger.info(
+            {
+              host: config.HOST,
+              port,
+              desk: config.DESK,
+              node: nodeId,
+              store: redisUrl === undefined ? "memory" : "redis",
+            },
+            "listening",
+          );
           for (const worker of workers) worker.start();
           resolve(port);
         });
@@ -298,6 +349,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       clearTimeout(grace);
       fanout.close();
       presence.close();
+      if (adapterClients)
+        await Promise.all([adapterClients.pub.quit(), adapterClients.sub.quit()]).catch(() => undefined);
       mailer?.close();
       await store.close();
       logger.info({}, "closed");

@@ -27,7 +27,15 @@ const CoreConfigSchema = z.object({
     .url({ protocol: /^https?$/ })
     .optional()
     .describe("how external systems reach Liaison (default http://localhost:$PORT)"),
-  REDIS_URL: z.string().optional().describe("Redis URL; unset: embedded in-process store, one node"),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+    .optional()
+    .describe(
+      "Redis URL: all state in Redis, nodes linked by the Socket.IO Redis adapter; unset: embedded store, one node",
+    ),
+  REDIS_PREFIX: z.string().min(1).default("liaison:").describe("prefix of every Redis key"),
+  NODE_ID: z.string().min(1).optional().describe("this node's name in leases and logs (default: host-pid-random)"),
   API_KEYS: csv.default([]).describe("comma-separated API keys for connectors, agents and back-office calls (secret)"),
   CORS_ORIGINS: csv.default(["*"]).describe("allowed browser origins, comma-separated; * for any"),
   LOG_LEVEL: z
@@ -116,6 +124,7 @@ export type Config = Readonly<z.output<typeof ConfigSchema>> & {
 
 /** Variables that hold secrets: they may come from `<NAME>_FILE` and are never logged. */
 export const secretVariables = [
+  "REDIS_URL",
   "API_KEYS",
   "SMTP_URL",
   "SIGNING_SECRET",
@@ -157,9 +166,6 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   }
   if (parsed.success) {
     const c = parsed.data;
-    if (c.REDIS_URL !== undefined) {
-      problems.push("REDIS_URL: this build has no Redis store yet; unset it to run on the embedded store");
-    }
     if (c.DESK === "salesforce" || c.DESK === "livechat") {
       problems.push(`DESK: the ${c.DESK} desk is not available in this build; use rocketchat or socket`);
     }

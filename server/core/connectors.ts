@@ -22,6 +22,8 @@ export interface ConnectorDispatcherOptions {
   maxBackoffMs?: number;
   /** A message given up: the core records it as a `deliveryFailed` activity. */
   onUndeliverable?: (channel: string, entry: ConnectorEntry, reason: string) => Promise<void>;
+  /** This node's name: it claims each entry before offering it, so two nodes never offer the same one at once. */
+  nodeId?: string;
 }
 
 interface ChannelState {
@@ -126,9 +128,25 @@ export class ConnectorDispatcher {
       const endpoint = state.endpoints[(attempt?.offers ?? 0) % state.endpoints.length];
       if (!endpoint) return;
       busy.add(key);
+      if (!(await this.claim(channel, entry))) continue;
       this.offer(channel, state, entry, key, endpoint);
     }
     if (Number.isFinite(nextWake)) this.schedule(channel, state, nextWake - now);
+  }
+
+  /** Claims the entry cluster-wide for one offer (until the ack timeout); another node's claim means skip it. */
+  private async claim(channel: string, entry: ConnectorEntry): Promise<boolean> {
+    if (this.options.nodeId === undefined) return true;
+    try {
+      return await this.store.acquireLease(
+        `cq:${channel}:${entry.id}`,
+        this.options.nodeId,
+        this.options.ackTimeoutMs + 1_000,
+      );
+    } catch (error) {
+      this.logger.warn({ err: error, channel }, "connector claim failed");
+      return false;
+    }
   }
 
   private offer(channel: string, state: ChannelState, entry: ConnectorEntry, key: string, endpoint: ConnectorEndpoint) {
@@ -140,6 +158,9 @@ export class ConnectorDispatcher {
       .catch((error: unknown) => this.logger.error({ err: error, channel }, "connector ack bookkeeping failed"))
       .finally(() => {
         state.inFlight.delete(entry.id);
+        if (this.options.nodeId !== undefined) {
+          void this.store.releaseLease(`cq:${channel}:${entry.id}`, this.options.nodeId).catch(() => undefined);
+        }
         this.notify(channel);
       });
   }

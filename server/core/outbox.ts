@@ -26,6 +26,10 @@ export interface OutboxOptions {
   noAgentMaxMs: number;
   /** How often the store is scanned for deferred items that came due. */
   pollMs: number;
+  /** This node's name: the owner of its leases. */
+  nodeId: string;
+  /** How long a node may hold a conversation's lane without renewing (longer than any one delivery). */
+  leaseMs?: number;
   now?: () => number;
   random?: () => number;
 }
@@ -109,7 +113,21 @@ export class OutboxWorker {
 
   private async drain(conversationId: string): Promise<void> {
     const lane = this.handler.lane;
+    const lease = `ob:${lane}:${conversationId}`;
+    const leaseMs = this.options.leaseMs ?? 60_000;
+    // One node at a time works a conversation's lane, so its items go out in order; a dead node's lease runs out.
+    if (!(await this.store.acquireLease(lease, this.options.nodeId, leaseMs))) return;
+    try {
+      await this.drainHeld(conversationId, lease, leaseMs);
+    } finally {
+      await this.store.releaseLease(lease, this.options.nodeId).catch(() => undefined);
+    }
+  }
+
+  private async drainHeld(conversationId: string, lease: string, leaseMs: number): Promise<void> {
+    const lane = this.handler.lane;
     while (!this.stopped) {
+      if (!(await this.store.acquireLease(lease, this.options.nodeId, leaseMs))) return;
       const item = await this.store.outboxHead(conversationId, lane);
       if (!item || item.notBefore > this.now()) return;
       const conversation = await this.store.get(conversationId);

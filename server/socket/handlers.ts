@@ -17,7 +17,7 @@ import { GatewayError } from "../core/errors.js";
 import type { ConversationStore } from "../store/store.js";
 import type { Logger } from "../logger.js";
 import type { Fanout } from "./fanout.js";
-import type { Presence } from "./presence.js";
+import { presenceRoom, type Presence } from "./presence.js";
 import { AFTER_ACK, defineHandler } from "./registry.js";
 import { Session } from "./session.js";
 import type { AppSocket, Principal } from "./types.js";
@@ -138,6 +138,7 @@ export const joinConversation = defineHandler({
     context.state.sessions.set(conversation.id, session);
     context.fanout.add(session);
     context.presence.joined(conversation.id, member);
+    await context.socket.join(presenceRoom(conversation.id, member));
     try {
       await context.core.joined(conversation, { ...member, socketId: context.socket.id });
       const current = await context.core.get(conversation.id);
@@ -219,6 +220,7 @@ export const leaveConversation = defineHandler({
     if (!session) throw new GatewayError("not_found", "This socket has not joined that conversation.");
     context.state.sessions.delete(payload.conversationId);
     release(context, session, false);
+    await context.socket.leave(presenceRoom(payload.conversationId, session.member));
     const conversation = await context.core.get(payload.conversationId);
     await context.core.left(conversation, { ...session.member, socketId: context.socket.id });
     return {};

@@ -48,3 +48,7 @@ export class Presence {
 
 const keyOf = (conversationId: string, member: Member): string =>
   `${conversationId}\u0000${member.role}\u0000${member.id}`;
+
+/** The Socket.IO room of one participant's sockets in one conversation, on every node. */
+export const presenceRoom = (conversationId: string, member: Member): string =>
+  `presence:${conversationId}:${member.role}:${member.id}`;

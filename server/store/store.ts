@@ -167,6 +167,14 @@ export interface ConversationStore {
   /** Conversations whose lane head is due at `now`, oldest due first. */
   outboxDue(lane: OutboxLane, now: number, limit: number): Promise<string[]>;
 
+  /**
+   * Takes (or renews) a lease: true when `owner` holds `key` for the next `ttlMs`. Nodes use leases so that one
+   * node at a time works a conversation's outbox or offers a connector entry; a dead node's leases run out.
+   */
+  acquireLease(key: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** Gives the lease back if `owner` still holds it. */
+  releaseLease(key: string, owner: string): Promise<void>;
+
   countByState(): Promise<Record<ConversationState, number>>;
   /** Deletes ended conversations whose `endedAt` is before `cutoff`; returns how many. */
   sweepEnded(cutoff: Date): Promise<number>;

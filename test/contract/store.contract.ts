@@ -378,6 +378,19 @@ export function storeContract(name: string, factory: () => Promise<ConversationS
       expect(stillDue).not.toContain(b.id);
     });
 
+    it("grants a lease to one owner at a time until it is released or runs out", async () => {
+      const key = uid("lease");
+      expect(await store.acquireLease(key, "node-a", 200)).toBe(true);
+      expect(await store.acquireLease(key, "node-b", 200)).toBe(false);
+      expect(await store.acquireLease(key, "node-a", 200)).toBe(true); // renewed by its holder
+      await store.releaseLease(key, "node-b"); // not the holder: no effect
+      expect(await store.acquireLease(key, "node-b", 200)).toBe(false);
+      await store.releaseLease(key, "node-a");
+      expect(await store.acquireLease(key, "node-b", 50)).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 80));
+      expect(await store.acquireLease(key, "node-c", 200)).toBe(true); // node-b's lease ran out
+    });
+
     it("answers ping while open", async () => {
       await expect(store.ping()).resolves.toBeUndefined();
     });

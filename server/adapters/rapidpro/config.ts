@@ -27,6 +27,7 @@ export const RapidProConfigSchema = z.object({
     .describe("hours of bot conversation posted to the agent on hand-off (0: off)"),
   RAPIDPRO_TIMEOUT_MS: positiveInt.default(10_000).describe("timeout of each RapidPro API request"),
   RAPIDPRO_REGISTER_WAIT_MS: positiveInt
+    .max(12_000)
     .default(8_000)
     .describe("how long registerClient waits for the Rocket.Chat room before answering (RapidPro gives up at 15 s)"),
   RAPIDPRO_REOPEN: z

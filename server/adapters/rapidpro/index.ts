@@ -19,6 +19,9 @@ export interface RapidProChannelOptions {
   observe?: (operation: string, outcome: "ok" | "error", seconds: number) => void;
 }
 
+/** How long an agent file that cannot be fetched is retried before the reply goes out without it. */
+const FILE_GIVE_UP_MS = 10 * 60_000;
+
 /** How far RapidPro's clock may lag ours when a retry looks for a message that was sent after all. */
 const CLOCK_SLACK_MS = 120_000;
 
@@ -78,7 +81,7 @@ export class RapidProChannel implements Channel {
         await this.send(contact, localized(texts.closed, conversation.language, config.CLOSED_TEXT), undefined, retry);
         if (config.RAPIDPRO_CLOSE_FLOW !== undefined) {
           await this.client.startFlow(config.RAPIDPRO_CLOSE_FLOW, contact, {
-            closed_by: message.info.endedBy.role === "agent" ? "agent" : message.info.endedBy.role,
+            closed_by: message.info.endedBy.role,
             conversation_id: conversation.id,
           });
         }
@@ -102,7 +105,10 @@ export class RapidProChannel implements Channel {
    * first looked up among the contact's messages sent since the failed attempt and skipped when it is there.
    */
   private async send(contact: string, text: string, message: ChatMessage | undefined, retry?: { since: number }) {
-    const attachments = message ? await this.uploadFiles(message) : [];
+    const files = message ? await this.uploadFiles(message, retry) : { references: [], missing: [] };
+    const attachments = files.references;
+    if (files.missing.length > 0)
+      text = [text, ...files.missing.map((name) => `(${name} could not be delivered)`)].join("\n").trim();
     const parts = text === "" ? [] : splitText(text, this.options.config.RAPIDPRO_MAX_TEXT);
     const sentBefore = retry === undefined ? [] : await this.sentSince(contact, retry.since);
     const outgoing: { text: string; attachments: string[] }[] = parts.map((part, index) => ({
@@ -132,9 +138,18 @@ export class RapidProChannel implements Channel {
     return recent.filter((m) => m.direction === "out").map((m) => m.text ?? "");
   }
 
-  /** Agent files: fetched (from Liaison's signed link or the desk), uploaded to RapidPro's media, attached. */
-  private async uploadFiles(message: ChatMessage): Promise<string[]> {
+  /**
+   * Agent files: fetched (from Liaison's signed link or the desk), uploaded to RapidPro's media, attached. A file
+   * that still cannot be fetched after FILE_GIVE_UP_MS of retries is left out with a note, so it does not hold up
+   * every later reply to the contact.
+   */
+  private async uploadFiles(
+    message: ChatMessage,
+    retry: { since: number } | undefined,
+  ): Promise<{ references: string[]; missing: string[] }> {
     const references: string[] = [];
+    const missing: string[] = [];
+    const givingUp = retry !== undefined && Date.now() - retry.since > FILE_GIVE_UP_MS;
     for (const attachment of message.attachments) {
       let data: Uint8Array;
       if (attachment.contentUrl.startsWith("data:")) {
@@ -143,23 +158,30 @@ export class RapidProChannel implements Channel {
         const payload = attachment.contentUrl.slice(comma + 1);
         data = meta.endsWith(";base64") ? Buffer.from(payload, "base64") : Buffer.from(decodeURIComponent(payload));
       } else {
-        let response: Response;
+        let response: Response | undefined;
         try {
           response = await fetch(attachment.contentUrl, { signal: AbortSignal.timeout(30_000) });
         } catch (error) {
-          throw new RapidProError(`fetching ${attachment.name} failed`, true, undefined, undefined, { cause: error });
+          if (!givingUp) {
+            throw new RapidProError(`fetching ${attachment.name} failed`, true, undefined, undefined, { cause: error });
+          }
         }
-        if (!response.ok) {
+        if (!response?.ok) {
+          // Refused for good (4xx), or unreachable for too long: the reply goes out without it, with a note.
+          if (givingUp || (response !== undefined && response.status < 500)) {
+            missing.push(attachment.name);
+            continue;
+          }
           throw new RapidProError(
-            `fetching ${attachment.name}: ${response.status}`,
-            response.status >= 500,
-            response.status,
+            `fetching ${attachment.name}: ${response?.status ?? "no answer"}`,
+            true,
+            response?.status,
           );
         }
         data = new Uint8Array(await response.arrayBuffer());
       }
       references.push(await this.client.uploadMedia({ name: attachment.name, type: attachment.type, data }));
     }
-    return references;
+    return { references, missing };
   }
 }

@@ -50,7 +50,7 @@ export function contactMessage(body: FlowWebhook): { text: string; attachments: 
   const inputText = body.input?.text ?? undefined;
   // Result values are cut at 640 characters by mailroom; the input is whole. Prefer the whole text when it is the
   // same message.
-  let message = body.text ?? undefined;
+  let message = body.text === null || body.text === undefined || body.text.trim() === "" ? undefined : body.text;
   if (message === undefined) {
     message =
       inputText !== undefined && (fromResults === undefined || inputText.startsWith(fromResults))
@@ -131,6 +131,7 @@ export function historyDigest(
  */
 export function splitText(text: string, max: number): string[] {
   const chars = Array.from(text.trim());
+  if (chars.length === 0) return [];
   if (chars.length <= max) return [chars.join("")];
   const parts: string[] = [];
   let start = 0;

@@ -75,8 +75,17 @@ export function liveAgentsRoutes(deps: LiveAgentsDeps): Router {
     );
   };
 
-  router.post("/live-agents/registerClient", json, async (req, res) => {
-    authorize(req);
+  // The token is checked before the body is read: an unauthenticated caller learns nothing about the body.
+  const guard = (req: Request, _res: unknown, next: (error?: unknown) => void) => {
+    try {
+      authorize(req);
+      next();
+    } catch (error) {
+      next(error);
+    }
+  };
+
+  router.post("/live-agents/registerClient", guard, json, async (req, res) => {
     const body = parse(req);
     const isSimulation = simulated(req);
     const existing = await deps.store.findOpenByChannelRef(CHANNEL, body.contact.uuid);
@@ -104,8 +113,7 @@ export function liveAgentsRoutes(deps: LiveAgentsDeps): Router {
     });
   });
 
-  router.post("/live-agents/sendMessageToAgent", json, async (req, res) => {
-    authorize(req);
+  router.post("/live-agents/sendMessageToAgent", guard, json, async (req, res) => {
     const body = parse(req);
     const message = contactMessage(body);
     if (message.text.trim() === "" && message.attachments.length === 0) {

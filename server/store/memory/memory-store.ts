@@ -40,6 +40,7 @@ export class MemoryStore implements ConversationStore {
   private readonly byDeskRef = new Map<string, string>();
   /** Campaign entry ids already queued, with when: a retried POST stays deduped after delivery. */
   private readonly campaignIds = new Map<string, string>();
+  private readonly leases = new Map<string, { owner: string; until: number }>();
   private closed = false;
 
   init(
@@ -276,6 +277,19 @@ export class MemoryStore implements ConversationStore {
         .slice(0, limit)
         .map((entry) => entry.id),
     );
+  }
+
+  acquireLease(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    const lease = this.leases.get(key);
+    if (lease && lease.owner !== owner && lease.until > now) return Promise.resolve(false);
+    this.leases.set(key, { owner, until: now + ttlMs });
+    return Promise.resolve(true);
+  }
+
+  releaseLease(key: string, owner: string): Promise<void> {
+    if (this.leases.get(key)?.owner === owner) this.leases.delete(key);
+    return Promise.resolve();
   }
 
   countByState(): Promise<Record<ConversationState, number>> {

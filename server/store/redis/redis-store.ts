@@ -21,6 +21,8 @@ import {
   CONNECTOR_ENQUEUE,
   CONNECTOR_HEADS,
   INIT,
+  LEASE_ACQUIRE,
+  LEASE_RELEASE,
   OUTBOX_UPDATE,
   SWEEP,
 } from "./scripts.js";
@@ -36,7 +38,16 @@ export interface RedisStoreOptions {
 }
 
 type Scripts = Record<
-  "init" | "append" | "bindDesk" | "outboxUpdate" | "connectorHeads" | "connectorAck" | "connectorEnqueue" | "sweep",
+  | "init"
+  | "append"
+  | "bindDesk"
+  | "outboxUpdate"
+  | "connectorHeads"
+  | "connectorAck"
+  | "connectorEnqueue"
+  | "sweep"
+  | "leaseAcquire"
+  | "leaseRelease",
   string
 >;
 
@@ -49,6 +60,8 @@ const SCRIPTS: Scripts = {
   connectorAck: CONNECTOR_ACK,
   connectorEnqueue: CONNECTOR_ENQUEUE,
   sweep: SWEEP,
+  leaseAcquire: LEASE_ACQUIRE,
+  leaseRelease: LEASE_RELEASE,
 };
 
 const channelRef = (channel: string, refId: string): string => `${channel}\u0000${refId}`;
@@ -222,6 +235,14 @@ export class RedisStore implements ConversationStore {
 
   async outboxDue(lane: OutboxLane, now: number, limit: number): Promise<string[]> {
     return this.run(() => this.redis.zrangebyscore(this.key(`due:${lane}`), "-inf", now, "LIMIT", 0, limit));
+  }
+
+  async acquireLease(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    return Number(await this.script<number>("leaseAcquire", owner, String(Math.max(1, Math.round(ttlMs))), key)) === 1;
+  }
+
+  async releaseLease(key: string, owner: string): Promise<void> {
+    await this.script("leaseRelease", owner, key);
   }
 
   async countByState(): Promise<Record<ConversationState, number>> {

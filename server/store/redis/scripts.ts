@@ -260,3 +260,19 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'ended', '-inf', ARGV[1], '
 end
 return removed
 `;
+
+/** ARGV: owner, ttl ms, lease name. Takes the lease when free or already ours (renewing it). */
+export const LEASE_ACQUIRE = `
+local key = KEYS[1] .. 'lease:' .. ARGV[3]
+local holder = redis.call('GET', key)
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
+/** ARGV: owner, lease name. */
+export const LEASE_RELEASE = `
+local key = KEYS[1] .. 'lease:' .. ARGV[2]
+if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+return 1
+`;
