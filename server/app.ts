@@ -155,6 +155,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     noAgentMaxMs: config.NO_AGENT_RETRY_MAX_SECONDS * 1000,
     pollMs: 1_000,
     nodeId,
+    leaseMs: config.OUTBOX_LEASE_MS,
   };
   const workers: OutboxWorker[] = [];
   if (desk) {

@@ -36,6 +36,12 @@ const CoreConfigSchema = z.object({
     ),
   REDIS_PREFIX: z.string().min(1).default("liaison:").describe("prefix of every Redis key"),
   NODE_ID: z.string().min(1).optional().describe("this node's name in leases and logs (default: host-pid-random)"),
+  OUTBOX_LEASE_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .default(30_000)
+    .describe("how long a node holds a conversation's outbox; a dead node's work moves to another after this"),
   API_KEYS: csv.default([]).describe("comma-separated API keys for connectors, agents and back-office calls (secret)"),
   CORS_ORIGINS: csv.default(["*"]).describe("allowed browser origins, comma-separated; * for any"),
   LOG_LEVEL: z
