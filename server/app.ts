@@ -89,6 +89,15 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     logger.child({ component: "connectors" }),
     metrics,
   );
+  if (config.ROCKETCHAT_URL !== undefined && config.ROCKETCHAT_WEBHOOK_TOKEN === undefined) {
+    logger.warn(
+      {},
+      "ROCKETCHAT_WEBHOOK_TOKEN is not set: anyone who can reach /webhooks/rocketchat can post as an agent",
+    );
+  }
+  if (config.RAPIDPRO_URL !== undefined && config.RAPIDPRO_WEBHOOK_TOKEN === undefined) {
+    logger.warn({}, "RAPIDPRO_WEBHOOK_TOKEN is not set: anyone who can reach /live-agents/* can act for any contact");
+  }
   if (config.SIGNING_SECRET === undefined) {
     logger.warn({}, "SIGNING_SECRET is not set: file links are signed with a per-process key and die with it");
   }
@@ -103,6 +112,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           config: { ...config, RAPIDPRO_URL: config.RAPIDPRO_URL, RAPIDPRO_TOKEN: config.RAPIDPRO_TOKEN },
           texts: config.LOCALIZED_TEXTS,
           deskName: config.DESK,
+          fetchable: (url) =>
+            url.origin === new URL(config.PUBLIC_URL).origin || config.FILE_FETCH_HOSTS.includes(url.hostname),
           logger: logger.child({ component: "rapidpro" }),
           observe: (operation, outcome, seconds) => metrics.observe("rapidpro", operation, outcome, seconds),
         });
@@ -198,13 +209,31 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     next();
   });
   web.use(cors(config.CORS_ORIGINS));
+  // While shutting down, inbound work (webhooks, flow calls, init) is refused with 503 so senders retry on another
+  // node, rather than accepted by a node that is about to stop working its outbox.
+  web.use((req, res, next) => {
+    if (shuttingDown && req.method === "POST") {
+      res.setHeader("Retry-After", "1");
+      res.status(503).json({ error: { code: "unavailable", message: "This node is shutting down; retry." } });
+      return;
+    }
+    next();
+  });
   web.use(express.json({ limit: config.MAX_PAYLOAD_BYTES, strict: true }));
   web.use(
     opsRoutes({
       ping: () => store.ping(),
       problems: (): Record<string, string> => {
+        const problems: Record<string, string> = {};
         const problem = rapidPro?.problem();
-        return problem === undefined ? {} : { rapidpro: problem };
+        if (problem !== undefined) problems.rapidpro = problem;
+        if (config.ROCKETCHAT_URL !== undefined && config.ROCKETCHAT_WEBHOOK_TOKEN === undefined) {
+          problems.rocketchatWebhook = "ROCKETCHAT_WEBHOOK_TOKEN is not set: webhooks are not authenticated";
+        }
+        if (config.RAPIDPRO_URL !== undefined && config.RAPIDPRO_WEBHOOK_TOKEN === undefined) {
+          problems.rapidproWebhook = "RAPIDPRO_WEBHOOK_TOKEN is not set: flow webhooks are not authenticated";
+        }
+        return problems;
       },
       registry: metrics.registry,
       logger,
@@ -337,16 +366,21 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       }),
     close: async () => {
       if (shuttingDown) return;
+      // 1. /ready answers 503 and no new connection is accepted (the load balancer moves traffic away).
       shuttingDown = true;
       clearInterval(sweeper);
+      const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      // 2. Deliveries under way finish (or their leases pass to another node); nothing new starts here.
       connectors.stop();
       await Promise.all(workers.map((worker) => worker.stop(config.SHUTDOWN_GRACE_MS)));
+      // 3. Sockets are disconnected: clients reconnect to another node and resume with `since`.
       const closed = new Promise<void>((resolve) => {
         void io.close(() => resolve());
       });
       const grace = setTimeout(() => httpServer.closeAllConnections(), config.SHUTDOWN_GRACE_MS);
       httpServer.closeIdleConnections();
       await closed;
+      await stopped;
       clearTimeout(grace);
       fanout.close();
       presence.close();

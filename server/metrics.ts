@@ -3,7 +3,10 @@ import type { ConversationState, Role } from "../protocol/index.js";
 import type { CoreMetrics } from "./core/ports.js";
 
 /** Prometheus metrics of one gateway instance (its own registry, so several apps can share a process in tests). */
+const MAX_CHANNEL_LABELS = 50;
+
 export class Metrics implements CoreMetrics {
+  private readonly channels = new Set<string>();
   readonly registry = new Registry();
   readonly sockets = new Gauge({
     name: "liaison_connected_sockets",
@@ -57,6 +60,11 @@ export class Metrics implements CoreMetrics {
   }
 
   messageIn(channel: string, role: Role): void {
+    // Channel names come from clients: past a few dozen distinct ones they share one series.
+    if (!this.channels.has(channel)) {
+      if (this.channels.size >= MAX_CHANNEL_LABELS) channel = "other";
+      else this.channels.add(channel);
+    }
     this.messagesIn.inc({ channel, role });
   }
 

@@ -45,6 +45,8 @@ export interface Conversation {
   endedBy?: Member;
   /** Started from a test tool (RapidPro's flow simulator): its customer is not real, nothing is sent to them. */
   simulated?: boolean;
+  /** Started by a trusted caller (an API key, a RapidPro flow): its phone and e-mail were vouched for. */
+  verified?: boolean;
 }
 
 /**

@@ -145,6 +145,7 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     if (request.url !== undefined) conversation.url = request.url;
     if (request.comment !== undefined) conversation.comment = request.comment;
     if (extras.simulated === true) conversation.simulated = true;
+    if (caller.trusted) conversation.verified = true;
 
     const handOff = this.activity(conversation, systemParticipant, "handOff", {
       subject: conversation.subject,
@@ -564,8 +565,10 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     if (event.editOf !== undefined) message.replaces = `${desk}:${event.editOf}`;
     const refId = this.customerAccount(conversation);
     if (refId !== undefined) message.refId = refId;
-    const toConnector = this.isConnectorChannel(conversation.channel);
-    const toChannel = this.isOutboundChannel(conversation.channel);
+    // After the end (a late or retried webhook) the message is kept for the record, not sent to the customer.
+    const open = conversation.state !== "ended";
+    const toConnector = open && this.isConnectorChannel(conversation.channel);
+    const toChannel = open && this.isOutboundChannel(conversation.channel);
     const result = await this.store.append(conversation.id, message, {
       dedupe: { id: message.id, fingerprint: fingerprint(message) },
       ...(toConnector ? { connectorChannel: conversation.channel } : {}),

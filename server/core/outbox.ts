@@ -4,6 +4,9 @@ import { NoAgentAvailableError } from "./desk.js";
 import { AdapterError } from "./errors.js";
 import type { CoreLogger, CoreMetrics } from "./ports.js";
 
+/** Unexpected (non-adapter) failures of one item before it is reported as undeliverable. */
+const MAX_UNEXPECTED_ATTEMPTS = 8;
+
 /** What one lane does with its items: deliver them, and report those that can never be delivered. */
 export interface LaneHandler {
   readonly lane: OutboxLane;
@@ -126,27 +129,47 @@ export class OutboxWorker {
 
   private async drainHeld(conversationId: string, lease: string, leaseMs: number): Promise<void> {
     const lane = this.handler.lane;
-    while (!this.stopped) {
-      if (!(await this.store.acquireLease(lease, this.options.nodeId, leaseMs))) return;
-      const item = await this.store.outboxHead(conversationId, lane);
-      if (!item || item.notBefore > this.now()) return;
-      const conversation = await this.store.get(conversationId);
-      if (!conversation) return;
-      const started = this.now();
-      try {
-        await this.handler.deliver(conversation, item);
-        await this.store.outboxComplete(conversationId, lane, item.id);
-        this.metrics.delivered(this.handler.destination);
-      } catch (error) {
-        const proceed = await this.failed(
-          conversation,
-          { ...item, lastAttemptAt: item.lastAttemptAt ?? started },
-          error,
-        );
-        if (!proceed) return;
-      } finally {
-        this.logger.debug({ conversationId, lane, item: item.id, ms: this.now() - started }, "outbox item tried");
+    // A single delivery may outlast the lease (files, long texts): renew it in the background while we work, so
+    // no other node takes the conversation over a delivery that is still under way.
+    let held = true;
+    const renew = setInterval(
+      () => {
+        this.store
+          .acquireLease(lease, this.options.nodeId, leaseMs)
+          .then((ok) => {
+            held = held && ok;
+          })
+          .catch(() => {
+            held = false;
+          });
+      },
+      Math.max(250, Math.floor(leaseMs / 3)),
+    );
+    renew.unref();
+    try {
+      while (!this.stopped && held) {
+        const item = await this.store.outboxHead(conversationId, lane);
+        if (!item || item.notBefore > this.now()) return;
+        const conversation = await this.store.get(conversationId);
+        if (!conversation) return;
+        const started = this.now();
+        try {
+          await this.handler.deliver(conversation, item);
+          await this.store.outboxComplete(conversationId, lane, item.id);
+          this.metrics.delivered(this.handler.destination);
+        } catch (error) {
+          const proceed = await this.failed(
+            conversation,
+            { ...item, lastAttemptAt: item.lastAttemptAt ?? started },
+            error,
+          );
+          if (!proceed) return;
+        } finally {
+          this.logger.debug({ conversationId, lane, item: item.id, ms: this.now() - started }, "outbox item tried");
+        }
       }
+    } finally {
+      clearInterval(renew);
     }
   }
 
@@ -160,13 +183,16 @@ export class OutboxWorker {
       await this.defer(conversation, item, attempts, delay, message);
       return false;
     }
-    if (error instanceof AdapterError && !error.retryable) {
+    // A bug-shaped failure (not the destination's answer) gets a bounded number of tries, then is reported, so one
+    // poisoned item cannot block the conversation forever.
+    const givingUp = !(error instanceof AdapterError) && attempts >= MAX_UNEXPECTED_ATTEMPTS;
+    if ((error instanceof AdapterError && !error.retryable) || givingUp) {
       this.logger.warn(
         {
           conversationId: conversation.id,
           lane: this.handler.lane,
           item: item.id,
-          upstreamStatus: error.upstreamStatus,
+          upstreamStatus: error instanceof AdapterError ? error.upstreamStatus : undefined,
           err: error,
         },
         "destination refused an outbox item for good",

@@ -133,6 +133,37 @@ describe("three nodes on one Redis behave like one", () => {
     expect(new Set(allSeqs).size).toBe(allSeqs.length);
   });
 
+  it("shuts down gracefully on SIGTERM: sockets are let go, the process exits 0, the customer resumes elsewhere", async () => {
+    const [a, b] = nodes as [GatewayNode, GatewayNode];
+    const leaving = await startNode("leaving", { REDIS_URL: redis.url, REDIS_PREFIX: PREFIX });
+    const sara = await customer(leaving);
+    const disconnected = nextEvent<string>(sara.socket, "disconnect");
+    const agent = await open(a, TEST_API_KEY);
+    await request(agent, "joinConversation", {
+      conversationId: sara.init.conversationId,
+      id: "agent-4",
+      name: "Zed",
+      role: "agent",
+    });
+    const exit = new Promise<number | null>((resolve) => leaving.process.once("exit", (code) => resolve(code)));
+    leaving.process.kill("SIGTERM");
+    // A transport close (not "io server disconnect"): clients reconnect on their own, to another node.
+    expect(await disconnected).toBe("transport close");
+    expect(await exit).toBe(0);
+    await request(agent, "sendMessage", { conversationId: sara.init.conversationId, text: "while you moved" });
+    const resumed = await open(b);
+    const info = nextEvent<ConversationInfo>(resumed, "conversationInfo");
+    const lastSeq = Math.max(0, ...sara.inbox.messages.map((m) => m.seq ?? 0));
+    await request(resumed, "joinConversation", {
+      conversationId: sara.init.conversationId,
+      id: sara.init.participant.id,
+      name: "Sara",
+      token: sara.init.token,
+      since: lastSeq,
+    });
+    expect((await info).messages.map(text)).toEqual(["while you moved"]);
+  });
+
   it("keeps working through a Redis restart, with everything recorded before it still there", async () => {
     const [a, b] = nodes as [GatewayNode, GatewayNode];
     const sara = await customer(a);

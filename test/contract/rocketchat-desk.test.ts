@@ -119,17 +119,23 @@ describe("Rocket.Chat desk against the fake Rocket.Chat", () => {
     expect(fake.room(unknown.ids.rid ?? "")?.departmentId).toBe("dep1");
   });
 
-  it("keeps the token Rocket.Chat returns when it merges the visitor by phone", async () => {
+  it("never adopts another visitor's room when Rocket.Chat merges by phone, and sends no phone for unverified customers", async () => {
     const { fake, desk } = await setup();
-    const first = await desk.open(
-      conversation({ customer: { id: "p1", name: "Ali", firstName: "Ali", phone: "+923001112223" } }),
+    const phone = "+923001112223";
+    const victim = await desk.open(
+      conversation({ verified: true, customer: { id: "p1", name: "Ali", firstName: "Ali", phone } }),
     );
-    fake.closeByAgent(first.ids.rid ?? "");
-    const again = conversation({ customer: { id: "p2", name: "Ali", firstName: "Ali", phone: "+923001112223" } });
+    // A second verified conversation with the same number: Rocket.Chat answers with the first visitor's token.
+    const again = conversation({ verified: true, customer: { id: "p2", name: "Ali", firstName: "Ali", phone } });
     const second = await desk.open(again);
-    expect(second.ids.visitorToken).toBe(first.ids.visitorToken);
-    expect(second.ids.visitorToken).not.toBe(again.desk.ids.visitorToken);
-    expect(second.ids.rid).not.toBe(first.ids.rid);
+    expect(second.ids.visitorToken).not.toBe(victim.ids.visitorToken);
+    expect(second.ids.rid).not.toBe(victim.ids.rid);
+    // An anonymous customer typing the same number never gets it sent to Rocket.Chat at all.
+    const stranger = conversation({ customer: { id: "p3", name: "Mallory", firstName: "Mallory", phone } });
+    const third = await desk.open(stranger);
+    expect(third.ids.visitorToken).toBe(stranger.desk.ids.visitorToken);
+    expect(third.ids.rid).not.toBe(victim.ids.rid);
+    expect(fake.visitors().find((v) => v.token === stranger.desk.ids.visitorToken)?.phone).toBeUndefined();
   });
 
   it("sends text once even when the send is repeated (deterministic _id)", async () => {

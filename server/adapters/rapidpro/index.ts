@@ -15,6 +15,8 @@ export interface RapidProChannelOptions {
   texts: { attended: Record<string, string>; closed: Record<string, string> };
   /** The desk's name: a `deliveryFailed` from it means the contact's own message did not reach the agent. */
   deskName: string;
+  /** Origins/hosts whose file links may be fetched (Liaison's PUBLIC_URL, FILE_FETCH_HOSTS): an SSRF guard. */
+  fetchable: (url: URL) => boolean;
   logger: Logger;
   observe?: (operation: string, outcome: "ok" | "error", seconds: number) => void;
 }
@@ -158,9 +160,13 @@ export class RapidProChannel implements Channel {
         const payload = attachment.contentUrl.slice(comma + 1);
         data = meta.endsWith(";base64") ? Buffer.from(payload, "base64") : Buffer.from(decodeURIComponent(payload));
       } else {
+        if (!URL.canParse(attachment.contentUrl) || !this.options.fetchable(new URL(attachment.contentUrl))) {
+          missing.push(attachment.name);
+          continue;
+        }
         let response: Response | undefined;
         try {
-          response = await fetch(attachment.contentUrl, { signal: AbortSignal.timeout(30_000) });
+          response = await fetch(attachment.contentUrl, { signal: AbortSignal.timeout(30_000), redirect: "error" });
         } catch (error) {
           if (!givingUp) {
             throw new RapidProError(`fetching ${attachment.name} failed`, true, undefined, undefined, { cause: error });

@@ -4,7 +4,7 @@ import { AdapterError } from "../../core/errors.js";
 /** Rocket.Chat's user/agent reference. */
 const UserRefSchema = z.object({ _id: z.string(), username: z.string().optional(), name: z.string().optional() });
 
-export const RcVisitorSchema = z.looseObject({ _id: z.string(), token: z.string() });
+export const RcVisitorSchema = z.looseObject({ _id: z.string(), token: z.string(), department: z.string().optional() });
 export const RcRoomSchema = z.looseObject({
   _id: z.string(),
   open: z.boolean().optional(),

@@ -14,6 +14,9 @@ export { RocketChatConfigSchema, rocketChatSecrets } from "./config.js";
 /** How far Rocket.Chat's clock may lag ours when a retry looks for an upload that landed. */
 const CLOCK_SLACK_MS = 120_000;
 
+/** How long "nobody online" is trusted to livechat/config before the room call is tried again. */
+const UNSTAFFED_CHECK_MS = 60_000;
+
 export const capabilities: DeskCapabilities = { attachments: true, edits: false, queuePosition: false, typing: false };
 
 export interface RocketChatDeskOptions {
@@ -38,8 +41,11 @@ export class RocketChatDesk implements Desk {
   readonly name = DESK_NAME;
   readonly capabilities = capabilities;
   readonly client: RocketChatClient;
-  /** Departments last seen with nobody online: their opens first ask the cheap, unlimited `livechat/config`. */
-  private readonly unstaffed = new Set<string>();
+  /**
+   * Departments last seen with nobody online (by the id Rocket.Chat resolved, until when): their opens first ask
+   * the cheap, unlimited `livechat/config`, but the real room call is tried again once the mark expires.
+   */
+  private readonly unstaffed = new Map<string, { departmentId: string | undefined; until: number }>();
 
   constructor(private readonly options: RocketChatDeskOptions) {
     const { config } = options;
@@ -58,7 +64,8 @@ export class RocketChatDesk implements Desk {
     let department = this.departmentOf(conversation);
     const key = department ?? "";
     // While nobody is online, retries ask livechat/config instead of spending the per-IP visitor/room budget.
-    if (this.unstaffed.has(key) && !(await this.client.online(department))) {
+    const mark = this.unstaffed.get(key);
+    if (mark && mark.until > Date.now() && !(await this.client.online(mark.departmentId))) {
       throw new NoAgentAvailableError("no-agent-online");
     }
 
@@ -72,15 +79,26 @@ export class RocketChatDesk implements Desk {
       department = fallback !== undefined && fallback !== department ? fallback : undefined;
       visitor = await this.client.registerVisitor(visitorFor(conversation, minted, department));
     }
-    // Rocket.Chat may merge us into an existing visitor (same phone or e-mail) and answer with ITS token.
-    const token = visitor.token;
+    // Rocket.Chat may merge us into an existing visitor (same phone or e-mail) and answer with ITS token. That
+    // visitor's open room is someone else's conversation: never adopt it; register a fresh, anonymous visitor.
+    let token = visitor.token;
+    if (token !== minted) {
+      this.options.logger.warn(
+        { conversationId: conversation.id },
+        "rocket.chat merged the visitor into another; using a fresh one",
+      );
+      const fresh = mintVisitorToken().visitorToken ?? minted;
+      const anonymous = visitorFor({ ...conversation, verified: false }, fresh, department);
+      token = (await this.client.registerVisitor(anonymous)).token;
+    }
+    const departmentId = typeof visitor.department === "string" ? visitor.department : undefined;
 
     let room;
     try {
       room = (await this.client.room(token)).room;
     } catch (error) {
       if (error instanceof RocketChatError && error.errorType === "no-agent-online") {
-        this.unstaffed.add(key);
+        this.unstaffed.set(key, { departmentId, until: Date.now() + UNSTAFFED_CHECK_MS });
         throw new NoAgentAvailableError("no-agent-online");
       }
       throw error;

@@ -61,14 +61,18 @@ export function agentParticipant(user: { _id: string; username?: string; name?: 
 /** The visitor Liaison registers for a conversation's customer. */
 export function visitorFor(conversation: Conversation, token: string, department: string | undefined): RcVisitorInput {
   const visitor: RcVisitorInput = { token, name: conversation.customer.name };
-  if (conversation.customer.email !== undefined) visitor.email = conversation.customer.email;
-  if (conversation.customer.phone !== undefined) visitor.phone = conversation.customer.phone;
-  else if (
-    conversation.channel !== "web" &&
-    conversation.refId !== undefined &&
-    /^\+?\d[\d\s-]{5,}$/.test(conversation.refId)
-  ) {
-    visitor.phone = conversation.refId;
+  // Rocket.Chat merges visitors by phone or e-mail (and hands back the other visitor's token and room): only an
+  // identity someone vouched for may be sent, or anyone could type a stranger's number and read their chat.
+  if (conversation.verified === true) {
+    if (conversation.customer.email !== undefined) visitor.email = conversation.customer.email;
+    if (conversation.customer.phone !== undefined) visitor.phone = conversation.customer.phone;
+    else if (
+      conversation.channel !== "web" &&
+      conversation.refId !== undefined &&
+      /^\+?\d[\d\s-]{5,}$/.test(conversation.refId)
+    ) {
+      visitor.phone = conversation.refId;
+    }
   }
   if (department !== undefined) visitor.department = department;
   return visitor;
@@ -136,6 +140,8 @@ function agentMessageEvent(
   if (message.agentId === undefined || message.token !== undefined || (message.t !== undefined && message.t !== "")) {
     return [];
   }
+  // The close comment also comes in the LivechatSession event, which ends the conversation with it as the reason.
+  if (message.closingMessage === true) return [];
   const id = message._id;
   if (id === undefined) return [];
   const agent = agentParticipant(message.u ?? { _id: message.agentId });

@@ -87,10 +87,17 @@ export function rocketChatRoutes(deps: RocketChatRoutesDeps): Router {
       throw new GatewayError("unavailable", "Rocket.Chat did not hand out the file; try again later.");
     }
     res.status(200);
-    res.setHeader("Content-Type", upstream.headers.get("content-type") ?? "application/octet-stream");
+    const type = upstream.headers.get("content-type") ?? "application/octet-stream";
+    // Only media is shown inline; anything else (an agent's .html) downloads, and nothing runs on our origin.
+    const inline = /^(image\/(png|jpeg|gif|webp)|audio\/|video\/|application\/pdf)/i.test(type);
+    res.setHeader("Content-Type", type);
+    res.setHeader("Content-Security-Policy", "sandbox; default-src 'none'");
     const length = upstream.headers.get("content-length");
     if (length !== null) res.setHeader("Content-Length", length);
-    res.setHeader("Content-Disposition", `inline; filename*=UTF-8''${encodeURIComponent(name)}`);
+    res.setHeader(
+      "Content-Disposition",
+      `${inline ? "inline" : "attachment"}; filename*=UTF-8''${encodeURIComponent(name)}`,
+    );
     res.setHeader("Cache-Control", "private, max-age=300");
     Readable.fromWeb(upstream.body as ReadableStream<Uint8Array>).pipe(res);
   });
