@@ -1,7 +1,7 @@
 import type { StoredMessage } from "../../protocol/index.js";
 import type { ConversationStore, OutboxItem } from "../store/store.js";
 import type { Conversation } from "./conversation.js";
-import type { LaneHandler } from "./outbox.js";
+import { retryContext, type LaneHandler, type RetryContext } from "./outbox.js";
 
 /**
  * A customer-side system Liaison delivers to itself (RapidPro API v2), as opposed to sockets and connectors that
@@ -12,7 +12,7 @@ import type { LaneHandler } from "./outbox.js";
 export interface Channel {
   /** The conversation channel it serves (`rapidpro`). */
   readonly name: string;
-  deliver(conversation: Conversation, message: StoredMessage, retry?: { since: number }): Promise<void>;
+  deliver(conversation: Conversation, message: StoredMessage, retry?: RetryContext): Promise<void>;
   /** Why the channel cannot deliver now (a rejected credential), for `/ready`; undefined when healthy. */
   problem?(): string | undefined;
 }
@@ -38,11 +38,7 @@ export class ChannelLane implements LaneHandler {
   async deliver(conversation: Conversation, item: OutboxItem): Promise<void> {
     const [message] = await this.store.read(conversation.id, (item.seq ?? 1) - 1, 1);
     if (!message) return;
-    await this.channel.deliver(
-      conversation,
-      message,
-      item.lastAttemptAt === undefined ? undefined : { since: item.lastAttemptAt },
-    );
+    await this.channel.deliver(conversation, message, retryContext(item));
   }
 
   undeliverable(conversation: Conversation, item: OutboxItem, reason: string): Promise<void> {

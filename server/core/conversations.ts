@@ -483,6 +483,11 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     );
   }
 
+  /** Desk lane effect: the desk session was closed without a webhook telling us; end it as the desk would have. */
+  async sessionClosed(conversation: Conversation, reason: string): Promise<void> {
+    await this.applyDeskEvents(conversation, [{ type: "closed", by: "system", reason }]);
+  }
+
   /** Records what a desk reported (webhook or poll), idempotently: a repeated event changes nothing. */
   async applyDeskEvents(conversation: Conversation, events: readonly DeskEvent[]): Promise<void> {
     const desk = conversation.desk.desk;

@@ -1,8 +1,8 @@
 import type { ChatMessage } from "../../protocol/index.js";
 import type { ConversationStore, OutboxItem } from "../store/store.js";
 import type { Conversation } from "./conversation.js";
-import type { Desk, DeskSession } from "./desk.js";
-import type { LaneHandler } from "./outbox.js";
+import { DeskSessionClosedError, type Desk, type DeskSession } from "./desk.js";
+import { retryContext, type LaneHandler } from "./outbox.js";
 
 /** What the desk lane reports back to the conversation core. */
 export interface DeskEffects {
@@ -12,6 +12,8 @@ export interface DeskEffects {
   noAgent(conversation: Conversation, reason: string): Promise<void>;
   /** The desk refused the item for good: the sender is told. */
   undeliverable(conversation: Conversation, item: OutboxItem, reason: string): Promise<void>;
+  /** The desk session was closed behind our back: end the conversation as the desk would have. */
+  sessionClosed(conversation: Conversation, reason: string): Promise<void>;
 }
 
 /** The desk lane: open the session, then each customer message and note for the agent, then close. */
@@ -29,7 +31,7 @@ export class DeskLane implements LaneHandler {
 
   async deliver(conversation: Conversation, item: OutboxItem): Promise<void> {
     const opened = conversation.desk.openedAt !== undefined;
-    const retry = item.lastAttemptAt === undefined ? undefined : { since: item.lastAttemptAt };
+    const retry = retryContext(item);
     switch (item.kind) {
       case "open": {
         // Ended before anyone could open the session: there is nothing to open any more.
@@ -47,7 +49,15 @@ export class DeskLane implements LaneHandler {
         }
         const [message] = await this.store.read(conversation.id, (item.seq ?? 1) - 1, 1);
         if (message?.type !== "ChatMessage") return;
-        await this.desk.send(conversation, message, retry);
+        try {
+          await this.desk.send(conversation, message, retry);
+        } catch (error) {
+          if (!(error instanceof DeskSessionClosedError)) throw error;
+          // The agent side is gone: the customer learns the conversation ended, and that this message did not
+          // arrive; everything queued after it is reported the same way.
+          await this.effects.sessionClosed(conversation, error.reason);
+          await this.effects.undeliverable(conversation, item, error.reason);
+        }
         return;
       }
       case "note": {

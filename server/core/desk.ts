@@ -33,7 +33,11 @@ export interface Desk {
    * Delivers one customer message (text and/or files) to the session. `retry.since` (epoch ms) is set when an
    * earlier attempt failed in an unknown way: what it may have delivered since then must not be sent again.
    */
-  send(conversation: Conversation, message: ChatMessage, retry?: { since: number }): Promise<void>;
+  send(
+    conversation: Conversation,
+    message: ChatMessage,
+    retry?: { since: number; outcomeUnknown: boolean },
+  ): Promise<void>;
   close(conversation: Conversation, reason: string): Promise<void>;
   /** Throws while the desk cannot be reached (for `/ready`). */
   ping?(): Promise<void>;
@@ -47,6 +51,17 @@ export class NoAgentAvailableError extends Error {
   ) {
     super(reason);
     this.name = "NoAgentAvailableError";
+  }
+}
+
+/**
+ * The desk session is gone (the room was closed without Liaison hearing of it, e.g. a lost close webhook): the
+ * conversation is over on the agent side.
+ */
+export class DeskSessionClosedError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = "DeskSessionClosedError";
   }
 }
 

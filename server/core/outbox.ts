@@ -4,6 +4,24 @@ import { NoAgentAvailableError } from "./desk.js";
 import { AdapterError } from "./errors.js";
 import type { CoreLogger, CoreMetrics } from "./ports.js";
 
+/**
+ * What a retried delivery knows of the earlier attempts: when the first failed one started, and whether any of them
+ * may have landed (a timeout, a 5xx after the request was sent) or certainly did not (a 429, a refused connection).
+ */
+export interface RetryContext {
+  since: number;
+  outcomeUnknown: boolean;
+}
+
+/** The retry context of an item, or undefined on its first attempt. */
+export function retryContext(item: OutboxItem): RetryContext | undefined {
+  if (item.lastAttemptAt === undefined) return undefined;
+  const error = item.lastError ?? "";
+  // Refusals before anything was done: rate limits, rejected tokens, refused connections, unknown hosts.
+  const certainlyNot = /\b(429|403|401)\b|ECONNREFUSED|ENOTFOUND|EAI_AGAIN|rate limited|no-agent-online/.test(error);
+  return { since: item.lastAttemptAt, outcomeUnknown: !certainlyNot };
+}
+
 /** Unexpected (non-adapter) failures of one item before it is reported as undeliverable. */
 const MAX_UNEXPECTED_ATTEMPTS = 8;
 

@@ -169,6 +169,8 @@ describe("three nodes on one Redis behave like one", () => {
     const sara = await customer(a);
     await request(sara.socket, "sendMessage", { conversationId: sara.init.conversationId, text: "before the restart" });
     await redis.stop();
+    // While Redis is down the nodes say so: a load balancer takes them out until it is back.
+    await expect.poll(async () => (await fetch(`${b.url}/ready`)).status, { timeout: 10_000 }).toBe(503);
     await redis.start();
     await expect.poll(async () => (await fetch(`${b.url}/ready`)).status, { timeout: 10_000 }).toBe(200);
     const agent = await open(b, TEST_API_KEY);

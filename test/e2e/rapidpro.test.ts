@@ -213,6 +213,23 @@ describe("RapidPro hand-offs when things go wrong", () => {
     expect(visitorTexts(rocketChat, rid).filter((t) => ["a", "b", "c"].includes(t))).toHaveLength(3);
   });
 
+  it("delivers a repeated reply twice when the retry follows a refusal (a 429 sent nothing)", async () => {
+    const { rocketChat, rapidPro, gateway, register } = await scenario();
+    const contact = rapidPro.addContact({ name: "Kofi", urns: ["tel:+233200000001"] });
+    const { conversationId } = (await register({ uuid: contact.uuid, name: "Kofi" })).json as {
+      conversationId: string;
+    };
+    const rid = await roomOf(gateway, conversationId);
+    await expect.poll(() => sentTexts(rapidPro, contact.uuid).length).toBe(1);
+    rocketChat.agentSend(rid, "Are you still there?");
+    await expect.poll(() => sentTexts(rapidPro, contact.uuid).length).toBe(2);
+    rapidPro.failNext(1, 429, { retryAfterSeconds: 1 });
+    rocketChat.agentSend(rid, "Are you still there?");
+    await expect
+      .poll(() => sentTexts(rapidPro, contact.uuid).slice(1), { timeout: 8_000 })
+      .toEqual(["Are you still there?", "Are you still there?"]);
+  });
+
   it("answers 503 when no agent is online so the flow takes its Failure branch, and leaves nothing behind", async () => {
     const { rapidPro, gateway, register } = await scenario({
       rc: { agents: [{ _id: "agent1", username: "jane.doe", name: "Jane Doe", online: false }] },

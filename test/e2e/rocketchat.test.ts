@@ -310,6 +310,19 @@ describe("Rocket.Chat desk end to end", () => {
     expect(await state(gateway, customer.init.conversationId)).toBe("active");
   });
 
+  it("ends the conversation when a message finds the room closed and the close webhook never came", async () => {
+    const { fake, gateway } = await scenario({ webhookEvents: { close: false } });
+    const customer = await webCustomer(gateway);
+    const room = await rid(gateway, customer.init.conversationId);
+    fake.closeByAgent(room, "closed while Liaison was not listening");
+    await fake.whenWebhooksIdle();
+    expect(await state(gateway, customer.init.conversationId)).toBe("active");
+    await customer.send("hello?");
+    await expect.poll(() => activities(customer.inbox.messages, "endOfConversation").length).toBe(1);
+    await expect.poll(() => activities(customer.inbox.messages, "deliveryFailed").length).toBe(1);
+    expect(await state(gateway, customer.init.conversationId)).toBe("ended");
+  });
+
   it("shows a queued chat being taken by an agent, and a forward to another agent", async () => {
     const { fake, gateway } = await scenario({
       routing: "manual",

@@ -1,5 +1,6 @@
 import type { ChatMessage, StoredMessage } from "../../../protocol/index.js";
 import type { Channel } from "../../core/channel.js";
+import type { RetryContext } from "../../core/outbox.js";
 import type { Conversation } from "../../core/conversation.js";
 import type { Logger } from "../../logger.js";
 import { RapidProClient, RapidProError } from "./client.js";
@@ -55,7 +56,7 @@ export class RapidProChannel implements Channel {
     return this.tokenRejected ? "RapidPro rejects RAPIDPRO_TOKEN (403)" : undefined;
   }
 
-  async deliver(conversation: Conversation, message: StoredMessage, retry?: { since: number }): Promise<void> {
+  async deliver(conversation: Conversation, message: StoredMessage, retry?: RetryContext): Promise<void> {
     const contact = conversation.refId;
     if (contact === undefined || conversation.simulated === true) return;
     const { config, texts } = this.options;
@@ -106,13 +107,15 @@ export class RapidProChannel implements Channel {
    * Sends text (split into parts) and files. RapidPro takes no client id, so on a retry (only then) each part is
    * first looked up among the contact's messages sent since the failed attempt and skipped when it is there.
    */
-  private async send(contact: string, text: string, message: ChatMessage | undefined, retry?: { since: number }) {
+  private async send(contact: string, text: string, message: ChatMessage | undefined, retry?: RetryContext) {
     const files = message ? await this.uploadFiles(message, retry) : { references: [], missing: [] };
     const attachments = files.references;
     if (files.missing.length > 0)
       text = [text, ...files.missing.map((name) => `(${name} could not be delivered)`)].join("\n").trim();
     const parts = text === "" ? [] : splitText(text, this.options.config.RAPIDPRO_MAX_TEXT);
-    const sentBefore = retry === undefined ? [] : await this.sentSince(contact, retry.since);
+    // Only an attempt whose outcome is unknown (a timeout, a 5xx) may have sent something: a 429 or a refused
+    // connection certainly did not, and looking then would swallow a reply that repeats an earlier text.
+    const sentBefore = retry?.outcomeUnknown === true ? await this.sentSince(contact, retry.since) : [];
     const outgoing: { text: string; attachments: string[] }[] = parts.map((part, index) => ({
       text: part,
       attachments: index === 0 ? attachments : [],
@@ -147,7 +150,7 @@ export class RapidProChannel implements Channel {
    */
   private async uploadFiles(
     message: ChatMessage,
-    retry: { since: number } | undefined,
+    retry: RetryContext | undefined,
   ): Promise<{ references: string[]; missing: string[] }> {
     const references: string[] = [];
     const missing: string[] = [];

@@ -1,7 +1,14 @@
 import { randomBytes } from "node:crypto";
 import type { Attachment, ChatMessage } from "../../../protocol/index.js";
 import type { Conversation } from "../../core/conversation.js";
-import { NoAgentAvailableError, type Desk, type DeskCapabilities, type DeskSession } from "../../core/desk.js";
+import {
+  DeskSessionClosedError,
+  NoAgentAvailableError,
+  type Desk,
+  type DeskCapabilities,
+  type DeskSession,
+} from "../../core/desk.js";
+import type { RetryContext } from "../../core/outbox.js";
 import { AdapterError } from "../../core/errors.js";
 import type { Logger } from "../../logger.js";
 import { RocketChatClient, RocketChatError } from "./client.js";
@@ -110,7 +117,21 @@ export class RocketChatDesk implements Desk {
     return session;
   }
 
-  async send(conversation: Conversation, message: ChatMessage, retry?: { since: number }): Promise<void> {
+  async send(conversation: Conversation, message: ChatMessage, retry?: RetryContext): Promise<void> {
+    try {
+      await this.sendParts(conversation, message, retry);
+    } catch (error) {
+      if (
+        error instanceof RocketChatError &&
+        (error.errorType === "room-closed" || error.errorType === "invalid-room")
+      ) {
+        throw new DeskSessionClosedError(`the Rocket.Chat room was closed (${error.errorType})`);
+      }
+      throw error;
+    }
+  }
+
+  private async sendParts(conversation: Conversation, message: ChatMessage, retry?: RetryContext): Promise<void> {
     const { rid, visitorToken: token } = conversation.desk.ids;
     if (rid === undefined || token === undefined)
       throw new AdapterError(DESK_NAME, "no room for this conversation", false);
@@ -178,10 +199,10 @@ export class RocketChatDesk implements Desk {
     token: string,
     message: ChatMessage,
     attachment: Attachment,
-    retry: { since: number } | undefined,
+    retry: RetryContext | undefined,
   ): Promise<void> {
     const file = await this.content(attachment);
-    if (retry !== undefined) {
+    if (retry?.outcomeUnknown === true) {
       const since = retry.since - CLOCK_SLACK_MS;
       const history = await this.client.history(rid, token, 50);
       const landed = history.some(
