@@ -38,7 +38,7 @@ export const ContentUrlSchema = z
   .max(MAX_DATA_URL)
   .refine(
     (value) => {
-      if (value.startsWith("data:")) return /^data:[\w.+-]+\/[\w.+-]+(;[\w.+-]+=[\w.+-]+)*(;base64)?,/i.test(value);
+      if (value.startsWith("data:")) return isReadableDataUrl(value);
       if (value.length > MAX_URL) return false;
       try {
         const url = new URL(value);
@@ -49,6 +49,20 @@ export const ContentUrlSchema = z
     },
     { message: "must be an http(s) or data: URL" },
   );
+
+/** A data: URL whose payload can actually be decoded (valid base64, or valid percent-encoding). */
+function isReadableDataUrl(value: string): boolean {
+  const match = /^data:[\w.+-]+\/[\w.+-]+(;[\w.+-]+=[\w.+-]+)*(;base64)?,/i.exec(value);
+  if (!match) return false;
+  const payload = value.slice(match[0].length);
+  if (match[2] !== undefined) return /^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(payload);
+  try {
+    decodeURIComponent(payload);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export const MimeTypeSchema = z
   .string()

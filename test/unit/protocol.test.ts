@@ -383,3 +383,15 @@ describe("MessageSchema (messageArrived and history)", () => {
     expect(MessageSchema.safeParse({ ...chat, timestamp: "21/11/2026" }).success).toBe(false);
   });
 });
+
+describe("data: URLs", () => {
+  it("accepts readable data: URLs and refuses ones whose payload cannot be decoded", async () => {
+    const { AttachmentSchema } = await import("../../protocol/index.js");
+    const file = (contentUrl: string) =>
+      AttachmentSchema.safeParse({ type: "text/plain", name: "a.txt", contentUrl }).success;
+    expect(file("data:text/plain,hello%20world")).toBe(true);
+    expect(file("data:text/plain;base64,aGVsbG8=")).toBe(true);
+    expect(file("data:text/plain,%E0%A4%A")).toBe(false);
+    expect(file("data:text/plain;base64,not base64!")).toBe(false);
+  });
+});

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AdapterError } from "../../core/errors.js";
+import { requestBody } from "../http.js";
 
 export const RpMessageSchema = z.looseObject({
   uuid: z.string().optional(),
@@ -94,13 +95,7 @@ export class RapidProClient {
       authorization: `Token ${this.options.token}`,
       accept: "application/json",
     };
-    let body: string | FormData | undefined;
-    if (request.json !== undefined) {
-      headers["content-type"] = "application/json";
-      body = JSON.stringify(request.json);
-    } else if (request.form) {
-      body = request.form;
-    }
+    const body = requestBody(request, headers);
     const started = performance.now();
     let response: Response;
     try {

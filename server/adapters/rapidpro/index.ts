@@ -3,6 +3,7 @@ import type { Channel } from "../../core/channel.js";
 import type { RetryContext } from "../../core/outbox.js";
 import type { Conversation } from "../../core/conversation.js";
 import type { Logger } from "../../logger.js";
+import { decodeDataUrl } from "../http.js";
 import { RapidProClient, RapidProError } from "./client.js";
 import type { RapidProConfig } from "./config.js";
 import { CHANNEL, localized, splitText } from "./mapper.js";
@@ -156,13 +157,12 @@ export class RapidProChannel implements Channel {
     const missing: string[] = [];
     const givingUp = retry !== undefined && Date.now() - retry.since > FILE_GIVE_UP_MS;
     for (const attachment of message.attachments) {
-      let data: Uint8Array;
-      if (attachment.contentUrl.startsWith("data:")) {
-        const comma = attachment.contentUrl.indexOf(",");
-        const meta = attachment.contentUrl.slice(5, comma);
-        const payload = attachment.contentUrl.slice(comma + 1);
-        data = meta.endsWith(";base64") ? Buffer.from(payload, "base64") : Buffer.from(decodeURIComponent(payload));
-      } else {
+      let data: Uint8Array | undefined = decodeDataUrl(attachment.contentUrl);
+      if (data === undefined && attachment.contentUrl.startsWith("data:")) {
+        missing.push(attachment.name);
+        continue;
+      }
+      if (data === undefined) {
         if (!URL.canParse(attachment.contentUrl) || !this.options.fetchable(new URL(attachment.contentUrl))) {
           missing.push(attachment.name);
           continue;

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AdapterError } from "../../core/errors.js";
+import { requestBody } from "../http.js";
 
 /** Rocket.Chat's user/agent reference. */
 const UserRefSchema = z.object({ _id: z.string(), username: z.string().optional(), name: z.string().optional() });
@@ -211,13 +212,7 @@ export class RocketChatClient {
     for (const [key, value] of Object.entries(request.query ?? {})) url.searchParams.set(key, value);
     const headers: Record<string, string> = { accept: "application/json", ...request.headers };
     if (request.auth) Object.assign(headers, this.authHeaders());
-    let body: string | FormData | undefined;
-    if (request.json !== undefined) {
-      headers["content-type"] = "application/json";
-      body = JSON.stringify(request.json);
-    } else if (request.form) {
-      body = request.form;
-    }
+    const body = requestBody(request, headers);
 
     const operation = request.operation ?? route;
     const started = performance.now();

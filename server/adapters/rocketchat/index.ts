@@ -11,6 +11,7 @@ import {
 import type { RetryContext } from "../../core/outbox.js";
 import { AdapterError } from "../../core/errors.js";
 import type { Logger } from "../../logger.js";
+import { decodeDataUrl } from "../http.js";
 import { RocketChatClient, RocketChatError } from "./client.js";
 import type { RocketChatConfig } from "./config.js";
 import { DESK_NAME, VISITOR_TOKEN_PREFIX, agentParticipant, rocketChatMessageId, visitorFor } from "./mapper.js";
@@ -218,10 +219,9 @@ export class RocketChatDesk implements Desk {
 
   private async content(attachment: Attachment): Promise<{ name: string; type: string; data: Uint8Array }> {
     if (attachment.contentUrl.startsWith("data:")) {
-      const comma = attachment.contentUrl.indexOf(",");
-      const meta = attachment.contentUrl.slice(5, comma);
-      const payload = attachment.contentUrl.slice(comma + 1);
-      const data = meta.endsWith(";base64") ? Buffer.from(payload, "base64") : Buffer.from(decodeURIComponent(payload));
+      const data = decodeDataUrl(attachment.contentUrl);
+      if (data === undefined)
+        throw new AdapterError(DESK_NAME, `${attachment.name} is not a readable data: URL`, false);
       return { name: attachment.name, type: attachment.type, data };
     }
     let response: Response;
