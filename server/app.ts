@@ -98,6 +98,15 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   if (config.RAPIDPRO_URL !== undefined && config.RAPIDPRO_WEBHOOK_TOKEN === undefined) {
     logger.warn({}, "RAPIDPRO_WEBHOOK_TOKEN is not set: anyone who can reach /live-agents/* can act for any contact");
   }
+  if (
+    (rocketChatConfigured(config) || config.RAPIDPRO_URL !== undefined) &&
+    /\/\/(localhost|127\.|\[::1\])/.test(config.PUBLIC_URL)
+  ) {
+    logger.warn(
+      { publicUrl: config.PUBLIC_URL },
+      "PUBLIC_URL points at this machine: links to desk files will not open elsewhere",
+    );
+  }
   if (config.SIGNING_SECRET === undefined) {
     logger.warn({}, "SIGNING_SECRET is not set: file links are signed with a per-process key and die with it");
   }
@@ -392,6 +401,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     },
   };
 }
+
+const rocketChatConfigured = (config: Config): boolean => config.ROCKETCHAT_URL !== undefined;
 
 /** `TRUST_PROXY`: true/false, a hop count, or Express's named ranges / CIDR list. */
 function trustProxy(value: string): boolean | number | string {

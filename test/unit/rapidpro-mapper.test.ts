@@ -55,6 +55,23 @@ describe("RapidPro flow webhook bodies", () => {
     });
   });
 
+  it("derives an idempotency key from the run and the result's time when the body has no message id", () => {
+    const body = (savedAt: string) =>
+      parse({
+        contact: { name: "A", uuid },
+        run: { uuid: "0198aaaa-0000-7000-8000-0000000000ff" },
+        results: { clientmessage: { value: "yes", created_on: savedAt } },
+      });
+    const first = contactMessage(body("2026-03-01T10:15:02.200000Z")).id;
+    expect(first).toMatch(/^rapidpro:/);
+    expect(contactMessage(body("2026-03-01T10:15:02.200000Z")).id).toBe(first);
+    expect(contactMessage(body("2026-03-01T10:16:40.000000Z")).id).not.toBe(first);
+    // The default body carries neither: every call is its own message.
+    expect(
+      contactMessage(parse({ contact: { name: "A", uuid }, results: { clientmessage: { value: "yes" } } })).id,
+    ).toBeUndefined();
+  });
+
   it("reads the old mediator's custom body with a department", () => {
     const body = parse({
       contact: { name: "Amina", uuid },

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { Attachment } from "../../../protocol/index.js";
 import type { RpMessage } from "./client.js";
@@ -24,7 +25,11 @@ export const FlowWebhookSchema = z.looseObject({
   results: z
     .record(
       z.string(),
-      z.looseObject({ value: z.union([z.string(), z.number()]).nullable().optional(), category: text }),
+      z.looseObject({
+        value: z.union([z.string(), z.number()]).nullable().optional(),
+        category: text,
+        created_on: text,
+      }),
     )
     .nullable()
     .optional(),
@@ -72,7 +77,16 @@ export function contactMessage(body: FlowWebhook): { text: string; attachments: 
   });
   const result: { text: string; attachments: Attachment[]; id?: string } = { text: message ?? "", attachments };
   const inputId = body.input?.uuid ?? undefined;
-  if (inputId !== undefined && inputId !== "") result.id = `rapidpro:${inputId}`;
+  if (inputId !== undefined && inputId !== "") {
+    result.id = `rapidpro:${inputId}`;
+  } else {
+    // No message id (the editor's default body): the run and the moment the result was saved identify one flow
+    // step, when the body carries them; otherwise each call is a new message (never drop a real repeat).
+    const runId = body.run?.uuid ?? undefined;
+    const savedAt = body.results?.clientmessage?.created_on ?? body.results?.client_message?.created_on ?? undefined;
+    if (runId && savedAt)
+      result.id = `rapidpro:${createHash("sha256").update(`${body.contact.uuid}\0${runId}\0${savedAt}`).digest("base64url").slice(0, 32)}`;
+  }
   return result;
 }
 
