@@ -4,7 +4,7 @@ import express from "express";
 import type { AppServer } from "./socket/types.js";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { createAdapter } from "@socket.io/redis-adapter";
+import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
 import { RAPIDPRO_CHANNEL, RapidProChannel, liveAgentsRoutes } from "./adapters/rapidpro/index.js";
 import { RocketChatDesk, mintVisitorToken, rocketChatRoutes } from "./adapters/rocketchat/index.js";
@@ -332,8 +332,13 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       onConnectionChange: (delta) => metrics.sockets.inc(delta),
     },
   );
-  if (adapterClients)
-    io.adapter(createAdapter(adapterClients.pub, adapterClients.sub, { key: `${config.REDIS_PREFIX}sio` }));
+  if (adapterClients) {
+    io.adapter(
+      config.REDIS_ADAPTER === "sharded"
+        ? createShardedAdapter(adapterClients.pub, adapterClients.sub, { channelPrefix: `${config.REDIS_PREFIX}sio` })
+        : createAdapter(adapterClients.pub, adapterClients.sub, { key: `${config.REDIS_PREFIX}sio` }),
+    );
+  }
   if (bus instanceof ClusterBus) bus.attach(io);
 
   const retentionMs = config.ENDED_RETENTION_HOURS * 3_600_000;

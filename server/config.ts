@@ -35,6 +35,12 @@ const CoreConfigSchema = z.object({
       "Redis URL: all state in Redis, nodes linked by the Socket.IO Redis adapter; unset: embedded store, one node",
     ),
   REDIS_PREFIX: z.string().min(1).default("liaison:").describe("prefix of every Redis key"),
+  REDIS_ADAPTER: z
+    .enum(["classic", "sharded"])
+    .default("classic")
+    .describe(
+      "Socket.IO Redis adapter: classic pub/sub, or sharded pub/sub (Redis 7+, spreads load over a Redis Cluster)",
+    ),
   NODE_ID: z.string().min(1).optional().describe("this node's name in leases and logs (default: host-pid-random)"),
   OUTBOX_LEASE_MS: z.coerce
     .number()

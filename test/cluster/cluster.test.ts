@@ -199,6 +199,36 @@ describe("three nodes on one Redis behave like one", () => {
   });
 });
 
+describe("the sharded Socket.IO adapter", () => {
+  it("carries a conversation across two nodes as the classic adapter does", async () => {
+    const env = { REDIS_URL: redis.url, REDIS_PREFIX: "sharded:", REDIS_ADAPTER: "sharded" };
+    const [a, b] = await Promise.all([startNode("s1", env), startNode("s2", env)]);
+    try {
+      const sara = await customer(a);
+      const agent = await open(b, TEST_API_KEY);
+      await request(agent, "joinConversation", {
+        conversationId: sara.init.conversationId,
+        id: "agent-s",
+        name: "Sam",
+        role: "agent",
+      });
+      const agentInbox = collectMessages(agent);
+      await request(sara.socket, "sendMessage", {
+        conversationId: sara.init.conversationId,
+        text: "over sharded pub/sub",
+      });
+      await request(agent, "sendMessage", { conversationId: sara.init.conversationId, text: "received" });
+      await agentInbox.waitFor(1);
+      expect(agentInbox.messages.map(text)).toEqual(["over sharded pub/sub"]);
+      await expect
+        .poll(() => sara.inbox.messages.filter((m) => m.type === "ChatMessage").map(text))
+        .toEqual(["received"]);
+    } finally {
+      await Promise.all([a.kill("SIGTERM"), b.kill("SIGTERM")]);
+    }
+  });
+});
+
 /** A TCP proxy that can hold back the server's answers: the request arrives, the client never hears back. */
 async function holdingProxy(targetPort: number) {
   let holding = false;
