@@ -322,7 +322,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   });
   const io = createSocketServer(
     httpServer,
-    { core, store, fanout, presence, connectors, logger },
+    { core, store, fanout, presence, clusterPresence: redisUrl !== undefined, connectors, logger },
     {
       path: config.SOCKET_PATH,
       corsOrigins: config.CORS_ORIGINS,

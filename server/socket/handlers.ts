@@ -32,6 +32,8 @@ export interface SocketState {
 export interface SocketDeps {
   core: ConversationService;
   presence: Presence;
+  /** Several nodes: each participant's sockets also join a presence room that spans the cluster. */
+  clusterPresence: boolean;
   store: ConversationStore;
   fanout: Fanout;
   connectors: ConnectorDispatcher;
@@ -138,7 +140,7 @@ export const joinConversation = defineHandler({
     context.state.sessions.set(conversation.id, session);
     context.fanout.add(session);
     context.presence.joined(conversation.id, member);
-    await context.socket.join(presenceRoom(conversation.id, member));
+    if (context.clusterPresence) await context.socket.join(presenceRoom(conversation.id, member));
     try {
       await context.core.joined(conversation, { ...member, socketId: context.socket.id });
       const current = await context.core.get(conversation.id);
@@ -220,7 +222,7 @@ export const leaveConversation = defineHandler({
     if (!session) throw new GatewayError("not_found", "This socket has not joined that conversation.");
     context.state.sessions.delete(payload.conversationId);
     release(context, session, false);
-    await context.socket.leave(presenceRoom(payload.conversationId, session.member));
+    if (context.clusterPresence) await context.socket.leave(presenceRoom(payload.conversationId, session.member));
     const conversation = await context.core.get(payload.conversationId);
     await context.core.left(conversation, { ...session.member, socketId: context.socket.id });
     return {};

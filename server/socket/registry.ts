@@ -22,58 +22,81 @@ export const defineHandler = <Schema extends z.ZodType, Context>(
 
 type Ack = (response: { ok: true } | { ok: false; error: ErrorInfo }) => void;
 
+/** The handler table of a server: built once, shared by every socket. */
+export class HandlerTable<Context> {
+  readonly byEvent: ReadonlyMap<string, EventHandler<z.ZodType, Context>>;
+
+  constructor(handlers: readonly EventHandler<z.ZodType, Context>[]) {
+    this.byEvent = new Map(handlers.map((handler) => [handler.event, handler]));
+  }
+}
+
 /**
  * The one path every client event takes: size cap → zod → handler → ack. Events of one socket run one after
  * another, so a client's messages are recorded in the order it sent them. An unexpected throw is logged with its
- * stack and answered `internal`; the socket and the server carry on.
+ * stack and answered `internal`; the socket and the server carry on. One small object per socket (idle sockets are
+ * most of a gateway's memory): the handlers themselves are shared.
  */
-export function attachHandlers<Context>(
-  socket: AppSocket,
-  handlers: readonly EventHandler<z.ZodType, Context>[],
-  context: Context,
-  options: {
-    maxPayloadBytes: number;
-    logger: Logger;
-    /** Events per second this socket may send (a token bucket of `burst`); undefined: no limit. */
-    rateLimit?: { perSecond: number; burst: number };
-  },
-): void {
-  let chain: Promise<void> = Promise.resolve();
-  const bucket = options.rateLimit && { tokens: options.rateLimit.burst, at: Date.now(), ...options.rateLimit };
-  const take = (): number => {
-    if (!bucket) return 0;
+class SocketDispatcher<Context> {
+  private chain: Promise<void> = Promise.resolve();
+  private tokens: number;
+  private at = Date.now();
+
+  constructor(
+    private readonly table: HandlerTable<Context>,
+    private readonly context: Context,
+    private readonly options: DispatchOptions,
+  ) {
+    this.tokens = options.rateLimit?.burst ?? 0;
+  }
+
+  dispatch(event: unknown, args: unknown[]): void {
+    const last = args.at(-1);
+    const ack = typeof last === "function" ? (last as Ack) : undefined;
+    const handler = typeof event === "string" ? this.table.byEvent.get(event) : undefined;
+    if (!handler) {
+      ack?.({ ok: false, error: { code: "not_found", message: `Unknown event ${String(event)}.` } });
+      return;
+    }
+    const payload = args.length > (ack ? 1 : 0) ? args[0] : undefined;
+    this.chain = this.chain.then(() => this.run(handler, payload, ack));
+  }
+
+  /** A token of the socket's bucket; the wait in ms when there is none. */
+  private take(): number {
+    const limit = this.options.rateLimit;
+    if (!limit) return 0;
     const now = Date.now();
-    bucket.tokens = Math.min(bucket.burst, bucket.tokens + ((now - bucket.at) / 1000) * bucket.perSecond);
-    bucket.at = now;
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
+    this.tokens = Math.min(limit.burst, this.tokens + ((now - this.at) / 1000) * limit.perSecond);
+    this.at = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
       return 0;
     }
-    return Math.ceil(((1 - bucket.tokens) / bucket.perSecond) * 1000);
-  };
-  const known = new Set(handlers.map((handler) => handler.event));
+    return Math.ceil(((1 - this.tokens) / limit.perSecond) * 1000);
+  }
 
-  const run = async (handler: EventHandler<z.ZodType, Context>, payload: unknown, ack: Ack | undefined) => {
+  private async run(handler: EventHandler<z.ZodType, Context>, payload: unknown, ack: Ack | undefined): Promise<void> {
     let response: Parameters<Ack>[0];
     let after: (() => void) | undefined;
     try {
-      const waitMs = take();
+      const waitMs = this.take();
       if (waitMs > 0) {
         throw new GatewayError("rate_limited", `Too many events; retry in ${waitMs} ms.`, { retryAfterMs: waitMs });
       }
-      if (approximateSize(payload) > options.maxPayloadBytes) {
-        throw new GatewayError("payload_too_large", `Events are limited to ${options.maxPayloadBytes} bytes.`);
+      if (approximateSize(payload) > this.options.maxPayloadBytes) {
+        throw new GatewayError("payload_too_large", `Events are limited to ${this.options.maxPayloadBytes} bytes.`);
       }
       const parsed = handler.schema.safeParse(payload);
       if (!parsed.success) throw invalidPayload(parsed.error.issues);
-      const { [AFTER_ACK]: afterAck, ...fields } = await handler.handle(context, parsed.data);
+      const { [AFTER_ACK]: afterAck, ...fields } = await handler.handle(this.context, parsed.data);
       after = afterAck;
       response = { ok: true, ...fields };
     } catch (error) {
       if (error instanceof GatewayError) {
         response = { ok: false, error: error.toInfo() };
       } else {
-        options.logger.error({ err: error, event: handler.event }, "socket handler failed");
+        this.options.logger().error({ err: error, event: handler.event }, "socket handler failed");
         response = { ok: false, error: new GatewayError("internal").toInfo() };
       }
     }
@@ -81,26 +104,28 @@ export function attachHandlers<Context>(
     try {
       after?.();
     } catch (error) {
-      options.logger.error({ err: error, event: handler.event }, "socket post-ack step failed");
+      this.options.logger().error({ err: error, event: handler.event }, "socket post-ack step failed");
     }
-  };
-
-  for (const handler of handlers) {
-    socket.on(handler.event, (...args: unknown[]) => {
-      const last = args.at(-1);
-      const ack = typeof last === "function" ? (last as Ack) : undefined;
-      const payload = args.length > (ack ? 1 : 0) ? args[0] : undefined;
-      chain = chain.then(() => run(handler, payload, ack));
-    });
   }
+}
 
-  socket.onAny((event: unknown, ...args: unknown[]) => {
-    if (typeof event === "string" && known.has(event)) return;
-    const last = args.at(-1);
-    if (typeof last === "function") {
-      (last as Ack)({ ok: false, error: { code: "not_found", message: `Unknown event ${String(event)}.` } });
-    }
-  });
+interface DispatchOptions {
+  maxPayloadBytes: number;
+  /** The socket's logger, made on first use. */
+  logger: () => Logger;
+  /** Events per second this socket may send (a token bucket of `burst`); undefined: no limit. */
+  rateLimit?: { perSecond: number; burst: number };
+}
+
+/** Routes every event of the socket through the handler table. */
+export function attachHandlers<Context>(
+  socket: AppSocket,
+  table: HandlerTable<Context>,
+  context: Context,
+  options: DispatchOptions,
+): void {
+  const dispatcher = new SocketDispatcher(table, context, options);
+  socket.onAny((event: unknown, ...args: unknown[]) => dispatcher.dispatch(event, args));
 }
 
 /** An event's size in bytes as JSON (what the transport's own cap counts), without binary attachments. */

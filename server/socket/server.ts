@@ -1,8 +1,9 @@
 import type { Server as HttpServer } from "node:http";
 import { Server } from "socket.io";
 import type { ApiKeys } from "../core/api-keys.js";
+import type { Logger } from "../logger.js";
 import { handlers, release, type SocketContext, type SocketDeps, type SocketState } from "./handlers.js";
-import { attachHandlers } from "./registry.js";
+import { HandlerTable, attachHandlers } from "./registry.js";
 import type { AppServer, AppSocket } from "./types.js";
 
 export interface SocketServerOptions {
@@ -41,15 +42,27 @@ export function createSocketServer(httpServer: HttpServer, deps: SocketDeps, opt
     }
   });
 
+  const table = new HandlerTable(handlers);
+  const debug = deps.logger.isLevelEnabled("debug");
   io.on("connection", (socket) => {
     const state: SocketState = { principal: socket.data.principal, sessions: new Map() };
-    const log = deps.logger.child({ socketId: socket.id, principal: state.principal.kind });
-    const context: SocketContext = { ...deps, socket, state, log };
+    // A child logger per socket costs memory on every idle connection: made only when something is logged.
+    let child: Logger | undefined;
+    const logger = (): Logger =>
+      (child ??= deps.logger.child({ socketId: socket.id, principal: state.principal.kind }));
+    const context: SocketContext = {
+      ...deps,
+      socket,
+      state,
+      get log() {
+        return logger();
+      },
+    };
     options.onConnectionChange?.(1);
-    log.debug({}, "socket connected");
-    attachHandlers(socket, handlers, context, {
+    if (debug) logger().debug({}, "socket connected");
+    attachHandlers(socket, table, context, {
       maxPayloadBytes: options.maxPayloadBytes,
-      logger: log,
+      logger,
       ...(state.principal.kind === "customer" ? { rateLimit: options.customerRateLimit } : {}),
     });
     socket.on("disconnect", (reason) => {
@@ -57,7 +70,7 @@ export function createSocketServer(httpServer: HttpServer, deps: SocketDeps, opt
       for (const session of state.sessions.values()) release(deps, session, true);
       state.sessions.clear();
       if (state.connector) deps.connectors.remove(state.connector.channel, socket.id);
-      log.debug({ reason }, "socket disconnected");
+      if (debug) logger().debug({ reason }, "socket disconnected");
     });
   });
 
