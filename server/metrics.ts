@@ -7,6 +7,8 @@ const MAX_CHANNEL_LABELS = 50;
 
 export class Metrics implements CoreMetrics {
   private readonly channels = new Set<string>();
+  /** Labelled children, looked up once: `inc({ labels })` hashes the labels on every message. */
+  private readonly messagesInChildren = new Map<string, { inc(): void }>();
   readonly registry = new Registry();
   readonly sockets = new Gauge({
     name: "liaison_connected_sockets",
@@ -65,7 +67,13 @@ export class Metrics implements CoreMetrics {
       if (this.channels.size >= MAX_CHANNEL_LABELS) channel = "other";
       else this.channels.add(channel);
     }
-    this.messagesIn.inc({ channel, role });
+    const key = `${channel}\u0000${role}`;
+    let child = this.messagesInChildren.get(key);
+    if (!child) {
+      child = this.messagesIn.labels({ channel, role });
+      this.messagesInChildren.set(key, child);
+    }
+    child.inc();
   }
 
   delivered(destination: string): void {

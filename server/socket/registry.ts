@@ -84,7 +84,7 @@ class SocketDispatcher<Context> {
       if (waitMs > 0) {
         throw new GatewayError("rate_limited", `Too many events; retry in ${waitMs} ms.`, { retryAfterMs: waitMs });
       }
-      if (approximateSize(payload) > this.options.maxPayloadBytes) {
+      if (approximateSize(payload, this.options.maxPayloadBytes) > this.options.maxPayloadBytes) {
         throw new GatewayError("payload_too_large", `Events are limited to ${this.options.maxPayloadBytes} bytes.`);
       }
       const parsed = handler.schema.safeParse(payload);
@@ -128,12 +128,36 @@ export function attachHandlers<Context>(
   socket.onAny((event: unknown, ...args: unknown[]) => dispatcher.dispatch(event, args));
 }
 
-/** An event's size in bytes as JSON (what the transport's own cap counts), without binary attachments. */
-function approximateSize(payload: unknown): number {
+/**
+ * An event's size in bytes as JSON (what the transport's own cap counts). A cheap upper bound first (every string
+ * at 3 bytes a character, generous overhead per value): only an event near the limit is serialised to measure it.
+ */
+function approximateSize(payload: unknown, limit: number): number {
+  if (upperBound(payload, 0, limit) <= limit) return 0;
   try {
     const json = JSON.stringify(payload) as string | undefined;
     return json === undefined ? 0 : Buffer.byteLength(json, "utf8");
   } catch {
     return Number.POSITIVE_INFINITY;
   }
+}
+
+/** An upper bound of the JSON size of `value`, stopping as soon as it passes `limit`. */
+function upperBound(value: unknown, depth: number, limit: number): number {
+  if (typeof value === "string") return value.length * 3 + 2;
+  if (value === null || typeof value !== "object") return 24;
+  if (depth > 32) return Number.POSITIVE_INFINITY;
+  let total = 2;
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      total += upperBound(item, depth + 1, limit) + 1;
+      if (total > limit) return total;
+    }
+    return total;
+  }
+  for (const key in value) {
+    total += key.length * 3 + 4 + upperBound((value as Record<string, unknown>)[key], depth + 1, limit);
+    if (total > limit) return total;
+  }
+  return total;
 }

@@ -29,7 +29,8 @@ const deskRefKey = (desk: string, key: string, value: string): string => `${desk
 
 /**
  * The embedded store: one process, no persistence. Every method runs to completion without yielding, which makes
- * each one atomic. Returned objects are copies of conversations; messages are shared and must not be mutated.
+ * each one atomic. Conversation records are immutable (each change makes a new, frozen one), so they are returned
+ * without copying; messages are shared the same way and must not be mutated.
  */
 export class MemoryStore implements ConversationStore {
   private readonly rows = new Map<string, Row>();
@@ -53,7 +54,7 @@ export class MemoryStore implements ConversationStore {
     const byRequest = this.rows.get(this.byRequestId.get(keys.requestId) ?? "");
     if (byRequest) {
       return Promise.resolve({
-        conversation: structuredClone(byRequest.conversation),
+        conversation: byRequest.conversation,
         created: false,
         matchedBy: "requestId",
       });
@@ -63,14 +64,14 @@ export class MemoryStore implements ConversationStore {
       : undefined;
     if (byRef) {
       return Promise.resolve({
-        conversation: structuredClone(byRef.conversation),
+        conversation: byRef.conversation,
         created: false,
         matchedBy: "channelRef",
       });
     }
 
     const row: Row = {
-      conversation: structuredClone(conversation),
+      conversation: frozen(structuredClone(conversation)),
       messages: [],
       ids: new Map(),
       flags: new Set(),
@@ -87,13 +88,13 @@ export class MemoryStore implements ConversationStore {
     if (options?.deskNote !== undefined) {
       row.outbox.desk.push({ id: "note", kind: "note", text: options.deskNote, attempts: 0, notBefore: 0 });
     }
-    return Promise.resolve({ conversation: structuredClone(row.conversation), created: true });
+    return Promise.resolve({ conversation: row.conversation, created: true });
   }
 
   get(id: string): Promise<Conversation | undefined> {
     this.assertOpen();
     const row = this.rows.get(id);
-    return Promise.resolve(row ? structuredClone(row.conversation) : undefined);
+    return Promise.resolve(row?.conversation);
   }
 
   findLatestByChannelRef(channel: string, refId: string): Promise<Conversation | undefined> {
@@ -121,16 +122,16 @@ export class MemoryStore implements ConversationStore {
       }
     }
     if (options.requireOpen && conversation.state === "ended") {
-      return Promise.resolve({ status: "ended", conversation: structuredClone(conversation) });
+      return Promise.resolve({ status: "ended", conversation });
     }
     if (options.flag !== undefined && row.flags.has(options.flag.key) === options.flag.value) {
-      return Promise.resolve({ status: "skipped", conversation: structuredClone(conversation) });
+      return Promise.resolve({ status: "skipped", conversation });
     }
     const transition = options.transition;
     const transitionApplies = transition !== undefined && transition.from.includes(conversation.state);
     if (transition?.required && !transitionApplies) {
       const status = conversation.state === "ended" ? "ended" : "skipped";
-      return Promise.resolve({ status, conversation: structuredClone(conversation) });
+      return Promise.resolve({ status, conversation });
     }
 
     if (options.flag?.value === true) row.flags.add(options.flag.key);
@@ -138,8 +139,7 @@ export class MemoryStore implements ConversationStore {
     const prefix = transition?.unlessFlagPrefix;
     const blocked = prefix !== undefined && [...row.flags].some((flag) => flag.startsWith(prefix));
     if (transition && transitionApplies && !blocked) {
-      Object.assign(conversation, transition.patch ?? {});
-      conversation.state = transition.to;
+      row.conversation = frozen({ ...conversation, ...(transition.patch ?? {}), state: transition.to });
       if (transition.to === "ended" && conversation.refId !== undefined) {
         const key = channelRefKey(conversation.channel, conversation.refId);
         if (this.openByChannelRef.get(key) === conversation.id) this.openByChannelRef.delete(key);
@@ -163,7 +163,7 @@ export class MemoryStore implements ConversationStore {
         lane.push({ id: "close", kind: "close", reason: request.reason, attempts: 0, notBefore: 0 });
       }
     }
-    return Promise.resolve({ status: "appended", message, conversation: structuredClone(conversation) });
+    return Promise.resolve({ status: "appended", message, conversation: row.conversation });
   }
 
   headSeq(conversationId: string): Promise<number> {
@@ -228,11 +228,13 @@ export class MemoryStore implements ConversationStore {
     const row = this.rows.get(conversationId);
     if (!row) return Promise.resolve(undefined);
     const binding = row.conversation.desk;
-    binding.ids = { ...binding.ids, ...ids };
-    if (openedAt !== undefined) binding.openedAt = openedAt;
+    row.conversation = frozen({
+      ...row.conversation,
+      desk: { ...binding, ids: { ...binding.ids, ...ids }, ...(openedAt === undefined ? {} : { openedAt }) },
+    });
     for (const [key, value] of Object.entries(ids))
       this.byDeskRef.set(deskRefKey(binding.desk, key, value), conversationId);
-    return Promise.resolve(structuredClone(row.conversation));
+    return Promise.resolve(row.conversation);
   }
 
   findByDeskRef(desk: string, key: string, value: string): Promise<Conversation | undefined> {
@@ -356,4 +358,13 @@ export class MemoryStore implements ConversationStore {
   private assertOpen(): void {
     if (this.closed) throw new GatewayError("unavailable", "The store is closed.");
   }
+}
+
+/** Freezes a conversation record and the objects inside it that a change replaces rather than edits. */
+function frozen(conversation: Conversation): Conversation {
+  Object.freeze(conversation.customer);
+  Object.freeze(conversation.desk.ids);
+  Object.freeze(conversation.desk);
+  if (conversation.agent) Object.freeze(conversation.agent);
+  return Object.freeze(conversation);
 }

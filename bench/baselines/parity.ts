@@ -1,0 +1,70 @@
+import { randomUUID } from "node:crypto";
+import { conversationOf, splitArgs, startBaseline } from "./common.js";
+
+interface Participant {
+  id: string;
+  name: string;
+}
+
+/**
+ * **parity**: exactly the frames the Customer Channel protocol requires, and nothing else. `joinConversation`
+ * is acked `{ ok: true }`; `sendMessage` is acked `{ ok, id, seq, timestamp }` to the sender and emitted as
+ * `messageArrived` to the other socket of the conversation, stamped with `id`, a per-conversation `seq` and
+ * `timestamp`, in the same shape Liaison emits (`from`, `to`, `attachments`, `tag`, `refId`). No validation, no
+ * storage: the ceiling for any implementation of this protocol on this transport.
+ */
+startBaseline("parity", (io) => {
+  const seqs = new Map<string, number>();
+  /** The customer's account, stamped on every message of the conversation as Liaison does. */
+  const refIds = new Map<string, string>();
+  io.on("connection", (socket) => {
+    let room: string | undefined;
+    let from: Participant = { id: socket.id, name: "" };
+    socket.on("joinConversation", (...args: unknown[]) => {
+      const { payload, ack } = splitArgs(args);
+      room = conversationOf(payload);
+      if (room !== undefined) {
+        void socket.join(room);
+        const join = payload as { id?: unknown; name?: unknown; refId?: unknown };
+        from = {
+          id: typeof join.id === "string" ? join.id : socket.id,
+          name: typeof join.name === "string" ? join.name : "",
+        };
+        if (typeof join.refId === "string") refIds.set(room, join.refId);
+        if (!seqs.has(room)) seqs.set(room, 0);
+      }
+      ack?.(
+        room === undefined
+          ? { ok: false, error: { code: "invalid_payload", message: "conversationId" } }
+          : { ok: true },
+      );
+    });
+    socket.on("sendMessage", (...args: unknown[]) => {
+      const { payload, ack } = splitArgs(args);
+      if (room === undefined) {
+        ack?.({ ok: false, error: { code: "unauthorized", message: "join first" } });
+        return;
+      }
+      const input = payload as { id?: unknown; text?: unknown };
+      const seq = (seqs.get(room) ?? 0) + 1;
+      seqs.set(room, seq);
+      const id = typeof input.id === "string" ? input.id : randomUUID();
+      const timestamp = new Date().toISOString();
+      const refId = refIds.get(room);
+      ack?.({ ok: true, id, seq, timestamp });
+      socket.to(room).emit("messageArrived", {
+        type: "ChatMessage",
+        id,
+        conversationId: room,
+        timestamp,
+        from,
+        to: [],
+        text: typeof input.text === "string" ? input.text : "",
+        attachments: [],
+        tag: "",
+        seq,
+        ...(refId === undefined ? {} : { refId }),
+      });
+    });
+  });
+});

@@ -1,0 +1,293 @@
+/**
+ * Child processes of a benchmark run: every server and load worker is spawned here, in its own process group,
+ * tracked, and killed (the whole group, SIGKILL) when the run ends, fails or is interrupted. Servers also carry
+ * `child-hook.ts`, which makes them exit on their own if this process disappears.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import type { MemorySample, ParentMessage, Target, WorkerConfig, WorkerMessage } from "./types.js";
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const hook = pathToFileURL(join(repoRoot, "bench", "lib", "child-hook.ts")).href;
+
+const children = new Set<ChildProcess>();
+
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, "SIGKILL");
+  } catch {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Kills every child still running. Synchronous, so it is safe in an `exit` handler. */
+export function killAll(): void {
+  for (const child of children) killGroup(child);
+  children.clear();
+}
+
+let installed = false;
+/** On exit, Ctrl-C, SIGTERM, an uncaught error or a run past `maxRunMs`: no child survives the run. */
+export function installCleanup(maxRunMs: number): void {
+  if (installed) return;
+  installed = true;
+  process.on("exit", killAll);
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.on(signal, () => {
+      process.stderr.write(`\nbench: ${signal}, stopping every server and worker\n`);
+      killAll();
+      process.exit(130);
+    });
+  }
+  process.on("uncaughtException", (error) => {
+    process.stderr.write(`bench: ${error.stack ?? error.message}\n`);
+    killAll();
+    process.exit(1);
+  });
+  process.on("unhandledRejection", (reason) => {
+    process.stderr.write(`bench: unhandled rejection: ${String(reason)}\n`);
+    killAll();
+    process.exit(1);
+  });
+  setTimeout(() => {
+    process.stderr.write(`bench: the run exceeded ${Math.round(maxRunMs / 1000)} s, giving up\n`);
+    killAll();
+    process.exit(1);
+  }, maxRunMs).unref();
+}
+
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export interface RunningServer {
+  target: Target;
+  pid: number;
+  url: string;
+  /** The last lines the server printed (for error reports). */
+  tail(): string;
+  /** Whether it died on its own. */
+  exited(): boolean;
+  stop(): Promise<void>;
+}
+
+const API_KEY = "bench-key";
+export const benchApiKey = API_KEY;
+
+/** Starts one server in its own process and waits (bounded) until `GET /ready` answers 200. */
+export async function startServer(
+  target: Target,
+  lifetimeMs: number,
+  options: { nodeArgs?: readonly string[]; gracefulStop?: boolean } = {},
+): Promise<RunningServer> {
+  const port = await freePort();
+  const script = target === "liaison" ? "server/main.ts" : `bench/baselines/${target}.ts`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    BENCH_LIFETIME_MS: String(lifetimeMs),
+    NODE_ENV: "production",
+  };
+  if (target === "liaison") {
+    Object.assign(env, {
+      API_KEYS: API_KEY,
+      LOG_LEVEL: "warn",
+      INIT_RATE_LIMIT: "1000000",
+      CUSTOMER_EVENTS_PER_SECOND: "1000000",
+      CUSTOMER_EVENTS_BURST: "1000000",
+      MAX_TEXT_LENGTH: "4096",
+    });
+    // The memory store and the built-in socket desk: nothing external.
+    for (const name of ["REDIS_URL", "ROCKETCHAT_URL", "RAPIDPRO_URL", "SMTP_URL", "DESK", "BOT", "NODE_OPTIONS"]) {
+      delete env[name];
+    }
+  }
+  const child = track(
+    spawn(process.execPath, [...(options.nodeArgs ?? []), "--expose-gc", "--import", "tsx", "--import", hook, script], {
+      cwd: repoRoot,
+      env,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
+  const lines: string[] = [];
+  const keep = (chunk: Buffer) => {
+    for (const line of chunk.toString("utf8").split("\n")) if (line.trim() !== "") lines.push(line);
+    if (lines.length > 40) lines.splice(0, lines.length - 40);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  const url = `http://127.0.0.1:${port}`;
+  const server: RunningServer = {
+    target,
+    pid: child.pid ?? -1,
+    url,
+    tail: () => lines.join("\n"),
+    exited: () => child.exitCode !== null || child.signalCode !== null,
+    async stop() {
+      if (server.exited()) return;
+      const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      if (options.gracefulStop === true && child.pid !== undefined) {
+        // SIGTERM first (a --cpu-prof profile is written on a clean exit), SIGKILL if it takes too long.
+        process.kill(child.pid, "SIGTERM");
+        await Promise.race([gone, sleep(15_000)]);
+      }
+      killGroup(child);
+      await Promise.race([gone, sleep(5_000)]);
+    },
+  };
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (server.exited()) throw new Error(`${target} exited while starting:\n${server.tail()}`);
+    try {
+      const response = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(1_000) });
+      await response.arrayBuffer();
+      if (response.status === 200) return server;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  await server.stop();
+  throw new Error(`${target} was not ready within 30 s:\n${server.tail()}`);
+}
+
+/** CPU time (user + system) a process has used, in milliseconds, from /proc (Linux); NaN elsewhere. */
+export function cpuTimeMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // After the name: state is field 3, utime 14 and stime 15 (1-based), i.e. indexes 11 and 12 here.
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** A full GC in the server (via child-hook's SIGUSR2), then its RSS and used heap, measured inside it. */
+export async function sampleMemory(server: RunningServer): Promise<MemorySample> {
+  process.kill(server.pid, "SIGUSR2");
+  await sleep(200);
+  if (server.target !== "liaison") {
+    const response = await fetch(`${server.url}/memory`, { signal: AbortSignal.timeout(10_000) });
+    return (await response.json()) as MemorySample;
+  }
+  const response = await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(10_000) });
+  const text = await response.text();
+  const metric = (name: string): number => {
+    const line = text.split("\n").find((candidate) => candidate.startsWith(`${name} `));
+    if (line === undefined) throw new Error(`/metrics has no ${name}`);
+    return Number(
+      line
+        .slice(name.length + 1)
+        .trim()
+        .split(" ")[0],
+    );
+  };
+  return {
+    rss: metric("liaison_process_resident_memory_bytes"),
+    heapUsed: metric("liaison_nodejs_heap_size_used_bytes"),
+  };
+}
+
+export interface Worker {
+  config: WorkerConfig;
+  /** The next message of `type` from the worker; rejects on its error, its exit, or the timeout. */
+  next<T extends WorkerMessage["type"]>(type: T, timeoutMs: number): Promise<Extract<WorkerMessage, { type: T }>>;
+  send(message: ParentMessage): void;
+  stop(): Promise<void>;
+}
+
+/** Starts a load worker (`node --import tsx bench/load.ts`) in its own process. */
+export function startWorker(config: WorkerConfig): Worker {
+  const child = track(
+    spawn(process.execPath, ["--import", "tsx", "bench/load.ts"], {
+      cwd: repoRoot,
+      env: { ...process.env, BENCH_WORKER: JSON.stringify(config), NODE_ENV: "production" },
+      detached: true,
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    }),
+  );
+  const inbox: WorkerMessage[] = [];
+  const waiters = new Set<() => void>();
+  const wake = () => {
+    for (const waiter of [...waiters]) waiter();
+  };
+  child.on("message", (message: unknown) => {
+    inbox.push(message as WorkerMessage);
+    wake();
+  });
+  let exitCode: number | null | undefined;
+  child.once("exit", (code) => {
+    // Its last messages may still be in the IPC pipe: give them a moment to arrive before declaring it gone.
+    setTimeout(() => {
+      exitCode = code;
+      wake();
+    }, 500);
+  });
+  return {
+    config,
+    next<T extends WorkerMessage["type"]>(type: T, timeoutMs: number) {
+      return new Promise<Extract<WorkerMessage, { type: T }>>((resolve, reject) => {
+        const check = () => {
+          const index = inbox.findIndex((message) => message.type === type || message.type === "error");
+          if (index >= 0) {
+            const [message] = inbox.splice(index, 1);
+            finish();
+            if (message?.type === "error") reject(new Error(`worker ${config.worker}: ${message.message}`));
+            else resolve(message as Extract<WorkerMessage, { type: T }>);
+          } else if (exitCode !== undefined) {
+            finish();
+            reject(new Error(`worker ${config.worker} exited (${String(exitCode)}) before "${type}"`));
+          }
+        };
+        const timer = setTimeout(() => {
+          finish();
+          reject(new Error(`worker ${config.worker}: no "${type}" within ${Math.round(timeoutMs / 1000)} s`));
+        }, timeoutMs);
+        const finish = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+    send(message) {
+      if (child.connected) child.send(message);
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      this.send({ type: "stop" });
+      await Promise.race([gone, sleep(3_000)]);
+      killGroup(child);
+    },
+  };
+}

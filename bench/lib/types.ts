@@ -1,0 +1,83 @@
+/** Shared between the orchestrator (`bench/run.ts`) and the load workers (`bench/load.ts`). */
+
+export type Target = "raw" | "parity" | "liaison";
+export const targets: readonly Target[] = ["raw", "parity", "liaison"];
+
+export type LoadMode = "closed" | "open" | "idle";
+
+/** One load worker's job, passed as JSON in `BENCH_WORKER`. */
+export interface WorkerConfig {
+  worker: number;
+  target: Target;
+  url: string;
+  apiKey: string;
+  mode: LoadMode;
+  /** Conversations (customer + agent socket each) this worker sets up. */
+  pairs: number;
+  /** Added to the pair index so names stay unique across workers. */
+  pairOffset: number;
+  /** Size of one `sendMessage` payload as JSON, in bytes. */
+  messageBytes: number;
+  setupConcurrency: number;
+  /** Open loop: messages per second this worker offers, spread over its sockets. */
+  rate: number;
+  warmupMs: number;
+  measureMs: number;
+  /** Open loop: how long to wait after the window for the messages sent in it. */
+  drainMs: number;
+  /** The worker exits on its own after this, whatever happens. */
+  lifetimeMs: number;
+}
+
+export interface ClosedResult {
+  mode: "closed";
+  /** Messages delivered (and, for parity and Liaison, acknowledged) inside the measured window. */
+  delivered: number;
+  windowMs: number;
+  /** Round trip of one message (send → received by the peer and acked), milliseconds, sorted. */
+  latencies: number[];
+  errors: number;
+  orderViolations: number;
+  /** Pairs whose message was still in flight when the run ended. */
+  stuck: number;
+  cpuMs: number;
+}
+
+export interface OpenResult {
+  mode: "open";
+  /** Messages sent inside the measured window. */
+  sent: number;
+  /** Messages received (and acked) whose completion fell inside the measured window. */
+  completedInWindow: number;
+  windowMs: number;
+  /** send → receive latency of the messages sent in the window, milliseconds; lost ones excluded (see `lost`). */
+  latencies: number[];
+  /** Sent in the window but not received and acked within the drain time. */
+  lost: number;
+  errors: number;
+  orderViolations: number;
+  /** How late the generator's sends were against their schedule (ms): p99 and max. */
+  scheduleLagP99: number;
+  scheduleLagMax: number;
+  cpuMs: number;
+}
+
+export interface IdleResult {
+  mode: "idle";
+  pairs: number;
+}
+
+export type WorkerResult = ClosedResult | OpenResult | IdleResult;
+
+export type WorkerMessage =
+  | { type: "ready"; setupMs: number; sockets: number }
+  | { type: "result"; result: WorkerResult }
+  | { type: "error"; message: string };
+
+export type ParentMessage = { type: "go" } | { type: "stop" };
+
+/** `GET /memory` on the baselines (Liaison's figures come from `/metrics`). */
+export interface MemorySample {
+  rss: number;
+  heapUsed: number;
+}

@@ -1,0 +1,437 @@
+/**
+ * One load worker: a child process started by `bench/run.ts` (`node --import tsx bench/load.ts`), so the load
+ * does not share an event loop with the server it drives. It sets up `pairs` conversations the way real clients
+ * do (for Liaison: `POST /api/customer/init`, then a customer socket and an API-key agent socket joining), tells
+ * the parent it is ready, waits for `go`, and then:
+ * - `closed`: each pair keeps one message in flight, alternating customer → agent and agent → customer; the next
+ *   is sent once the peer received it (and, for parity and Liaison, the sender has its `{ ok: true }` ack);
+ * - `open`: messages at a fixed rate, round robin over all its sockets, each timed send → receive (hrtime);
+ * - `idle`: holds the conversations until told to stop.
+ * Every wait is bounded; the worker exits on its own after `lifetimeMs` or when its parent goes away.
+ */
+import { randomUUID } from "node:crypto";
+import { io, type Socket } from "socket.io-client";
+import type { ParentMessage, WorkerConfig, WorkerMessage, WorkerResult } from "./lib/types.js";
+
+const config = JSON.parse(process.env.BENCH_WORKER ?? "{}") as WorkerConfig;
+const STEP_TIMEOUT_MS = 15_000;
+
+/** Sends to the parent; resolves once the message is handed over (so exiting right after loses nothing). */
+function post(message: WorkerMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.send || !process.connected) {
+      resolve();
+      return;
+    }
+    process.send(message, undefined, {}, () => resolve());
+  });
+}
+
+process.on("disconnect", () => process.exit(2));
+setTimeout(() => {
+  const bail = () => process.exit(5);
+  setTimeout(bail, 1_000).unref();
+  void post({ type: "error", message: `worker ${config.worker} ran out of time (${config.lifetimeMs} ms)` }).then(bail);
+}, config.lifetimeMs).unref();
+
+const nowNs = (): number => Number(process.hrtime.bigint());
+const NS_PER_MS = 1e6;
+
+interface Pair {
+  index: number;
+  conversationId: string;
+  customer: Socket;
+  agent: Socket;
+}
+
+interface Ack {
+  ok?: boolean;
+  seq?: unknown;
+  error?: { code?: string; message?: string };
+}
+
+interface Arrived {
+  type?: unknown;
+  id?: unknown;
+  seq?: unknown;
+}
+
+const sockets: Socket[] = [];
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function connect(apiKey?: string): Promise<Socket> {
+  const socket = io(config.url, {
+    transports: ["websocket"],
+    forceNew: true,
+    reconnection: false,
+    timeout: STEP_TIMEOUT_MS,
+    ...(apiKey === undefined ? {} : { auth: { apiKey } }),
+  });
+  sockets.push(socket);
+  await withTimeout(
+    new Promise<void>((resolve, reject) => {
+      socket.once("connect", () => resolve());
+      socket.once("connect_error", (error: Error) => reject(error));
+    }),
+    STEP_TIMEOUT_MS,
+    "connect",
+  );
+  return socket;
+}
+
+/** Joins and, for Liaison, waits for the `conversationInfo` that follows the ack (the session is then live). */
+async function join(socket: Socket, payload: Record<string, unknown>): Promise<void> {
+  const info =
+    config.target === "liaison"
+      ? withTimeout(
+          new Promise<void>((resolve) => socket.once("conversationInfo", () => resolve())),
+          STEP_TIMEOUT_MS,
+          "conversationInfo",
+        )
+      : Promise.resolve();
+  const ack = (await socket.timeout(STEP_TIMEOUT_MS).emitWithAck("joinConversation", payload)) as Ack;
+  if (ack.ok !== true) throw new Error(`joinConversation refused: ${JSON.stringify(ack)}`);
+  await info;
+}
+
+interface InitAnswer {
+  conversationId: string;
+  participant: { id: string; name: string };
+  token: string;
+}
+
+async function setupPair(index: number): Promise<Pair> {
+  const email = `bench${index}@example.org`;
+  if (config.target === "liaison") {
+    const response = await fetch(`${config.url}/api/customer/init`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ firstName: "Bench", lastName: `P${index}`, channel: "web", email }),
+      signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+    });
+    if (!response.ok) throw new Error(`init answered ${response.status}: ${await response.text()}`);
+    const init = (await response.json()) as InitAnswer;
+    const customer = await connect();
+    await join(customer, {
+      conversationId: init.conversationId,
+      id: init.participant.id,
+      name: init.participant.name,
+      token: init.token,
+    });
+    const agent = await connect(config.apiKey);
+    await join(agent, { conversationId: init.conversationId, id: `agent-${index}`, name: "Agent", role: "agent" });
+    return { index, conversationId: init.conversationId, customer, agent };
+  }
+  const conversationId = `b-${index}`;
+  const customer = await connect();
+  await join(customer, { conversationId, id: `cust-${index}`, name: `Bench P${index}`, refId: email });
+  const agent = await connect();
+  await join(agent, { conversationId, id: `agent-${index}`, name: "Agent", role: "agent" });
+  return { index, conversationId, customer, agent };
+}
+
+async function setupAll(): Promise<Pair[]> {
+  const pairs: Pair[] = new Array<Pair>(config.pairs);
+  let next = 0;
+  const lane = async () => {
+    while (next < config.pairs) {
+      const slot = next++;
+      pairs[slot] = await setupPair(config.pairOffset + slot);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(config.setupConcurrency, config.pairs) }, lane));
+  return pairs;
+}
+
+/** A `sendMessage` payload of `messageBytes` bytes as JSON (the id is a UUID, as the SDK sends). */
+function makeText(conversationId: string): string {
+  const filler = "The quick brown fox jumps over the lazy dog; my order number is 8812, where is it? ";
+  const skeleton = JSON.stringify({ type: "ChatMessage", conversationId, id: randomUUID(), text: "" });
+  const length = Math.max(1, config.messageBytes - skeleton.length);
+  return filler.repeat(Math.ceil(length / filler.length)).slice(0, length);
+}
+
+const needsAck = config.target !== "raw";
+
+function percentileSorted(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN;
+}
+
+const roundUs = (ms: number): number => Math.round(ms * 1000) / 1000;
+
+function waitForGo(): Promise<void> {
+  return new Promise((resolve) => {
+    process.on("message", (raw: unknown) => {
+      const message = raw as ParentMessage;
+      if (message.type === "go") resolve();
+      if (message.type === "stop") shutdown(0);
+    });
+  });
+}
+
+function shutdown(code: number): void {
+  for (const socket of sockets) socket.close();
+  // Let the close frames go out, then leave.
+  setTimeout(() => process.exit(code), 100).unref();
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+async function closedLoop(pairs: Pair[]): Promise<WorkerResult> {
+  const start = nowNs();
+  const windowStart = start + config.warmupMs * NS_PER_MS;
+  const windowEnd = windowStart + config.measureMs * NS_PER_MS;
+  let running = true;
+  let delivered = 0;
+  let errors = 0;
+  let orderViolations = 0;
+  const latencies: number[] = [];
+
+  interface Flight {
+    id: string;
+    sentNs: number;
+    received: boolean;
+    acked: boolean;
+  }
+  const inFlight = new Map<number, Flight>();
+
+  const drive = (pair: Pair) => {
+    const text = makeText(pair.conversationId);
+    let n = 0;
+    let lastAckSeq = 0;
+    const lastArrivedSeq = new Map<Socket, number>();
+
+    const complete = (flight: Flight) => {
+      if (!flight.received || !flight.acked || inFlight.get(pair.index) !== flight) return;
+      inFlight.delete(pair.index);
+      const done = nowNs();
+      if (done >= windowStart && done < windowEnd) {
+        delivered++;
+        latencies.push(roundUs((done - flight.sentNs) / NS_PER_MS));
+      }
+      n++;
+      if (running) send();
+    };
+    const onArrived = (receiver: Socket) => (message: Arrived) => {
+      const flight = inFlight.get(pair.index);
+      if (message.type !== "ChatMessage" || !flight || message.id !== flight.id) return;
+      if (typeof message.seq === "number") {
+        if (message.seq <= (lastArrivedSeq.get(receiver) ?? 0)) orderViolations++;
+        lastArrivedSeq.set(receiver, message.seq);
+      }
+      flight.received = true;
+      complete(flight);
+    };
+    pair.customer.on("messageArrived", onArrived(pair.customer));
+    pair.agent.on("messageArrived", onArrived(pair.agent));
+
+    const send = () => {
+      const from = n % 2 === 0 ? pair.customer : pair.agent;
+      const id = randomUUID();
+      const flight: Flight = { id, sentNs: nowNs(), received: false, acked: !needsAck };
+      inFlight.set(pair.index, flight);
+      const payload = { type: "ChatMessage", conversationId: pair.conversationId, id, text };
+      if (!needsAck) {
+        from.emit("sendMessage", payload);
+        return;
+      }
+      from.emit("sendMessage", payload, (ack: Ack) => {
+        if (ack.ok !== true) {
+          errors++;
+          flight.received = true; // it will never arrive: move on
+        } else if (typeof ack.seq === "number") {
+          if (ack.seq <= lastAckSeq) orderViolations++;
+          lastAckSeq = ack.seq;
+        }
+        flight.acked = true;
+        complete(flight);
+      });
+    };
+    send();
+  };
+
+  for (const pair of pairs) drive(pair);
+  await sleep(config.warmupMs);
+  const cpuStart = process.cpuUsage();
+  await sleep(config.measureMs);
+  const cpuWindow = process.cpuUsage(cpuStart);
+  running = false;
+  // Let the last messages land (bounded) so the sockets close cleanly.
+  for (let waited = 0; inFlight.size > 0 && waited < 2_000; waited += 50) await sleep(50);
+  latencies.sort((a, b) => a - b);
+  return {
+    mode: "closed",
+    delivered,
+    windowMs: config.measureMs,
+    latencies,
+    errors,
+    orderViolations,
+    stuck: inFlight.size,
+    cpuMs: (cpuWindow.user + cpuWindow.system) / 1000,
+  };
+}
+
+async function openLoop(pairs: Pair[]): Promise<WorkerResult> {
+  interface Lane {
+    pair: Pair;
+    from: Socket;
+    text: string;
+    lastAckSeq: number;
+  }
+  interface Flight {
+    sentNs: number;
+    receivedNs: number;
+    acked: boolean;
+    inWindow: boolean;
+  }
+  const lanes: Lane[] = [];
+  for (const pair of pairs) {
+    const text = makeText(pair.conversationId);
+    lanes.push({ pair, from: pair.customer, text, lastAckSeq: 0 });
+    lanes.push({ pair, from: pair.agent, text, lastAckSeq: 0 });
+  }
+  const flights = new Map<string, Flight>();
+  let errors = 0;
+  let orderViolations = 0;
+  let sent = 0;
+  let sentInWindow = 0;
+  let pendingInWindow = 0;
+  let completedInWindow = 0;
+  const latencies: number[] = [];
+  const lags: number[] = [];
+
+  const start = nowNs();
+  const windowStart = start + config.warmupMs * NS_PER_MS;
+  const windowEnd = windowStart + config.measureMs * NS_PER_MS;
+
+  const finish = (id: string, flight: Flight) => {
+    if (flight.receivedNs === 0 || !flight.acked) return;
+    flights.delete(id);
+    const done = nowNs();
+    if (done >= windowStart && done < windowEnd) completedInWindow++;
+    if (flight.inWindow) {
+      pendingInWindow--;
+      latencies.push(roundUs((flight.receivedNs - flight.sentNs) / NS_PER_MS));
+    }
+  };
+  for (const pair of pairs) {
+    for (const receiver of [pair.customer, pair.agent]) {
+      let lastSeq = 0;
+      receiver.on("messageArrived", (message: Arrived) => {
+        if (message.type !== "ChatMessage" || typeof message.id !== "string") return;
+        const flight = flights.get(message.id);
+        if (!flight || flight.receivedNs !== 0) return;
+        flight.receivedNs = nowNs();
+        if (typeof message.seq === "number") {
+          if (message.seq <= lastSeq) orderViolations++;
+          lastSeq = message.seq;
+        }
+        finish(message.id, flight);
+      });
+    }
+  }
+
+  const sendOne = (lane: Lane, scheduledNs: number) => {
+    const id = randomUUID();
+    const sentNs = nowNs();
+    const inWindow = sentNs >= windowStart && sentNs < windowEnd;
+    const flight: Flight = { sentNs, receivedNs: 0, acked: !needsAck, inWindow };
+    flights.set(id, flight);
+    if (inWindow) {
+      sentInWindow++;
+      pendingInWindow++;
+      lags.push((sentNs - scheduledNs) / NS_PER_MS);
+    }
+    const payload = { type: "ChatMessage", conversationId: lane.pair.conversationId, id, text: lane.text };
+    if (!needsAck) {
+      lane.from.emit("sendMessage", payload);
+      return;
+    }
+    lane.from.emit("sendMessage", payload, (ack: Ack) => {
+      if (ack.ok !== true) {
+        errors++;
+        flight.receivedNs = flight.receivedNs || nowNs(); // never arrives: close it, counted as an error
+      } else if (typeof ack.seq === "number") {
+        if (ack.seq <= lane.lastAckSeq) orderViolations++;
+        lane.lastAckSeq = ack.seq;
+      }
+      flight.acked = true;
+      finish(id, flight);
+    });
+  };
+
+  let cpuStart = process.cpuUsage();
+  let cpuWindow: NodeJS.CpuUsage | undefined;
+  const intervalNs = 1e9 / config.rate;
+  await new Promise<void>((resolve) => {
+    let cpuArmed = false;
+    const timer = setInterval(() => {
+      const now = nowNs();
+      if (!cpuArmed && now >= windowStart) {
+        cpuArmed = true;
+        cpuStart = process.cpuUsage();
+      }
+      if (now >= windowEnd) {
+        clearInterval(timer);
+        cpuWindow = process.cpuUsage(cpuStart);
+        resolve();
+        return;
+      }
+      const due = Math.floor((now - start) / intervalNs);
+      while (sent < due) {
+        const lane = lanes[sent % lanes.length];
+        if (lane) sendOne(lane, start + sent * intervalNs);
+        sent++;
+      }
+    }, 1);
+  });
+  for (let waited = 0; pendingInWindow > 0 && waited < config.drainMs; waited += 20) await sleep(20);
+  latencies.sort((a, b) => a - b);
+  lags.sort((a, b) => a - b);
+  const usage = cpuWindow ?? process.cpuUsage(cpuStart);
+  return {
+    mode: "open",
+    sent: sentInWindow,
+    completedInWindow,
+    windowMs: config.measureMs,
+    latencies,
+    lost: pendingInWindow,
+    errors,
+    orderViolations,
+    scheduleLagP99: roundUs(percentileSorted(lags, 99)),
+    scheduleLagMax: roundUs(lags.at(-1) ?? 0),
+    cpuMs: (usage.user + usage.system) / 1000,
+  };
+}
+
+async function main(): Promise<void> {
+  const go = waitForGo();
+  const setupStart = Date.now();
+  const pairs = await setupAll();
+  await post({ type: "ready", setupMs: Date.now() - setupStart, sockets: pairs.length * 2 });
+  await go;
+  let result: WorkerResult;
+  if (config.mode === "closed") result = await closedLoop(pairs);
+  else if (config.mode === "open") result = await openLoop(pairs);
+  else {
+    await new Promise<never>(() => {
+      // Held until the parent says stop (handled in waitForGo) or the lifetime runs out.
+    });
+    return;
+  }
+  await post({ type: "result", result });
+  shutdown(0);
+}
+
+main().catch(async (error: unknown) => {
+  await post({ type: "error", message: error instanceof Error ? error.message : String(error) });
+  shutdown(1);
+});
