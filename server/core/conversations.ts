@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type {
   ActivityInfo,
   ActivityMessage,
@@ -682,7 +681,29 @@ export function isWhisper(message: Message): boolean {
   return message.type === "ChatMessage" && message.tag === "whisper";
 }
 
+/**
+ * What makes a resend the same message: sender, text, tag, correction, recipients, files. A fast 53-bit hash (not a
+ * cryptographic one: it is only compared between messages that share a client id, so a collision would at worst
+ * answer a changed resend as a duplicate instead of `conflict`).
+ */
 function fingerprint(message: Omit<ChatMessage, "seq">): string {
-  const content = [message.from.id, message.text, message.tag, message.replaces ?? "", message.to, message.attachments];
-  return createHash("sha256").update(JSON.stringify(content)).digest("base64url");
+  const recipients = message.to.length === 0 ? "" : JSON.stringify(message.to);
+  const files = message.attachments.length === 0 ? "" : JSON.stringify(message.attachments);
+  return cyrb53(
+    `${message.from.id}\u0000${message.text}\u0000${message.tag}\u0000${message.replaces ?? ""}\u0000${recipients}\u0000${files}`,
+  );
+}
+
+/** cyrb53 (public domain): a fast, well-mixed 53-bit string hash. */
+function cyrb53(text: string): string {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
 }

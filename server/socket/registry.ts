@@ -38,7 +38,9 @@ export class HandlerTable<Context> {
  * most of a gateway's memory): the handlers themselves are shared.
  */
 class SocketDispatcher<Context> {
-  private chain: Promise<void> = Promise.resolve();
+  /** Events waiting behind the one being handled (empty almost always: then an event runs at once). */
+  private readonly queue: (() => Promise<void>)[] = [];
+  private busy = false;
   private tokens: number;
   private at = Date.now();
 
@@ -59,7 +61,17 @@ class SocketDispatcher<Context> {
       return;
     }
     const payload = args.length > (ack ? 1 : 0) ? args[0] : undefined;
-    this.chain = this.chain.then(() => this.run(handler, payload, ack));
+    this.queue.push(() => this.run(handler, payload, ack));
+    if (!this.busy) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.busy = true;
+    try {
+      for (let task = this.queue.shift(); task; task = this.queue.shift()) await task();
+    } finally {
+      this.busy = false;
+    }
   }
 
   /** A token of the socket's bucket; the wait in ms when there is none. */
