@@ -15,7 +15,7 @@ import { ConversationService } from "./core/conversations.js";
 import { ChannelLane } from "./core/channel.js";
 import type { Desk } from "./core/desk.js";
 import { DeskLane } from "./core/desk-outbox.js";
-import { OutboxWorker, type OutboxOptions } from "./core/outbox.js";
+import { OutboxWorker, type LaneHandler, type OutboxOptions } from "./core/outbox.js";
 import { LocalBus } from "./core/local-bus.js";
 import { UrlSigner } from "./core/signed-urls.js";
 import type { Clock } from "./core/ports.js";
@@ -178,28 +178,19 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     leaseMs: config.OUTBOX_LEASE_MS,
   };
   const workers: OutboxWorker[] = [];
-  if (desk) {
+  const lane = (handler: LaneHandler): OutboxWorker => {
     const worker = new OutboxWorker(
       store,
-      new DeskLane(store, desk, core),
+      handler,
       outboxOptions,
-      logger.child({ component: "outbox", lane: "desk" }),
+      logger.child({ component: "outbox", lane: handler.lane }),
       metrics,
     );
-    core.attachDeskOutbox(worker);
     workers.push(worker);
-  }
-  if (rapidPro) {
-    const worker = new OutboxWorker(
-      store,
-      new ChannelLane(store, rapidPro, core),
-      outboxOptions,
-      logger.child({ component: "outbox", lane: "channel" }),
-      metrics,
-    );
-    core.attachChannelOutbox(worker);
-    workers.push(worker);
-  }
+    return worker;
+  };
+  if (desk) core.attachDeskOutbox(lane(new DeskLane(store, desk, core)));
+  if (rapidPro) core.attachChannelOutbox(lane(new ChannelLane(store, rapidPro, core)));
   const mailer =
     config.SMTP_URL === undefined
       ? undefined
