@@ -250,6 +250,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       logger,
       maxTextLength: config.MAX_TEXT_LENGTH,
       initRateLimit: config.INIT_RATE_LIMIT,
+      allowedChannels: config.ALLOWED_CHANNELS,
       emailsPerHour: config.TRANSCRIPT_EMAILS_PER_HOUR,
       observeSmtp: (outcome, seconds) =>
         metrics.adapterLatency.observe({ adapter: "smtp", operation: "send", outcome }, seconds),

@@ -78,6 +78,9 @@ const CoreConfigSchema = z.object({
     .string()
     .default("loopback")
     .describe("Express trust proxy setting: which proxies may set X-Forwarded-For"),
+  ALLOWED_CHANNELS: csv
+    .default([])
+    .describe("channels init accepts, comma-separated (empty: any); stops callers inventing channels nobody serves"),
   DIRECT_CHANNELS: csv
     .default(["web"])
     .describe(

@@ -25,6 +25,8 @@ export interface CustomerRoutesDeps {
   logger: Logger;
   maxTextLength: number;
   initRateLimit: number;
+  /** Channels init accepts; empty: any. */
+  allowedChannels: readonly string[];
   /** E-mailed transcripts per conversation per hour: the address is the customer's word, not verified. */
   emailsPerHour: number;
   observeSmtp: (outcome: "ok" | "error", seconds: number) => void;
@@ -38,6 +40,9 @@ export function customerRoutes(deps: CustomerRoutesDeps): Router {
   router.post("/init", rateLimit({ limit: deps.initRateLimit, windowMs: 60_000 }), async (req, res) => {
     const parsed = InitRequestSchema.safeParse(req.body);
     if (!parsed.success) throw invalidPayload(parsed.error.issues);
+    if (deps.allowedChannels.length > 0 && !deps.allowedChannels.includes(parsed.data.channel)) {
+      throw invalidPayload([{ path: ["channel"], message: `must be one of ${deps.allowedChannels.join(", ")}` }]);
+    }
     const tooLong = Object.entries(parsed.data).filter(
       ([, value]) => typeof value === "string" && value.length > deps.maxTextLength,
     );

@@ -321,3 +321,17 @@ describe("POST /api/customer/init: rate limit", () => {
     expect((await post(body, { "x-forwarded-for": "203.0.113.7" })).status).toBe(200);
   });
 });
+
+describe("POST /api/customer/init: ALLOWED_CHANNELS", () => {
+  const { post } = useGateway({ ALLOWED_CHANNELS: "web,sms" });
+
+  it("accepts the listed channels and refuses invented ones, naming the field", async () => {
+    expect((await post({ firstName: "A", channel: "sms", refId: "+92300" })).status).toBe(200);
+    expectHttpError(
+      await post({ firstName: "A", channel: "made-up", refId: "+92300" }),
+      400,
+      "invalid_payload",
+      "channel",
+    );
+  });
+});
