@@ -66,8 +66,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function connect(apiKey?: string): Promise<Socket> {
-  const socket = io(config.url, {
+async function connect(apiKey?: string, url = config.url): Promise<Socket> {
+  const socket = io(url, {
     transports: ["websocket"],
     forceNew: true,
     reconnection: false,
@@ -125,14 +125,14 @@ async function setupPair(index: number): Promise<Pair> {
       name: init.participant.name,
       token: init.token,
     });
-    const agent = await connect(config.apiKey);
+    const agent = await connect(config.apiKey, config.peerUrl);
     await join(agent, { conversationId: init.conversationId, id: `agent-${index}`, name: "Agent", role: "agent" });
     return { index, conversationId: init.conversationId, customer, agent };
   }
   const conversationId = `b-${index}`;
   const customer = await connect();
   await join(customer, { conversationId, id: `cust-${index}`, name: `Bench P${index}`, refId: email });
-  const agent = await connect();
+  const agent = await connect(undefined, config.peerUrl);
   await join(agent, { conversationId, id: `agent-${index}`, name: "Agent", role: "agent" });
   return { index, conversationId, customer, agent };
 }
@@ -206,7 +206,7 @@ async function closedLoop(pairs: Pair[]): Promise<WorkerResult> {
   const drive = (pair: Pair) => {
     const text = makeText(pair.conversationId);
     let n = 0;
-    let lastAckSeq = 0;
+    const lastAckSeq = new Map<Socket | Pair, number>();
     const lastArrivedSeq = new Map<Socket, number>();
 
     const complete = (flight: Flight) => {
@@ -248,8 +248,9 @@ async function closedLoop(pairs: Pair[]): Promise<WorkerResult> {
           errors++;
           flight.received = true; // it will never arrive: move on
         } else if (typeof ack.seq === "number") {
-          if (ack.seq <= lastAckSeq) orderViolations++;
-          lastAckSeq = ack.seq;
+          const key = config.ackOrderPerSender === true ? from : pair;
+          if (ack.seq <= (lastAckSeq.get(key) ?? 0)) orderViolations++;
+          lastAckSeq.set(key, ack.seq);
         }
         flight.acked = true;
         complete(flight);

@@ -5,7 +5,7 @@
  * Liaison/raw, the issue's targets met or missed) and writes `bench/results/<date>.json` and `.md`.
  *
  * Options: `--quick`, `--rounds N`, `--workers N` (load processes for the relay and latency cases),
- * `--cases relay,latency,idle` (or case ids such as `relay-100`), `--profile` (Liaison runs with `--cpu-prof`, profiles
+ * `--cases relay,latency,idle,cluster` (or case ids such as `relay-100`, `redis-2nodes`), `--profile` (Liaison runs with `--cpu-prof`, profiles
  * in `bench/results/profiles/`), `--targets raw,parity,liaison` (a subset of the servers).
  */
 import { execFileSync } from "node:child_process";
@@ -19,11 +19,14 @@ import {
   cpuTimeMs,
   installCleanup,
   killAll,
+  redisServerPid,
   repoRoot,
   sampleMemory,
   sleep,
+  startRedis,
   startServer,
   startWorker,
+  type RunningRedis,
   type RunningServer,
   type Worker,
 } from "./lib/procs.js";
@@ -43,7 +46,7 @@ const { values: flags } = parseArgs({
 });
 if (flags.help) {
   process.stdout.write(
-    "npm run bench [-- --quick] [--rounds N] [--workers N] [--cases relay,latency,idle|<case id>,...] [--targets ...] [--profile]\n",
+    "npm run bench [-- --quick] [--rounds N] [--workers N] [--cases relay,latency,idle,cluster|<case id>,...] [--targets ...] [--profile]\n",
   );
   process.exit(0);
 }
@@ -88,8 +91,15 @@ interface IdleLevel {
   requested: number;
   conversations: number;
 }
+/** The servers of the two-node case: each is two nodes (fresh, on a fresh Redis prefix) on the bench's own Redis. */
+type ClusterVariant = "parity-2-nodes" | "liaison-classic" | "liaison-sharded";
+const clusterVariants: readonly ClusterVariant[] = ["parity-2-nodes", "liaison-classic", "liaison-sharded"];
+/** A server (or pair of nodes) measured: one of the three targets, or a two-node variant. */
+type ServerName = Target | ClusterVariant;
+
 type CaseSpec =
   | { kind: "relay"; id: string; title: string; pairs: number }
+  | { kind: "cluster"; id: string; title: string; pairs: number }
   | { kind: "latency"; id: string; title: string; pairs: number; rate: number }
   | { kind: "idle"; id: string; title: string; levels: IdleLevel[] };
 
@@ -106,6 +116,9 @@ const allCases: CaseSpec[] = [
   { kind: "relay", id: "relay-1000", title: "relay, 1,000 conns", pairs: 500 },
   { kind: "latency", id: "latency-5k", title: "latency @5k/s, 1,000 conns", pairs: 500, rate: 5_000 },
   { kind: "latency", id: "latency-15k", title: "latency @15k/s, 1,000 conns", pairs: 500, rate: 15_000 },
+  quick
+    ? { kind: "cluster", id: "redis-2nodes", title: "relay, 2 nodes on Redis, 100 conns", pairs: 50 }
+    : { kind: "cluster", id: "redis-2nodes", title: "relay, 2 nodes on Redis, 1,000 conns", pairs: 500 },
   {
     kind: "idle",
     id: "idle",
@@ -118,12 +131,18 @@ const cases = allCases.filter((spec) => !caseFilter || caseFilter.includes(spec.
 type Metrics = Record<string, number>;
 interface RoundResult {
   round: number;
-  target: Target;
+  target: ServerName;
   metrics: Metrics;
   error?: string;
 }
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
+
+/** The second node and the Redis of a two-node measurement. */
+interface Cluster {
+  peer: RunningServer;
+  redis: RunningRedis;
+}
 
 /** Splits `pairs` over `count` workers and starts them. */
 function startWorkers(
@@ -163,13 +182,23 @@ async function readyAll(workers: readonly Worker[], pairs: number): Promise<numb
   return Math.max(...ready.map((message) => message.setupMs));
 }
 
-/** Runs a closed- or open-loop measurement and samples the server's CPU time over the measured window. */
+/**
+ * Runs a closed- or open-loop measurement and samples the server's CPU time over the measured window. With a
+ * `cluster`, customers connect to `server` and agents to `cluster.peer`, and `serverCpuMs` is both nodes'.
+ */
 async function driveLoad(
   server: RunningServer,
   mode: "closed" | "open",
   pairs: number,
   rate: number,
-): Promise<{ results: (ClosedResult | OpenResult)[]; serverCpuMs: number; setupMs: number; windowMs: number }> {
+  cluster?: Cluster,
+): Promise<{
+  results: (ClosedResult | OpenResult)[];
+  serverCpuMs: number;
+  redisCpuMs: number;
+  setupMs: number;
+  windowMs: number;
+}> {
   const warmupMs = mode === "closed" ? timing.relayWarmupMs : timing.latencyWarmupMs;
   const measureMs = mode === "closed" ? timing.relayMeasureMs : timing.latencyMeasureMs;
   const workers = startWorkers(
@@ -182,11 +211,15 @@ async function driveLoad(
       measureMs,
       drainMs: timing.drainMs,
       lifetimeMs: CHILD_LIFETIME_MS,
+      ...(cluster ? { peerUrl: cluster.peer.url, ackOrderPerSender: server.target === "parity" } : {}),
     },
     pairs,
     workersPerLoad,
     rate,
   );
+  const nodes = cluster ? [server, cluster.peer] : [server];
+  const redisPid = cluster ? redisServerPid(cluster.redis) : Number.NaN;
+  const nodesCpuMs = () => sum(nodes.map((node) => cpuTimeMs(node.pid)));
   try {
     const setupMs = await readyAll(workers, pairs);
     for (const worker of workers) worker.send({ type: "go" });
@@ -194,14 +227,20 @@ async function driveLoad(
       workers.map((worker) => worker.next("result", warmupMs + measureMs + timing.drainMs + 20_000)),
     );
     await sleep(warmupMs);
-    const cpuStart = cpuTimeMs(server.pid);
+    const cpuStart = nodesCpuMs();
+    const redisStart = cpuTimeMs(redisPid);
     await sleep(measureMs);
-    const serverCpuMs = cpuTimeMs(server.pid) - cpuStart;
+    const serverCpuMs = nodesCpuMs() - cpuStart;
+    const redisCpuMs = cpuTimeMs(redisPid) - redisStart;
     const done = await results;
-    if (server.exited()) throw new Error(`${server.target} died during the run:\n${server.tail()}`);
+    for (const node of nodes) {
+      if (node.exited()) throw new Error(`${node.target} died during the run:\n${node.tail()}`);
+    }
+    if (cluster?.redis.exited() === true) throw new Error("redis-server died during the run");
     return {
       results: done.map((message) => message.result).filter((result) => result.mode !== "idle"),
       serverCpuMs,
+      redisCpuMs,
       setupMs,
       windowMs: measureMs,
     };
@@ -212,18 +251,21 @@ async function driveLoad(
 
 const sum = (values: readonly number[]) => values.reduce((total, value) => total + value, 0);
 
-async function measureRelay(server: RunningServer, pairs: number): Promise<Metrics> {
-  const { results, serverCpuMs, setupMs, windowMs } = await driveLoad(server, "closed", pairs, 0);
+async function measureRelay(server: RunningServer, pairs: number, cluster?: Cluster): Promise<Metrics> {
+  const { results, serverCpuMs, redisCpuMs, setupMs, windowMs } = await driveLoad(server, "closed", pairs, 0, cluster);
   const closed = results.filter((result): result is ClosedResult => result.mode === "closed");
   const delivered = sum(closed.map((result) => result.delivered));
   const rtt = mergeSorted(closed.map((result) => result.latencies));
+  // Two nodes: the CPU is both nodes' plus Redis's (Liaison's store writes cost Redis CPU too).
+  const costMs = cluster ? serverCpuMs + redisCpuMs : serverCpuMs;
   return {
     msgsPerSec: delivered / (windowMs / 1000),
     rttP50: percentile(rtt, 50),
     rttP99: percentile(rtt, 99),
     serverCpuPct: (serverCpuMs / windowMs) * 100,
-    serverCpuUsPerMsg: delivered > 0 ? (serverCpuMs * 1000) / delivered : Number.NaN,
-    msgsPerCpuSecond: serverCpuMs > 0 ? delivered / (serverCpuMs / 1000) : Number.NaN,
+    ...(cluster ? { redisCpuPct: (redisCpuMs / windowMs) * 100 } : {}),
+    serverCpuUsPerMsg: delivered > 0 ? (costMs * 1000) / delivered : Number.NaN,
+    msgsPerCpuSecond: costMs > 0 ? delivered / (costMs / 1000) : Number.NaN,
     loadCpuPct: (sum(closed.map((result) => result.cpuMs)) / windowMs) * 100,
     errors: sum(closed.map((result) => result.errors)),
     orderViolations: sum(closed.map((result) => result.orderViolations)),
@@ -307,10 +349,13 @@ async function measureIdle(server: RunningServer, levels: readonly IdleLevel[]):
   }
 }
 
-function measure(spec: CaseSpec, server: RunningServer): Promise<Metrics> {
+function measure(spec: CaseSpec, server: RunningServer, cluster?: Cluster): Promise<Metrics> {
   switch (spec.kind) {
     case "relay":
       return measureRelay(server, spec.pairs);
+    case "cluster":
+      if (!cluster) return Promise.reject(new Error(`${spec.id} needs two nodes`));
+      return measureRelay(server, spec.pairs, cluster);
     case "latency":
       return measureLatency(server, spec.pairs, spec.rate);
     case "idle":
@@ -323,6 +368,8 @@ function summary(spec: CaseSpec, metrics: Metrics): string {
   switch (spec.kind) {
     case "relay":
       return `${f("msgsPerSec")} msgs/s, server CPU ${f("serverCpuPct")}% (${f("serverCpuUsPerMsg", 1)} µs/msg), load CPU ${f("loadCpuPct")}%, errors ${f("errors")}, stuck ${f("stuck")}`;
+    case "cluster":
+      return `${f("msgsPerSec")} msgs/s, nodes CPU ${f("serverCpuPct")}%, Redis CPU ${f("redisCpuPct")}% (${f("serverCpuUsPerMsg", 1)} µs/msg in all), load CPU ${f("loadCpuPct")}%, errors ${f("errors")}, out of order ${f("orderViolations")}, stuck ${f("stuck")}`;
     case "latency":
       return `achieved ${f("achieved")}/${f("offered")} msgs/s, p50 ${f("p50", 2)} p99 ${f("p99", 2)} p99.9 ${f("p999", 2)} ms, lost ${f("lost")}, server CPU ${f("serverCpuPct")}%, lag p99 ${f("scheduleLagP99", 1)} ms`;
     case "idle":
@@ -339,7 +386,72 @@ function summary(spec: CaseSpec, metrics: Metrics): string {
 const rotate = <T>(items: readonly T[], by: number): T[] =>
   items.map((_, index) => items[(index + by) % items.length] as T);
 
+/**
+ * Case 4: each measurement starts two fresh nodes of one variant on the bench's own `redis-server` (one for the
+ * whole case, a fresh key prefix per measurement), customers on the first node and agents on the second.
+ */
+async function runClusterCase(spec: CaseSpec & { kind: "cluster" }): Promise<RoundResult[]> {
+  // `--targets parity,liaison` selects the variants built on them; the variants' own names work too.
+  const variants = clusterVariants.filter(
+    (variant) =>
+      !targetFilter ||
+      targetFilter.includes(variant) ||
+      targetFilter.includes(variant === "parity-2-nodes" ? "parity" : "liaison"),
+  );
+  const out: RoundResult[] = [];
+  if (variants.length === 0) return out;
+  const redis = await startRedis(CHILD_LIFETIME_MS);
+  let measurement = 0;
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const variant of rotate(variants, round)) {
+        measurement++;
+        const target: Target = variant === "parity-2-nodes" ? "parity" : "liaison";
+        const env: Record<string, string> = {
+          REDIS_URL: redis.url,
+          REDIS_PREFIX: `bench${measurement}:`,
+          ...(target === "liaison" ? { REDIS_ADAPTER: variant === "liaison-sharded" ? "sharded" : "classic" } : {}),
+        };
+        const startBegan = Date.now();
+        const started = await Promise.allSettled([0, 1].map(() => startServer(target, CHILD_LIFETIME_MS, { env })));
+        let result: RoundResult;
+        try {
+          const [first, second] = started;
+          if (first?.status !== "fulfilled" || second?.status !== "fulfilled") {
+            const failed = started.find((outcome) => outcome.status === "rejected");
+            const reason: unknown = failed?.status === "rejected" ? failed.reason : "not started";
+            throw reason instanceof Error ? reason : new Error(String(reason));
+          }
+          log(
+            `  ${spec.id} round ${round + 1}/${rounds} ${variant}: nodes up in ${formatNumber(Date.now() - startBegan)} ms`,
+          );
+          const began = Date.now();
+          result = { round, target: variant, metrics: await measure(spec, first.value, { peer: second.value, redis }) };
+          result.metrics.elapsedMs = Date.now() - began;
+        } catch (error) {
+          result = {
+            round,
+            target: variant,
+            metrics: {},
+            error: error instanceof Error ? error.message : String(error),
+          };
+        } finally {
+          for (const outcome of started) if (outcome.status === "fulfilled") await outcome.value.stop();
+        }
+        log(
+          `  ${spec.id} round ${round + 1}/${rounds} ${variant} ${result.error ? `ERROR ${result.error}` : `${summary(spec, result.metrics)} [${formatNumber(result.metrics.elapsedMs)} ms]`}`,
+        );
+        out.push(result);
+      }
+    }
+  } finally {
+    await redis.stop();
+  }
+  return out;
+}
+
 async function runCase(spec: CaseSpec): Promise<RoundResult[]> {
+  if (spec.kind === "cluster") return runClusterCase(spec);
   const servers = (spec.kind === "idle" ? (["raw", "liaison"] as const) : targets).filter(
     (target) => !targetFilter || targetFilter.includes(target),
   );
@@ -394,7 +506,7 @@ async function runCase(spec: CaseSpec): Promise<RoundResult[]> {
   return out;
 }
 
-function medians(results: readonly RoundResult[], target: Target): Metrics {
+function medians(results: readonly RoundResult[], target: ServerName): Metrics {
   const mine = results.filter((result) => result.target === target && !result.error);
   const keys = new Set(mine.flatMap((result) => Object.keys(result.metrics)));
   const out: Metrics = {};
@@ -405,8 +517,9 @@ function medians(results: readonly RoundResult[], target: Target): Metrics {
 const throughputTarget: RatioTarget = { against: "parity", op: ">=", ratio: 0.8, stretch: 0.9 };
 const latencyTarget: RatioTarget = { against: "parity", op: "<=", ratio: 2 };
 const memoryTarget: RatioTarget = { against: "raw", op: "<=", ratio: 1.5 };
+const clusterTarget: RatioTarget = { against: "parity", op: ">=", ratio: 0.8, againstLabel: "two-node parity" };
 
-function rowsFor(spec: CaseSpec, byTarget: Partial<Record<Target, Metrics>>): Row[] {
+function rowsFor(spec: CaseSpec, byTarget: Partial<Record<ServerName, Metrics>>): Row[] {
   const pick = (key: string): Partial<Record<Target, number>> => {
     const values: Partial<Record<Target, number>> = {};
     for (const target of targets) {
@@ -428,6 +541,27 @@ function rowsFor(spec: CaseSpec, byTarget: Partial<Record<Target, Metrics>>): Ro
           target: throughputTarget,
         },
       ];
+    case "cluster":
+      // One row per adapter, each against the same two-node parity (in the table's parity column).
+      return (["classic", "sharded"] as const).flatMap((adapter): Row[] => {
+        const liaison = byTarget[`liaison-${adapter}`];
+        const parity = byTarget["parity-2-nodes"];
+        const at = { caseId: `${spec.id}-${adapter}`, caseTitle: `${spec.title}, ${adapter} adapter` };
+        const values = (key: string): Partial<Record<Target, number>> => ({
+          ...(parity?.[key] === undefined ? {} : { parity: parity[key] }),
+          ...(liaison?.[key] === undefined ? {} : { liaison: liaison[key] }),
+        });
+        return [
+          { ...at, metric: "throughput", unit: "msgs/s", values: values("msgsPerSec"), target: clusterTarget },
+          {
+            ...at,
+            metric: "throughput per core (nodes + Redis)",
+            unit: "msgs/CPU-s",
+            values: values("msgsPerCpuSecond"),
+            target: clusterTarget,
+          },
+        ];
+      });
     case "latency":
       return [
         { ...base, metric: "achieved rate", unit: "msgs/s", values: pick("achieved") },
@@ -462,7 +596,6 @@ function rowsFor(spec: CaseSpec, byTarget: Partial<Record<Target, Metrics>>): Ro
 }
 
 const notImplemented = [
-  "case 4: relay across two Liaison nodes on the Redis store + adapter, against two-node parity on the same Redis adapter (target ≥ 0.8× two-node parity)",
   "case 5: the Rocket.Chat desk path (customer → Liaison → fake Rocket.Chat → webhook → Liaison → customer): end-to-end p50/p99 at a fixed rate and the most it sustains",
   "target: no event-loop stall over 100 ms while 10,000 clients reconnect",
 ];
@@ -481,12 +614,12 @@ async function main(): Promise<void> {
   log(
     `bench: ${quick ? "quick" : "full"} run, ${rounds} round(s), ${workersPerLoad} load process(es) per relay/latency run, ${machine.cpus} CPUs, ulimit -n ${fdLimit}`,
   );
-  const caseResults: { spec: CaseSpec; rounds: RoundResult[]; medians: Partial<Record<Target, Metrics>> }[] = [];
+  const caseResults: { spec: CaseSpec; rounds: RoundResult[]; medians: Partial<Record<ServerName, Metrics>> }[] = [];
   for (const spec of cases) {
     log(`${spec.id}: ${spec.title}`);
     const results = await runCase(spec);
-    const byTarget: Partial<Record<Target, Metrics>> = {};
-    for (const target of targets) {
+    const byTarget: Partial<Record<ServerName, Metrics>> = {};
+    for (const target of new Set(results.map((result) => result.target))) {
       if (results.some((result) => result.target === target && !result.error))
         byTarget[target] = medians(results, target);
     }
@@ -494,6 +627,10 @@ async function main(): Promise<void> {
   }
   const rows = caseResults.flatMap(({ spec, medians: byTarget }) => rowsFor(spec, byTarget).map(evaluate));
   const table = markdownTable(rows);
+  const adapters = caseResults.flatMap(({ spec, medians: byTarget }) =>
+    spec.kind === "cluster" ? [betterAdapter(byTarget)] : [],
+  );
+  for (const line of adapters) log(`bench: ${line}`);
   const durationS = Math.round((Date.now() - startedAt.getTime()) / 1000);
   process.stdout.write(`\n${table}\n\n`);
 
@@ -516,11 +653,27 @@ async function main(): Promise<void> {
       medians: byTarget,
     })),
     rows,
+    adapters,
     notImplemented,
   };
   writeFileSync(join(directory, `${date}.json`), `${JSON.stringify(json, null, 2)}\n`);
   writeFileSync(join(directory, `${date}.md`), markdownReport(rows, table, machine, date, durationS, caseResults));
   log(`bench: wrote bench/results/${date}.json and bench/results/${date}.md (${durationS} s)`);
+}
+
+/** Issue 5: "compare [the Redis adapter] with the sharded variant in the bench and keep the better". */
+function betterAdapter(byTarget: Partial<Record<ServerName, Metrics>>): string {
+  const classic = byTarget["liaison-classic"]?.msgsPerSec;
+  const sharded = byTarget["liaison-sharded"]?.msgsPerSec;
+  if (classic === undefined || sharded === undefined) return "adapters: not both measured";
+  const [better, worse, high, low] =
+    sharded > classic ? ["sharded", "classic", sharded, classic] : ["classic", "sharded", classic, sharded];
+  return (
+    `the ${better} Redis adapter did better: ${formatNumber(high)} msgs/s against ${formatNumber(low)} with the ${worse} ` +
+    `one (${(high / low).toFixed(2)}×` +
+    (Math.abs(high / low - 1) < 0.05 ? ", within this machine's noise" : "") +
+    ")"
+  );
 }
 
 function markdownReport(
@@ -529,11 +682,11 @@ function markdownReport(
   machine: { cpus: number; cpuModel: string; totalMemoryGB: number; node: string; fileDescriptorLimit: number },
   date: string,
   durationS: number,
-  caseResults: readonly { spec: CaseSpec; rounds: RoundResult[]; medians: Partial<Record<Target, Metrics>> }[],
+  caseResults: readonly { spec: CaseSpec; rounds: RoundResult[]; medians: Partial<Record<ServerName, Metrics>> }[],
 ): string {
   // Where the load generator used (nearly) a whole core, the server's throughput is a floor, not its ceiling.
   const saturated = caseResults.flatMap(({ spec, medians: byTarget }) =>
-    targets
+    (Object.keys(byTarget) as ServerName[])
       .filter((target) => (byTarget[target]?.loadCpuPct ?? 0) >= 90)
       .map(
         (target) =>
@@ -601,6 +754,9 @@ function markdownReport(
     ...(missed.length > 0 ? missed.map(bullet) : ["- none"]),
     ...(unmeasured.length > 0 ? ["", `Not measured (${unmeasured.length}):`, "", ...unmeasured.map(bullet)] : []),
     ...fdBound,
+    ...caseResults
+      .filter(({ spec }) => spec.kind === "cluster")
+      .flatMap(({ spec, medians: byTarget }) => ["", `${spec.title}: ${betterAdapter(byTarget)}.`]),
     "",
     "## Not yet implemented",
     "",
@@ -637,6 +793,12 @@ function markdownReport(
       "raw holds the same sockets (two per conversation, each in its room). The largest level is capped by `ulimit -n` (two server descriptors per conversation). " +
       "RSS at 1,000 conversations is dominated by the allocator's first arenas and moves by ±50% between runs; the heap figures and the larger levels are the stable ones.",
     "- Server CPU is read from `/proc/<pid>/stat` over the measured window; *throughput per server core* is messages delivered per CPU-second the server used.",
+    "- Two nodes on Redis: the bench starts its own `redis-server` (127.0.0.1, free port, no persistence) for the case; each measurement starts two fresh nodes " +
+      "of one variant with `REDIS_URL` and a fresh `REDIS_PREFIX`: **parity-2-nodes** (parity with `@socket.io/redis-adapter`, classic pub/sub, " +
+      "`messageArrived` sent with `io.to(room).except(sender)` so it crosses nodes through the adapter; `seq` kept in the memory of the node that received the send, " +
+      "so acks are checked for order per sending socket; no store), **liaison-classic** and **liaison-sharded** (Liaison on the Redis store, `REDIS_ADAPTER=classic` or `sharded`). " +
+      "Every customer socket (and `init`) is on the first node and its agent on the second, so every message crosses nodes; closed loop as in the relay case. " +
+      "The Liaison/parity column compares each adapter with the same two-node parity; *throughput per core* counts both nodes' CPU and Redis's.",
     "",
   ].join("\n");
 }

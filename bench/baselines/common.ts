@@ -8,7 +8,7 @@ import type { MemorySample } from "../lib/types.js";
  * Socket.IO 4 server with the same settings Liaison uses (default path, no client bundle). `attach` adds the
  * baseline's own event handlers.
  */
-export function startBaseline(name: string, attach: (io: Server) => void): void {
+export function startBaseline(name: string, attach: (io: Server) => void, setup?: (io: Server) => void): void {
   const port = Number(process.env.PORT ?? "0");
   const host = process.env.HOST ?? "127.0.0.1";
   const http = createServer((req, res) => {
@@ -23,6 +23,7 @@ export function startBaseline(name: string, attach: (io: Server) => void): void 
     }
   });
   const io = new Server(http, { serveClient: false, maxHttpBufferSize: 2 * 1_048_576 });
+  setup?.(io);
   attach(io);
   http.listen(port, host, () => {
     const address = http.address();

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { MemorySample, ParentMessage, Target, WorkerConfig, WorkerMessage } from "./types.js";
@@ -102,7 +102,7 @@ export const benchApiKey = API_KEY;
 export async function startServer(
   target: Target,
   lifetimeMs: number,
-  options: { nodeArgs?: readonly string[]; gracefulStop?: boolean } = {},
+  options: { nodeArgs?: readonly string[]; gracefulStop?: boolean; env?: Readonly<Record<string, string>> } = {},
 ): Promise<RunningServer> {
   const port = await freePort();
   const script = target === "liaison" ? "server/main.ts" : `bench/baselines/${target}.ts`;
@@ -127,6 +127,8 @@ export async function startServer(
       delete env[name];
     }
   }
+  // The two-node case: `REDIS_URL` and friends, given explicitly.
+  Object.assign(env, options.env ?? {});
   const child = track(
     spawn(process.execPath, [...(options.nodeArgs ?? []), "--expose-gc", "--import", "tsx", "--import", hook, script], {
       cwd: repoRoot,
@@ -175,6 +177,84 @@ export async function startServer(
   }
   await server.stop();
   throw new Error(`${target} was not ready within 30 s:\n${server.tail()}`);
+}
+
+export interface RunningRedis {
+  pid: number;
+  url: string;
+  exited(): boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * A `redis-server` of the benchmark's own on a free port of 127.0.0.1, without persistence, tracked like every
+ * other child (killed with its process group) and bounded by `timeout` to `lifetimeMs` should this process vanish.
+ * Ready once it answers `PING` (checked over a raw socket, no client library).
+ */
+export async function startRedis(lifetimeMs: number): Promise<RunningRedis> {
+  const port = await freePort();
+  const child = track(
+    spawn(
+      "timeout",
+      [
+        "-s",
+        "KILL",
+        String(Math.ceil(lifetimeMs / 1000)),
+        "redis-server",
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+      ],
+      { cwd: repoRoot, detached: true, stdio: ["ignore", "ignore", "pipe"] },
+    ),
+  );
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  const redis: RunningRedis = {
+    pid: child.pid ?? -1,
+    url: `redis://127.0.0.1:${port}`,
+    exited,
+    async stop() {
+      if (exited()) return;
+      const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      killGroup(child);
+      await Promise.race([gone, sleep(5_000)]);
+    },
+  };
+  const ping = () =>
+    new Promise<boolean>((resolve) => {
+      const socket = connect(port, "127.0.0.1");
+      const done = (ok: boolean) => {
+        socket.destroy();
+        resolve(ok);
+      };
+      socket.setTimeout(1_000, () => done(false));
+      socket.once("error", () => done(false));
+      socket.once("connect", () => socket.write("PING\r\n"));
+      socket.once("data", (chunk: Buffer) => done(chunk.toString("utf8").startsWith("+PONG")));
+    });
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (exited()) throw new Error("redis-server exited while starting (is it on PATH?)");
+    if (await ping()) return redis;
+    await sleep(50);
+  }
+  await redis.stop();
+  throw new Error("redis-server was not ready within 10 s");
+}
+
+/** The redis-server process itself (the child is `timeout`, its parent), for its CPU time; NaN if not found. */
+export function redisServerPid(redis: RunningRedis): number {
+  try {
+    const children = readFileSync(`/proc/${redis.pid}/task/${redis.pid}/children`, "utf8").trim().split(" ");
+    return Number(children[0]) || Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /** CPU time (user + system) a process has used, in milliseconds, from /proc (Linux); NaN elsewhere. */

@@ -6,6 +6,8 @@ export interface RatioTarget {
   op: ">=" | "<=";
   ratio: number;
   stretch?: number;
+  /** How the baseline is named in the target, when not just `against` (e.g. "two-node parity"). */
+  againstLabel?: string;
 }
 
 export interface Row {
@@ -57,7 +59,7 @@ const formatRatio = (value: number | undefined): string =>
 export function describeTarget(target: RatioTarget | undefined): string {
   if (!target) return "";
   const stretch = target.stretch === undefined ? "" : ` (stretch ${target.stretch}×)`;
-  return `${target.op === ">=" ? "≥" : "≤"} ${target.ratio}× ${target.against}${stretch}`;
+  return `${target.op === ">=" ? "≥" : "≤"} ${target.ratio}× ${target.againstLabel ?? target.against}${stretch}`;
 }
 
 function verdict(row: Row): string {

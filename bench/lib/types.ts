@@ -10,6 +10,16 @@ export interface WorkerConfig {
   worker: number;
   target: Target;
   url: string;
+  /**
+   * Two nodes: the agent sockets connect here (the customers and `init` go to `url`), so every message crosses
+   * nodes. Unset: one server.
+   */
+  peerUrl?: string;
+  /**
+   * Check the acks' `seq` order per sending socket instead of per conversation (two-node parity: each node
+   * numbers the messages it receives, in its own memory).
+   */
+  ackOrderPerSender?: boolean;
   apiKey: string;
   mode: LoadMode;
   /** Conversations (customer + agent socket each) this worker sets up. */
