@@ -7,6 +7,8 @@
  *   is sent once the peer received it (and, for parity and Liaison, the sender has its `{ ok: true }` ack);
  * - `open`: messages at a fixed rate, round robin over all its sockets, each timed send → receive (hrtime);
  * - `idle`: holds the conversations until told to stop.
+ * With `desk` (the Rocket.Chat desk case), only customers: each waits until the desk's agent has joined, and in
+ * `open` mode each customer message is timed from its send to the agent's `re: <text>` reply reaching the customer.
  * Every wait is bounded; the worker exits on its own after `lifetimeMs` or when its parent goes away.
  */
 import { randomUUID } from "node:crypto";
@@ -41,8 +43,22 @@ interface Pair {
   index: number;
   conversationId: string;
   customer: Socket;
-  agent: Socket;
+  /** Absent in the desk case (the agent is Rocket.Chat's). */
+  agent?: Socket;
 }
+
+function agentOf(pair: Pair): Socket {
+  if (!pair.agent) throw new Error("no agent socket in the desk case");
+  return pair.agent;
+}
+
+interface ActivityArrived {
+  type?: unknown;
+  activityType?: unknown;
+  info?: { role?: unknown };
+}
+const isAgentJoin = (message: ActivityArrived): boolean =>
+  message.type === "ActivityMessage" && message.activityType === "participantJoined" && message.info?.role === "agent";
 
 interface Ack {
   ok?: boolean;
@@ -87,18 +103,20 @@ async function connect(apiKey?: string, url = config.url): Promise<Socket> {
 }
 
 /** Joins and, for Liaison, waits for the `conversationInfo` that follows the ack (the session is then live). */
-async function join(socket: Socket, payload: Record<string, unknown>): Promise<void> {
+async function join(socket: Socket, payload: Record<string, unknown>): Promise<{ messages?: ActivityArrived[] }> {
   const info =
     config.target === "liaison"
       ? withTimeout(
-          new Promise<void>((resolve) => socket.once("conversationInfo", () => resolve())),
+          new Promise<{ messages?: ActivityArrived[] }>((resolve) =>
+            socket.once("conversationInfo", (value: { messages?: ActivityArrived[] }) => resolve(value)),
+          ),
           STEP_TIMEOUT_MS,
           "conversationInfo",
         )
-      : Promise.resolve();
+      : Promise.resolve({});
   const ack = (await socket.timeout(STEP_TIMEOUT_MS).emitWithAck("joinConversation", payload)) as Ack;
   if (ack.ok !== true) throw new Error(`joinConversation refused: ${JSON.stringify(ack)}`);
-  await info;
+  return info;
 }
 
 interface InitAnswer {
@@ -119,12 +137,25 @@ async function setupPair(index: number): Promise<Pair> {
     if (!response.ok) throw new Error(`init answered ${response.status}: ${await response.text()}`);
     const init = (await response.json()) as InitAnswer;
     const customer = await connect();
-    await join(customer, {
+    let agentJoined: () => void = () => undefined;
+    const joined = new Promise<void>((resolve) => (agentJoined = resolve));
+    const onArrived = (message: ActivityArrived) => {
+      if (isAgentJoin(message)) agentJoined();
+    };
+    if (config.desk === true) customer.on("messageArrived", onArrived);
+    const info = await join(customer, {
       conversationId: init.conversationId,
       id: init.participant.id,
       name: init.participant.name,
       token: init.token,
     });
+    if (config.desk === true) {
+      // The hand-off: Liaison opens the Rocket.Chat room, the fake assigns its agent, the webhook brings the join.
+      if (info.messages?.some(isAgentJoin) === true) agentJoined();
+      await withTimeout(joined, STEP_TIMEOUT_MS, "the desk agent's join");
+      customer.off("messageArrived", onArrived);
+      return { index, conversationId: init.conversationId, customer };
+    }
     const agent = await connect(config.apiKey, config.peerUrl);
     await join(agent, { conversationId: init.conversationId, id: `agent-${index}`, name: "Agent", role: "agent" });
     return { index, conversationId: init.conversationId, customer, agent };
@@ -231,10 +262,11 @@ async function closedLoop(pairs: Pair[]): Promise<WorkerResult> {
       complete(flight);
     };
     pair.customer.on("messageArrived", onArrived(pair.customer));
-    pair.agent.on("messageArrived", onArrived(pair.agent));
+    const agent = agentOf(pair);
+    agent.on("messageArrived", onArrived(agent));
 
     const send = () => {
-      const from = n % 2 === 0 ? pair.customer : pair.agent;
+      const from = n % 2 === 0 ? pair.customer : agent;
       const id = randomUUID();
       const flight: Flight = { id, sentNs: nowNs(), received: false, acked: !needsAck };
       inFlight.set(pair.index, flight);
@@ -280,6 +312,14 @@ async function closedLoop(pairs: Pair[]): Promise<WorkerResult> {
   };
 }
 
+const DESK_REPLY = "re: ";
+/** The id of the customer message a desk reply answers (`re: <uuid> …`), or undefined. */
+function deskReplyOf(message: Arrived & { text?: unknown }): string | undefined {
+  const text = message.text;
+  if (typeof text !== "string" || !text.startsWith(DESK_REPLY)) return undefined;
+  return text.slice(DESK_REPLY.length, DESK_REPLY.length + 36);
+}
+
 async function openLoop(pairs: Pair[]): Promise<WorkerResult> {
   interface Lane {
     pair: Pair;
@@ -297,7 +337,7 @@ async function openLoop(pairs: Pair[]): Promise<WorkerResult> {
   for (const pair of pairs) {
     const text = makeText(pair.conversationId);
     lanes.push({ pair, from: pair.customer, text, lastAckSeq: 0 });
-    lanes.push({ pair, from: pair.agent, text, lastAckSeq: 0 });
+    if (config.desk !== true) lanes.push({ pair, from: agentOf(pair), text, lastAckSeq: 0 });
   }
   const flights = new Map<string, Flight>();
   let errors = 0;
@@ -324,18 +364,21 @@ async function openLoop(pairs: Pair[]): Promise<WorkerResult> {
     }
   };
   for (const pair of pairs) {
-    for (const receiver of [pair.customer, pair.agent]) {
+    for (const receiver of config.desk === true ? [pair.customer] : [pair.customer, agentOf(pair)]) {
       let lastSeq = 0;
       receiver.on("messageArrived", (message: Arrived) => {
         if (message.type !== "ChatMessage" || typeof message.id !== "string") return;
-        const flight = flights.get(message.id);
+        // Desk case: the agent's reply `re: <id> <text>` completes the customer message `<id>`.
+        const key = config.desk === true ? deskReplyOf(message) : message.id;
+        if (key === undefined) return;
+        const flight = flights.get(key);
         if (!flight || flight.receivedNs !== 0) return;
         flight.receivedNs = nowNs();
         if (typeof message.seq === "number") {
           if (message.seq <= lastSeq) orderViolations++;
           lastSeq = message.seq;
         }
-        finish(message.id, flight);
+        finish(key, flight);
       });
     }
   }
@@ -351,7 +394,8 @@ async function openLoop(pairs: Pair[]): Promise<WorkerResult> {
       pendingInWindow++;
       lags.push((sentNs - scheduledNs) / NS_PER_MS);
     }
-    const payload = { type: "ChatMessage", conversationId: lane.pair.conversationId, id, text: lane.text };
+    const text = config.desk === true ? `${id} ${lane.text}` : lane.text;
+    const payload = { type: "ChatMessage", conversationId: lane.pair.conversationId, id, text };
     if (!needsAck) {
       lane.from.emit("sendMessage", payload);
       return;

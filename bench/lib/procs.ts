@@ -102,7 +102,13 @@ export const benchApiKey = API_KEY;
 export async function startServer(
   target: Target,
   lifetimeMs: number,
-  options: { nodeArgs?: readonly string[]; gracefulStop?: boolean; env?: Readonly<Record<string, string>> } = {},
+  options: {
+    nodeArgs?: readonly string[];
+    gracefulStop?: boolean;
+    env?: Readonly<Record<string, string>>;
+    /** Sets `PUBLIC_URL` to the server's own URL (the desk case: the fake Rocket.Chat posts its webhook there). */
+    publicUrl?: boolean;
+  } = {},
 ): Promise<RunningServer> {
   const port = await freePort();
   const script = target === "liaison" ? "server/main.ts" : `bench/baselines/${target}.ts`;
@@ -129,6 +135,7 @@ export async function startServer(
   }
   // The two-node case: `REDIS_URL` and friends, given explicitly.
   Object.assign(env, options.env ?? {});
+  if (options.publicUrl === true) env.PUBLIC_URL = `http://127.0.0.1:${port}`;
   const child = track(
     spawn(process.execPath, [...(options.nodeArgs ?? []), "--expose-gc", "--import", "tsx", "--import", hook, script], {
       cwd: repoRoot,
@@ -177,6 +184,81 @@ export async function startServer(
   }
   await server.stop();
   throw new Error(`${target} was not ready within 30 s:\n${server.tail()}`);
+}
+
+export interface RunningFakeRocketChat {
+  pid: number;
+  url: string;
+  exited(): boolean;
+  /** Points the fake's webhook at `url` (resolves once set). */
+  setWebhookUrl(url: string): Promise<void>;
+  /** Agent answers sent, answers that failed, webhook deliveries not answered 200 (so far). */
+  stats(): Promise<{ answered: number; failed: number; failedDeliveries: number }>;
+  stop(): Promise<void>;
+}
+
+/** The fake Rocket.Chat of the desk case (`bench/rocketchat-fake.ts`) in its own process, tracked like the rest. */
+export async function startFakeRocketChatProcess(lifetimeMs: number): Promise<RunningFakeRocketChat> {
+  const child = track(
+    spawn(process.execPath, ["--import", "tsx", "bench/rocketchat-fake.ts"], {
+      cwd: repoRoot,
+      env: { ...process.env, BENCH_LIFETIME_MS: String(lifetimeMs), NODE_ENV: "production" },
+      detached: true,
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    }),
+  );
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  const next = <T>(type: string, timeoutMs: number): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const onMessage = (raw: unknown) => {
+        if ((raw as { type?: string }).type !== type) return;
+        finish();
+        resolve(raw as T);
+      };
+      const onExit = () => {
+        finish();
+        reject(new Error(`the fake Rocket.Chat exited before "${type}"`));
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`the fake Rocket.Chat: no "${type}" within ${Math.round(timeoutMs / 1000)} s`));
+      }, timeoutMs);
+      const finish = () => {
+        clearTimeout(timer);
+        child.off("message", onMessage);
+        child.off("exit", onExit);
+      };
+      child.on("message", onMessage);
+      child.once("exit", onExit);
+    });
+  const stop = async () => {
+    if (exited()) return;
+    const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    killGroup(child);
+    await Promise.race([gone, sleep(5_000)]);
+  };
+  try {
+    const { url } = await next<{ url: string }>("ready", 30_000);
+    return {
+      pid: child.pid ?? -1,
+      url,
+      exited,
+      async setWebhookUrl(webhook) {
+        const set = next("webhook-set", 5_000);
+        child.send({ type: "webhook", url: webhook });
+        await set;
+      },
+      stats() {
+        const answer = next<{ answered: number; failed: number; failedDeliveries: number }>("stats", 5_000);
+        child.send({ type: "stats" });
+        return answer;
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }
 
 export interface RunningRedis {

@@ -22,6 +22,11 @@ export interface WorkerConfig {
   ackOrderPerSender?: boolean;
   apiKey: string;
   mode: LoadMode;
+  /**
+   * The Rocket.Chat desk case (Liaison only, `open` mode): customers only, no agent sockets; each waits for the desk
+   * agent to join, and each customer message is timed until the agent's `re: <text>` reply reaches that customer.
+   */
+  desk?: boolean;
   /** Conversations (customer + agent socket each) this worker sets up. */
   pairs: number;
   /** Added to the pair index so names stay unique across workers. */
