@@ -2,10 +2,10 @@ import { createServer, connect as tcpConnect, type AddressInfo, type Socket as T
 import { Redis } from "ioredis";
 import type { Socket } from "socket.io-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { ConversationInfo, InitResponse, Message } from "../../protocol/index.js";
+import type { ConversationInfo, Message } from "../../protocol/index.js";
 import { TEST_API_KEY } from "../helpers/app.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
-import { collectMessages, connect, nextEvent, postJson, request } from "../helpers/socket.js";
+import { collectMessages, connect, nextEvent, request, webCustomer } from "../helpers/socket.js";
 import { DEFAULT_FAKE_USER, startFakeRocketChat, type FakeRocketChat } from "../fakes/rocketchat/index.js";
 import { startNode, type GatewayNode } from "./cluster-helpers.js";
 
@@ -31,20 +31,9 @@ async function open(node: GatewayNode, apiKey?: string): Promise<Socket> {
 }
 
 async function customer(node: GatewayNode) {
-  const init = (
-    await postJson(`${node.url}/api/customer/init`, { firstName: "Sara", channel: "web", email: "s@example.org" })
-  ).body as InitResponse;
-  const socket = await open(node);
-  const inbox = collectMessages(socket);
-  const info = nextEvent<ConversationInfo>(socket, "conversationInfo");
-  await request(socket, "joinConversation", {
-    conversationId: init.conversationId,
-    id: init.participant.id,
-    name: "Sara",
-    token: init.token,
-  });
-  inbox.messages.unshift(...(await info).messages);
-  return { init, socket, inbox };
+  const started = await webCustomer(node.url);
+  sockets.push(started.socket);
+  return started;
 }
 
 describe("three nodes on one Redis behave like one", () => {

@@ -2,7 +2,14 @@ import type { Socket } from "socket.io-client";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ActivityOf, ChatMessage, ConversationInfo, InitResponse, Message } from "../../protocol/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
-import { collectMessages, connect, nextEvent, postJson, request } from "../helpers/socket.js";
+import {
+  collectMessages,
+  connect,
+  nextEvent,
+  postJson,
+  request,
+  webCustomer as startWebCustomer,
+} from "../helpers/socket.js";
 import {
   DEFAULT_FAKE_USER,
   startFakeRocketChat,
@@ -42,35 +49,13 @@ async function open(gateway: TestApp, apiKey?: string): Promise<Socket> {
   return socket;
 }
 
-/** A web customer who started a conversation and joined it. */
+/** A web customer who started a conversation and joined it (closed after the test). */
 async function webCustomer(gateway: TestApp, body: Record<string, string> = {}) {
-  const init = (
-    await postJson(`${gateway.url}/api/customer/init`, {
-      firstName: "Sara",
-      lastName: "Khan",
-      channel: "web",
-      email: "sara@example.org",
-      ...body,
-    })
-  ).body as InitResponse;
-  const socket = await open(gateway);
-  const inbox = collectMessages(socket);
-  const info = nextEvent<ConversationInfo>(socket, "conversationInfo");
-  await request(socket, "joinConversation", {
-    conversationId: init.conversationId,
-    id: init.participant.id,
-    name: "Sara",
-    token: init.token,
+  const customer = await startWebCustomer(gateway.url, body);
+  cleanups.push(() => {
+    customer.socket.close();
   });
-  // What the customer sees: the history the join brought, then everything live.
-  inbox.messages.unshift(...(await info).messages);
-  const send = (text: string, extra: Record<string, unknown> = {}) =>
-    request<{ ok: boolean; seq?: number }>(socket, "sendMessage", {
-      conversationId: init.conversationId,
-      text,
-      ...extra,
-    });
-  return { init, socket, inbox, send };
+  return customer;
 }
 
 const rid = async (gateway: TestApp, conversationId: string): Promise<string> => {

@@ -1,5 +1,5 @@
 import { io, type Socket } from "socket.io-client";
-import type { Message } from "../../protocol/index.js";
+import type { ConversationInfo, InitResponse, Message } from "../../protocol/index.js";
 
 export const EVENT_TIMEOUT_MS = 5_000;
 
@@ -100,4 +100,37 @@ export async function postJson(
     // not JSON: return the text
   }
   return { status: response.status, headers: response.headers, body: parsed };
+}
+
+/**
+ * A web customer who started a conversation (`POST /api/customer/init`) and joined it with its token. `inbox` holds
+ * what the customer sees: the history the join brought, then every live message. The caller closes `socket`.
+ */
+export async function webCustomer(url: string, body: Record<string, string> = {}) {
+  const init = (
+    await postJson(`${url}/api/customer/init`, {
+      firstName: "Sara",
+      lastName: "Khan",
+      channel: "web",
+      email: "sara@example.org",
+      ...body,
+    })
+  ).body as InitResponse;
+  const socket = await connect(url);
+  const inbox = collectMessages(socket);
+  const info = nextEvent<ConversationInfo>(socket, "conversationInfo");
+  await request(socket, "joinConversation", {
+    conversationId: init.conversationId,
+    id: init.participant.id,
+    name: "Sara",
+    token: init.token,
+  });
+  inbox.messages.unshift(...(await info).messages);
+  const send = (text: string, extra: Record<string, unknown> = {}) =>
+    request<{ ok: boolean; seq?: number }>(socket, "sendMessage", {
+      conversationId: init.conversationId,
+      text,
+      ...extra,
+    });
+  return { init, socket, inbox, send };
 }
