@@ -198,13 +198,28 @@ function percentileSorted(sorted: number[], p: number): number {
 
 const roundUs = (ms: number): number => Math.round(ms * 1000) / 1000;
 
-function waitForGo(): Promise<void> {
+/** `go`s from the parent not yet taken (the count mode takes one per batch). */
+let goes = 0;
+let onGo: (() => void) | undefined;
+process.on("message", (raw: unknown) => {
+  const message = raw as ParentMessage;
+  if (message.type === "go") {
+    goes++;
+    onGo?.();
+  }
+  if (message.type === "stop") shutdown(0);
+});
+
+function nextGo(): Promise<void> {
   return new Promise((resolve) => {
-    process.on("message", (raw: unknown) => {
-      const message = raw as ParentMessage;
-      if (message.type === "go") resolve();
-      if (message.type === "stop") shutdown(0);
-    });
+    const take = () => {
+      if (goes === 0) return;
+      goes--;
+      onGo = undefined;
+      resolve();
+    };
+    onGo = take;
+    take();
   });
 }
 
@@ -216,10 +231,19 @@ function shutdown(code: number): void {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function closedLoop(pairs: Pair[]): Promise<WorkerResult> {
+/**
+ * One message in flight per pair until the window closes, or, with `perPair` (the count mode), until each pair has
+ * sent `perPair` messages (every one counted, no warm-up).
+ */
+async function closedLoop(pairs: Pair[], perPair?: number): Promise<WorkerResult> {
   const start = nowNs();
-  const windowStart = start + config.warmupMs * NS_PER_MS;
-  const windowEnd = windowStart + config.measureMs * NS_PER_MS;
+  const counted = perPair !== undefined;
+  const windowStart = counted ? start : start + config.warmupMs * NS_PER_MS;
+  const windowEnd = counted ? Number.POSITIVE_INFINITY : windowStart + config.measureMs * NS_PER_MS;
+  let unfinished = pairs.length;
+  let allFinished: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => (allFinished = resolve));
+  const cleanups: (() => void)[] = [];
   let running = true;
   let delivered = 0;
   let errors = 0;
@@ -249,7 +273,8 @@ async function closedLoop(pairs: Pair[]): Promise<WorkerResult> {
         latencies.push(roundUs((done - flight.sentNs) / NS_PER_MS));
       }
       n++;
-      if (running) send();
+      if (running && (perPair === undefined || n < perPair)) send();
+      else if (--unfinished === 0) allFinished();
     };
     const onArrived = (receiver: Socket) => (message: Arrived) => {
       const flight = inFlight.get(pair.index);
@@ -261,9 +286,15 @@ async function closedLoop(pairs: Pair[]): Promise<WorkerResult> {
       flight.received = true;
       complete(flight);
     };
-    pair.customer.on("messageArrived", onArrived(pair.customer));
     const agent = agentOf(pair);
-    agent.on("messageArrived", onArrived(agent));
+    const toCustomer = onArrived(pair.customer);
+    const toAgent = onArrived(agent);
+    pair.customer.on("messageArrived", toCustomer);
+    agent.on("messageArrived", toAgent);
+    cleanups.push(() => {
+      pair.customer.off("messageArrived", toCustomer);
+      agent.off("messageArrived", toAgent);
+    });
 
     const send = () => {
       const from = n % 2 === 0 ? pair.customer : agent;
@@ -292,18 +323,26 @@ async function closedLoop(pairs: Pair[]): Promise<WorkerResult> {
   };
 
   for (const pair of pairs) drive(pair);
-  await sleep(config.warmupMs);
-  const cpuStart = process.cpuUsage();
-  await sleep(config.measureMs);
-  const cpuWindow = process.cpuUsage(cpuStart);
-  running = false;
-  // Let the last messages land (bounded) so the sockets close cleanly.
-  for (let waited = 0; inFlight.size > 0 && waited < 2_000; waited += 50) await sleep(50);
+  let cpuWindow: NodeJS.CpuUsage;
+  if (counted) {
+    const cpuStart = process.cpuUsage();
+    await finished;
+    cpuWindow = process.cpuUsage(cpuStart);
+  } else {
+    await sleep(config.warmupMs);
+    const cpuStart = process.cpuUsage();
+    await sleep(config.measureMs);
+    cpuWindow = process.cpuUsage(cpuStart);
+    running = false;
+    // Let the last messages land (bounded) so the sockets close cleanly.
+    for (let waited = 0; inFlight.size > 0 && waited < 2_000; waited += 50) await sleep(50);
+  }
+  for (const cleanup of cleanups) cleanup();
   latencies.sort((a, b) => a - b);
   return {
     mode: "closed",
     delivered,
-    windowMs: config.measureMs,
+    windowMs: counted ? (nowNs() - start) / NS_PER_MS : config.measureMs,
     latencies,
     errors,
     orderViolations,
@@ -458,11 +497,17 @@ async function openLoop(pairs: Pair[]): Promise<WorkerResult> {
 }
 
 async function main(): Promise<void> {
-  const go = waitForGo();
   const setupStart = Date.now();
   const pairs = await setupAll();
   await post({ type: "ready", setupMs: Date.now() - setupStart, sockets: pairs.length * 2 });
-  await go;
+  if (config.messagesPerPair !== undefined) {
+    // The count mode: one batch per `go`, each answered with its result, until `stop`.
+    for (;;) {
+      await nextGo();
+      await post({ type: "result", result: await closedLoop(pairs, config.messagesPerPair) });
+    }
+  }
+  await nextGo();
   let result: WorkerResult;
   if (config.mode === "closed") result = await closedLoop(pairs);
   else if (config.mode === "open") result = await openLoop(pairs);

@@ -5,8 +5,8 @@
  * Liaison/raw, the issue's targets met or missed) and writes `bench/results/<date>.json` and `.md`.
  *
  * Options: `--quick`, `--rounds N`, `--workers N` (load processes for the relay and latency cases),
- * `--cases relay,latency,idle,cluster` (or case ids such as `relay-100`, `redis-2nodes`), `--profile` (Liaison runs with `--cpu-prof`, profiles
- * in `bench/results/profiles/`), `--targets raw,parity,liaison` (a subset of the servers).
+ * `--cases relay,latency,idle,cluster` (or case ids such as `relay-100`, `redis-2nodes`), `--profile` (every server runs with `--cpu-prof`, profiles
+ * in `bench/results/profiles/<target>/`), `--targets raw,parity,liaison` (a subset of the servers).
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -17,6 +17,7 @@ import { evaluate, markdownTable, describeTarget, formatNumber, type RatioTarget
 import {
   benchApiKey,
   cpuTimeMs,
+  cpuTimesMs,
   installCleanup,
   killAll,
   redisServerPid,
@@ -41,13 +42,14 @@ const { values: flags } = parseArgs({
     workers: { type: "string" },
     cases: { type: "string" },
     profile: { type: "boolean", default: false },
+    "heap-profile": { type: "boolean", default: false },
     targets: { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
 if (flags.help) {
   process.stdout.write(
-    "npm run bench [-- --quick] [--rounds N] [--workers N] [--cases relay,latency,idle,cluster|<case id>,...] [--targets ...] [--profile]\n",
+    "npm run bench [-- --quick] [--rounds N] [--workers N] [--cases relay,latency,idle,cluster|<case id>,...] [--targets ...] [--profile] [--heap-profile]\n",
   );
   process.exit(0);
 }
@@ -212,6 +214,8 @@ async function driveLoad(
 ): Promise<{
   results: (ClosedResult | OpenResult)[];
   serverCpuMs: number;
+  /** The part of `serverCpuMs` spent in the kernel (socket reads and writes, mostly). */
+  serverSystemMs: number;
   redisCpuMs: number;
   setupMs: number;
   windowMs: number;
@@ -238,6 +242,7 @@ async function driveLoad(
   const nodes = cluster ? [server, cluster.peer] : [server];
   const redisPid = cluster ? redisServerPid(cluster.redis) : Number.NaN;
   const nodesCpuMs = () => sum(nodes.map((node) => cpuTimeMs(node.pid)));
+  const nodesSystemMs = () => sum(nodes.map((node) => cpuTimesMs(node.pid).system));
   try {
     const setupMs = await readyAll(workers, pairs);
     for (const worker of workers) worker.send({ type: "go" });
@@ -246,9 +251,11 @@ async function driveLoad(
     );
     await sleep(warmupMs);
     const cpuStart = nodesCpuMs();
+    const systemStart = nodesSystemMs();
     const redisStart = cpuTimeMs(redisPid);
     await sleep(measureMs);
     const serverCpuMs = nodesCpuMs() - cpuStart;
+    const serverSystemMs = nodesSystemMs() - systemStart;
     const redisCpuMs = cpuTimeMs(redisPid) - redisStart;
     const done = await results;
     for (const node of nodes) {
@@ -258,6 +265,7 @@ async function driveLoad(
     return {
       results: done.map((message) => message.result).filter((result) => result.mode !== "idle"),
       serverCpuMs,
+      serverSystemMs,
       redisCpuMs,
       setupMs,
       windowMs: measureMs,
@@ -270,7 +278,13 @@ async function driveLoad(
 const sum = (values: readonly number[]) => values.reduce((total, value) => total + value, 0);
 
 async function measureRelay(server: RunningServer, pairs: number, cluster?: Cluster): Promise<Metrics> {
-  const { results, serverCpuMs, redisCpuMs, setupMs, windowMs } = await driveLoad(server, "closed", pairs, 0, cluster);
+  const { results, serverCpuMs, serverSystemMs, redisCpuMs, setupMs, windowMs } = await driveLoad(
+    server,
+    "closed",
+    pairs,
+    0,
+    cluster,
+  );
   const closed = results.filter((result): result is ClosedResult => result.mode === "closed");
   const delivered = sum(closed.map((result) => result.delivered));
   const rtt = mergeSorted(closed.map((result) => result.latencies));
@@ -283,6 +297,7 @@ async function measureRelay(server: RunningServer, pairs: number, cluster?: Clus
     serverCpuPct: (serverCpuMs / windowMs) * 100,
     ...(cluster ? { redisCpuPct: (redisCpuMs / windowMs) * 100 } : {}),
     serverCpuUsPerMsg: delivered > 0 ? (costMs * 1000) / delivered : Number.NaN,
+    serverKernelUsPerMsg: delivered > 0 ? (serverSystemMs * 1000) / delivered : Number.NaN,
     msgsPerCpuSecond: costMs > 0 ? delivered / (costMs / 1000) : Number.NaN,
     loadCpuPct: (sum(closed.map((result) => result.cpuMs)) / windowMs) * 100,
     errors: sum(closed.map((result) => result.errors)),
@@ -394,7 +409,7 @@ function summary(spec: CaseSpec, metrics: Metrics): string {
   const f = (key: string, digits = 0) => formatNumber(metrics[key], digits);
   switch (spec.kind) {
     case "relay":
-      return `${f("msgsPerSec")} msgs/s, server CPU ${f("serverCpuPct")}% (${f("serverCpuUsPerMsg", 1)} µs/msg), load CPU ${f("loadCpuPct")}%, errors ${f("errors")}, stuck ${f("stuck")}`;
+      return `${f("msgsPerSec")} msgs/s, server CPU ${f("serverCpuPct")}% (${f("serverCpuUsPerMsg", 1)} µs/msg, kernel ${f("serverKernelUsPerMsg", 1)}), load CPU ${f("loadCpuPct")}%, errors ${f("errors")}, stuck ${f("stuck")}`;
     case "cluster":
       return `${f("msgsPerSec")} msgs/s, nodes CPU ${f("serverCpuPct")}%, Redis CPU ${f("redisCpuPct")}% (${f("serverCpuUsPerMsg", 1)} µs/msg in all), load CPU ${f("loadCpuPct")}%, errors ${f("errors")}, out of order ${f("orderViolations")}, stuck ${f("stuck")}`;
     case "latency":
@@ -531,6 +546,15 @@ async function runDeskCase(spec: CaseSpec & { kind: "desk" }): Promise<RoundResu
   return out;
 }
 
+/** `--profile`: a CPU profile of each server; `--heap-profile`: sampled allocations by stack (what feeds the GC). */
+function profilerArgs(target: string): string[] {
+  const dir = join(repoRoot, "bench", "results", "profiles", target);
+  return [
+    ...(flags.profile === true ? ["--cpu-prof", "--cpu-prof-interval=200", `--cpu-prof-dir=${dir}`] : []),
+    ...(flags["heap-profile"] === true ? ["--heap-prof", `--heap-prof-dir=${dir}`, "--heap-prof-interval=32768"] : []),
+  ];
+}
+
 async function runCase(spec: CaseSpec): Promise<RoundResult[]> {
   if (spec.kind === "cluster") return runClusterCase(spec);
   if (spec.kind === "desk") return runDeskCase(spec);
@@ -548,9 +572,9 @@ async function runCase(spec: CaseSpec): Promise<RoundResult[]> {
         startServer(
           target,
           CHILD_LIFETIME_MS,
-          flags.profile === true && target === "liaison"
+          flags.profile === true || flags["heap-profile"] === true
             ? {
-                nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${join(repoRoot, "bench", "results", "profiles")}`],
+                nodeArgs: profilerArgs(target),
                 gracefulStop: true,
               }
             : {},

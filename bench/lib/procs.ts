@@ -108,6 +108,10 @@ export async function startServer(
     env?: Readonly<Record<string, string>>;
     /** Sets `PUBLIC_URL` to the server's own URL (the desk case: the fake Rocket.Chat posts its webhook there). */
     publicUrl?: boolean;
+    /** A program that runs node (e.g. `valgrind --tool=callgrind …`): the server is `launcher… node …`. */
+    launcher?: readonly string[];
+    /** How long the server may take to answer `/ready` (default 30 s). */
+    readyTimeoutMs?: number;
   } = {},
 ): Promise<RunningServer> {
   const port = await freePort();
@@ -137,12 +141,25 @@ export async function startServer(
   Object.assign(env, options.env ?? {});
   if (options.publicUrl === true) env.PUBLIC_URL = `http://127.0.0.1:${port}`;
   const child = track(
-    spawn(process.execPath, [...(options.nodeArgs ?? []), "--expose-gc", "--import", "tsx", "--import", hook, script], {
-      cwd: repoRoot,
-      env,
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    }),
+    spawn(
+      options.launcher?.[0] ?? process.execPath,
+      [
+        ...(options.launcher ? [...options.launcher.slice(1), process.execPath] : []),
+        ...(options.nodeArgs ?? []),
+        "--expose-gc",
+        "--import",
+        "tsx",
+        "--import",
+        hook,
+        script,
+      ],
+      {
+        cwd: repoRoot,
+        env,
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    ),
   );
   const lines: string[] = [];
   const keep = (chunk: Buffer) => {
@@ -170,7 +187,8 @@ export async function startServer(
       await Promise.race([gone, sleep(5_000)]);
     },
   };
-  const deadline = Date.now() + 30_000;
+  const readyMs = options.readyTimeoutMs ?? 30_000;
+  const deadline = Date.now() + readyMs;
   while (Date.now() < deadline) {
     if (server.exited()) throw new Error(`${target} exited while starting:\n${server.tail()}`);
     try {
@@ -183,7 +201,7 @@ export async function startServer(
     await sleep(100);
   }
   await server.stop();
-  throw new Error(`${target} was not ready within 30 s:\n${server.tail()}`);
+  throw new Error(`${target} was not ready within ${Math.round(readyMs / 1000)} s:\n${server.tail()}`);
 }
 
 export interface RunningFakeRocketChat {
@@ -341,14 +359,20 @@ export function redisServerPid(redis: RunningRedis): number {
 
 /** CPU time (user + system) a process has used, in milliseconds, from /proc (Linux); NaN elsewhere. */
 export function cpuTimeMs(pid: number): number {
+  const { user, system } = cpuTimesMs(pid);
+  return user + system;
+}
+
+/** A process's CPU time split into user and kernel (system) time, in milliseconds, from /proc (Linux). */
+export function cpuTimesMs(pid: number): { user: number; system: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     // After the name: state is field 3, utime 14 and stime 15 (1-based), i.e. indexes 11 and 12 here.
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+    // USER_HZ is 100 on Linux.
+    return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 };
   } catch {
-    return Number.NaN;
+    return { user: Number.NaN, system: Number.NaN };
   }
 }
 

@@ -42,6 +42,11 @@ export interface WorkerConfig {
   drainMs: number;
   /** The worker exits on its own after this, whatever happens. */
   lifetimeMs: number;
+  /**
+   * The count mode (closed loop, `bench/instructions.ts`): each `go` runs one batch in which every pair sends this
+   * many messages, answered by a result; no time window.
+   */
+  messagesPerPair?: number;
 }
 
 export interface ClosedResult {
