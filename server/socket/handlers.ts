@@ -49,7 +49,7 @@ export interface SocketContext extends SocketDeps {
 /** Who is acting on `conversation` from this socket, or why it may not. */
 function actorFor(context: SocketContext, conversation: Conversation): Actor {
   const session = context.state.sessions.get(conversation.id);
-  if (session) return { ...session.member, socketId: context.socket.id };
+  if (session) return session.actor;
   if (context.state.principal.kind !== "apiKey") {
     throw new GatewayError("unauthorized", "Join the conversation with its token first.");
   }
@@ -87,11 +87,12 @@ export const registerConnector = defineHandler({
       return Promise.reject(new GatewayError("conflict", `This socket is registered for ${current.channel} already.`));
     }
     const connector = { id: payload.id, name: payload.name, channel: payload.channel };
-    if (current) return Promise.resolve({ connector: current });
+    if (current) return Promise.resolve({ ok: true, connector: current });
     context.state.connector = connector;
     const { socket } = context;
     context.log.info({ channel: connector.channel }, "connector registered");
     return Promise.resolve({
+      ok: true,
       connector,
       // After the ack has gone out, so the connector sees its registration before its first delivery.
       [AFTER_ACK]: () => {
@@ -130,7 +131,7 @@ export const joinConversation = defineHandler({
     const previous = context.state.sessions.get(conversation.id);
     if (previous) release(context, previous, false);
     const registeredHere = context.state.connector?.channel === conversation.channel;
-    const session = new Session(conversation.id, member, context.socket, {
+    const session = new Session(conversation, member, context.socket, {
       seesWhispers: seesWhispers(member.role),
       live: !(member.role === "connector" && registeredHere && context.core.isConnectorChannel(conversation.channel)),
       readFrom: (afterSeq) => context.store.read(conversation.id, afterSeq),
@@ -154,6 +155,7 @@ export const joinConversation = defineHandler({
         role: member.role as ConversationInfo["role"],
       };
       return {
+        ok: true,
         [AFTER_ACK]: () => {
           try {
             context.socket.emit("conversationInfo", info);
@@ -184,22 +186,19 @@ export const sendMessage = defineHandler({
   event: "sendMessage",
   schema: SendMessageSchema,
   async handle(context: SocketContext, payload) {
-    const conversation = await context.core.get(payload.conversationId);
-    const actor = actorFor(context, conversation);
+    // A joined socket sends with what its session knows of the conversation (the fields a send reads never change
+    // after init; whether it is still open is checked by the store as it appends): no read before the write.
+    const session = context.state.sessions.get(payload.conversationId);
     if (payload.type === "ActivityMessage") {
-      const typing = context.core.typing(conversation, actor, payload.info.state, payload.id);
-      return { id: typing.id, timestamp: typing.timestamp };
+      // Typing is not recorded: its only check of the conversation's state is this fresh read.
+      const current = await context.core.get(payload.conversationId);
+      const typing = context.core.typing(current, actorFor(context, current), payload.info.state, payload.id);
+      return { ok: true, id: typing.id, timestamp: typing.timestamp };
     }
-    const input = {
-      text: payload.text,
-      attachments: payload.attachments,
-      to: payload.to,
-      tag: payload.tag,
-      ...(payload.id === undefined ? {} : { id: payload.id }),
-      ...(payload.replaces === undefined ? {} : { replaces: payload.replaces }),
-    };
-    const { message } = await context.core.send(conversation, actor, input);
-    return { id: message.id, seq: message.seq, timestamp: message.timestamp };
+    const conversation = session ? session.conversation : await context.core.get(payload.conversationId);
+    const actor = session ? session.actor : actorFor(context, conversation);
+    const { message } = await context.core.send(conversation, actor, payload);
+    return { ok: true, id: message.id, seq: message.seq, timestamp: message.timestamp };
   },
 });
 
@@ -210,7 +209,7 @@ export const endConversation = defineHandler({
     const conversation = await context.core.get(payload.conversationId);
     const actor = actorFor(context, conversation);
     const { alreadyEnded } = await context.core.end(conversation, actor, payload.reason ?? `ended by ${actor.role}`);
-    return alreadyEnded ? { alreadyEnded } : {};
+    return alreadyEnded ? { ok: true, alreadyEnded } : { ok: true };
   },
 });
 
@@ -225,7 +224,7 @@ export const leaveConversation = defineHandler({
     if (context.clusterPresence) await context.socket.leave(presenceRoom(payload.conversationId, session.member));
     const conversation = await context.core.get(payload.conversationId);
     await context.core.left(conversation, { ...session.member, socketId: context.socket.id });
-    return {};
+    return { ok: true };
   },
 });
 

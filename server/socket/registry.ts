@@ -7,9 +7,10 @@ import type { AppSocket } from "./types.js";
 /** A handler may return this key with work to do right after its ack has been sent (e.g. `conversationInfo`). */
 export const AFTER_ACK = Symbol("afterAck");
 
-export type HandlerResult = Record<string, unknown> & { [AFTER_ACK]?: () => void };
+/** The success ack itself (sent as it is: no copy on the message path), plus optional work after it. */
+export type HandlerResult = { ok: true } & Record<string, unknown> & { [AFTER_ACK]?: () => void };
 
-/** A handler: receives validated input only, returns the ack's success fields or throws a GatewayError. */
+/** A handler: receives validated input only, returns its success ack or throws a GatewayError. */
 export interface EventHandler<Schema extends z.ZodType, Context> {
   event: string;
   schema: Schema;
@@ -61,13 +62,19 @@ class SocketDispatcher<Context> {
       return;
     }
     const payload = args.length > (ack ? 1 : 0) ? args[0] : undefined;
-    this.queue.push(() => this.run(handler, payload, ack));
-    if (!this.busy) void this.drain();
+    if (this.busy) this.queue.push(() => this.run(handler, payload, ack));
+    else void this.runThenDrain(handler, payload, ack);
   }
 
-  private async drain(): Promise<void> {
+  /** Runs an event at once (the usual case: nothing queued), then whatever queued up behind it. */
+  private async runThenDrain(
+    handler: EventHandler<z.ZodType, Context>,
+    payload: unknown,
+    ack: Ack | undefined,
+  ): Promise<void> {
     this.busy = true;
     try {
+      await this.run(handler, payload, ack);
       for (let task = this.queue.shift(); task; task = this.queue.shift()) await task();
     } finally {
       this.busy = false;
@@ -101,9 +108,10 @@ class SocketDispatcher<Context> {
       }
       const parsed = handler.schema.safeParse(payload);
       if (!parsed.success) throw invalidPayload(parsed.error.issues);
-      const { [AFTER_ACK]: afterAck, ...fields } = await handler.handle(this.context, parsed.data);
-      after = afterAck;
-      response = { ok: true, ...fields };
+      const result = await handler.handle(this.context, parsed.data);
+      after = result[AFTER_ACK];
+      if (after !== undefined) delete result[AFTER_ACK];
+      response = result;
     } catch (error) {
       if (error instanceof GatewayError) {
         response = { ok: false, error: error.toInfo() };

@@ -1,5 +1,6 @@
 import type { Member, Message, StoredMessage } from "../../protocol/index.js";
-import { isWhisper } from "../core/conversations.js";
+import type { Conversation } from "../core/conversation.js";
+import { isWhisper, type Actor } from "../core/conversations.js";
 import type { Published } from "../core/ports.js";
 
 /** What a session needs of its socket. */
@@ -24,9 +25,13 @@ export class Session {
   private readonly pending = new Map<number, Published>();
   private gapTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  readonly conversationId: string;
+  /** Who acts through this session: made once, used by every send. */
+  readonly actor: Actor;
 
   constructor(
-    readonly conversationId: string,
+    /** The conversation as it was when the socket joined: only its fields that never change after init are used. */
+    readonly conversation: Conversation,
     readonly member: Member,
     private readonly socket: SessionSocket,
     private readonly options: {
@@ -36,7 +41,10 @@ export class Session {
       readFrom: (afterSeq: number) => Promise<StoredMessage[]>;
       onError: (error: unknown) => void;
     },
-  ) {}
+  ) {
+    this.conversationId = conversation.id;
+    this.actor = { ...member, socketId: socket.id };
+  }
 
   /** The socket has its history up to `lastSeq`: release what arrived meanwhile and go live. */
   ready(lastSeq: number): void {

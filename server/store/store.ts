@@ -1,7 +1,10 @@
 import type { ConversationState, Message, StoredMessage } from "../../protocol/index.js";
 import type { Conversation } from "../core/conversation.js";
 
-/** A message before the store gives it its `seq`. */
+/**
+ * A message before the store gives it its `seq`. `append` and `init` take their drafts over (the memory store
+ * keeps the object itself as the stored message): a caller does not change a draft after handing it in.
+ */
 export type MessageDraft = Omit<Message, "seq">;
 
 /** Fields a state change may set together with it. */
@@ -10,9 +13,9 @@ export type ConversationPatch = Partial<Pick<Conversation, "agent" | "endedAt" |
 export interface AppendOptions {
   /**
    * Idempotency: when a message with this id is already in the conversation, nothing is appended and the stored
-   * message is returned (`duplicate`), or `conflict` when `fingerprint` differs.
+   * message is returned (`duplicate`); whether the resend says the same is for the caller to compare.
    */
-  dedupe?: { id: string; fingerprint: string };
+  dedupe?: { id: string };
   /** Refuse (status `ended`) when the conversation has ended. */
   requireOpen?: boolean;
   /**
@@ -73,7 +76,6 @@ export interface OutboxItem {
 export type AppendResult =
   | { status: "appended"; message: StoredMessage; conversation: Conversation }
   | { status: "duplicate"; message: StoredMessage }
-  | { status: "conflict"; message: StoredMessage }
   | { status: "skipped"; conversation: Conversation }
   | { status: "ended"; conversation: Conversation }
   | { status: "not_found" };

@@ -575,6 +575,17 @@ describe("idempotent resend", () => {
       }),
       "conflict",
     );
+    // The same text to other recipients: still a different message.
+    expectError(
+      await send(sara.socket, {
+        type: "ChatMessage",
+        conversationId: conversation.conversationId,
+        id: "resend-2",
+        text: "original",
+        to: [{ id: "agent-9", name: "Someone" }],
+      }),
+      "conflict",
+    );
     await marker(sara, "marker", agent);
     expect(chatTexts(agent.messages)).toEqual(["original", "marker"]);
   });

@@ -1,10 +1,23 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ActivityMessage, ChatMessage, Member, Message, StoredMessage } from "../../protocol/index.js";
+import type { Conversation } from "../../server/core/conversation.js";
 import type { Published } from "../../server/core/ports.js";
 import { GAP_FILL_MS, Session, type SessionSocket } from "../../server/socket/session.js";
 
 const CONVERSATION = "c_session";
 const SOCKET_ID = "sock-self";
+const conversationRecord: Conversation = {
+  id: CONVERSATION,
+  token: "t",
+  channel: "web",
+  customer: { id: "p_1", name: "Sara Khan", firstName: "Sara" },
+  subject: "",
+  language: "en",
+  state: "active",
+  desk: { desk: "socket", ids: {} },
+  requestId: "r_1",
+  createdAt: "2026-11-21T10:00:00.000Z",
+};
 const agentMember: Member = { id: "agent-17", name: "Ali", role: "agent" };
 const customerMember: Member = { id: "p_1", name: "Sara Khan", role: "customer" };
 
@@ -74,7 +87,7 @@ function harness(
   const log = options.log ?? [];
   const readFrom = vi.fn((afterSeq: number) => Promise.resolve(log.filter((message) => message.seq > afterSeq)));
   const onError = vi.fn<(error: unknown) => void>();
-  const session = new Session(CONVERSATION, options.member ?? agentMember, socket, {
+  const session = new Session(conversationRecord, options.member ?? agentMember, socket, {
     seesWhispers: options.seesWhispers ?? true,
     live: options.live ?? true,
     readFrom,

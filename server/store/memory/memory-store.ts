@@ -17,8 +17,8 @@ import { connectorOrderingKey } from "../store.js";
 interface Row {
   conversation: Conversation;
   messages: StoredMessage[];
-  /** message id → seq and content fingerprint (for idempotent resends). */
-  ids: Map<string, { seq: number; fingerprint: string | undefined }>;
+  /** message id → seq (for idempotent resends). */
+  ids: Map<string, number>;
   /** Flags that are set (absent = false). */
   flags: Set<string>;
   outbox: Record<OutboxLane, OutboxItem[]>;
@@ -83,7 +83,7 @@ export class MemoryStore implements ConversationStore {
       this.openByChannelRef.set(channelRefKey(keys.channelRef.channel, keys.channelRef.refId), conversation.id);
       this.latestByChannelRef.set(channelRefKey(keys.channelRef.channel, keys.channelRef.refId), conversation.id);
     }
-    for (const draft of firstMessages) this.push(row, draft, undefined, options?.connectorChannel);
+    for (const draft of firstMessages) this.push(row, draft, options?.connectorChannel);
     if (options?.openDesk) row.outbox.desk.push({ id: "open", kind: "open", attempts: 0, notBefore: 0 });
     if (options?.deskNote !== undefined) {
       row.outbox.desk.push({ id: "note", kind: "note", text: options.deskNote, attempts: 0, notBefore: 0 });
@@ -115,10 +115,8 @@ export class MemoryStore implements ConversationStore {
 
     if (options.dedupe) {
       const seen = row.ids.get(options.dedupe.id);
-      if (seen) {
-        const message = row.messages[seen.seq - 1] as StoredMessage;
-        const same = seen.fingerprint === options.dedupe.fingerprint;
-        return Promise.resolve({ status: same ? "duplicate" : "conflict", message });
+      if (seen !== undefined) {
+        return Promise.resolve({ status: "duplicate", message: row.messages[seen - 1] as StoredMessage });
       }
     }
     if (options.requireOpen && conversation.state === "ended") {
@@ -145,7 +143,7 @@ export class MemoryStore implements ConversationStore {
         if (this.openByChannelRef.get(key) === conversation.id) this.openByChannelRef.delete(key);
       }
     }
-    const message = this.push(row, draft, options.dedupe?.fingerprint, options.connectorChannel);
+    const message = this.push(row, draft, options.connectorChannel);
     for (const request of options.outbox ?? []) {
       const lane = row.outbox[request.lane];
       if (request.kind === "message") {
@@ -183,7 +181,7 @@ export class MemoryStore implements ConversationStore {
     this.assertOpen();
     const row = this.rows.get(conversationId);
     const seen = row?.ids.get(messageId);
-    return Promise.resolve(seen && row ? row.messages[seen.seq - 1] : undefined);
+    return Promise.resolve(seen !== undefined && row ? row.messages[seen - 1] : undefined);
   }
 
   enqueueConnector(channel: string, entry: ConnectorEntry): Promise<{ entry: ConnectorEntry; created: boolean }> {
@@ -330,15 +328,15 @@ export class MemoryStore implements ConversationStore {
     return Promise.resolve();
   }
 
-  private push(
-    row: Row,
-    draft: MessageDraft,
-    fingerprint: string | undefined,
-    connectorChannel?: string,
-  ): StoredMessage {
-    const message = { ...draft, seq: row.messages.length + 1 } as StoredMessage;
+  /**
+   * The draft itself becomes the stored message (given its `seq` in place): no copy per message, and a draft made
+   * with a `seq` placeholder keeps its shape, so every message of a kind shares one hidden class.
+   */
+  private push(row: Row, draft: MessageDraft, connectorChannel?: string): StoredMessage {
+    const message = draft as StoredMessage;
+    message.seq = row.messages.length + 1;
     row.messages.push(message);
-    row.ids.set(message.id, { seq: message.seq, fingerprint });
+    row.ids.set(message.id, message.seq);
     if (connectorChannel !== undefined) {
       const entry = { id: `${row.conversation.id}:${message.seq}`, message, enqueuedAt: message.timestamp };
       this.queue(connectorChannel).set(entry.id, entry);

@@ -37,12 +37,12 @@ local function ob_push(lane, id, item)
   redis.call('RPUSH', key, cjson.encode(item))
   if redis.call('LLEN', key) == 1 then redis.call('ZADD', P .. 'due:' .. lane, item.notBefore, id) end
 end
-local function push_message(id, draft, seqHint, fingerprint, messageId, timestamp, connectorChannel)
+local function push_message(id, draft, messageId, timestamp, connectorChannel)
   local logkey = P .. 'log:' .. id
   local seq = redis.call('LLEN', logkey) + 1
   local msg = string.sub(draft, 1, -2) .. ',"seq":' .. seq .. '}'
   redis.call('RPUSH', logkey, msg)
-  redis.call('HSET', P .. 'ids:' .. id, messageId, seq .. '\\t' .. (fingerprint or ''))
+  redis.call('HSET', P .. 'ids:' .. id, messageId, seq)
   if connectorChannel then
     local entryId = id .. ':' .. seq
     cq_push(connectorChannel, entryId, id,
@@ -79,7 +79,7 @@ redis.call('HINCRBY', P .. 'states', conv.state, 1)
 local i = 3
 while ARGV[i] do
   local meta = cjson.decode(ARGV[i + 1])
-  push_message(id, ARGV[i], nil, nil, meta.id, meta.timestamp, o.connectorChannel)
+  push_message(id, ARGV[i], meta.id, meta.timestamp, o.connectorChannel)
   i = i + 2
 end
 if o.openDesk then ob_push('desk', id, { id = 'open', kind = 'open', attempts = 0, notBefore = 0 }) end
@@ -100,10 +100,8 @@ local logkey = P .. 'log:' .. id
 if o.dedupe then
   local seen = redis.call('HGET', P .. 'ids:' .. id, o.dedupe.id)
   if seen then
-    local tab = string.find(seen, '\\t', 1, true)
-    local msg = redis.call('LINDEX', logkey, tonumber(string.sub(seen, 1, tab - 1)) - 1)
-    if string.sub(seen, tab + 1) == o.dedupe.fingerprint then return '{"status":"duplicate","message":' .. msg .. '}' end
-    return '{"status":"conflict","message":' .. msg .. '}'
+    local msg = redis.call('LINDEX', logkey, tonumber(string.match(seen, '^%d+')) - 1)
+    return '{"status":"duplicate","message":' .. msg .. '}'
   end
 end
 if o.requireOpen and conv.state == 'ended' then return '{"status":"ended","conversation":' .. raw .. '}' end
@@ -146,7 +144,7 @@ if t and applies and not blocked then
   out = cjson.encode(conv)
   redis.call('SET', ckey, out)
 end
-local seq, msg = push_message(id, draft, nil, o.dedupe and o.dedupe.fingerprint, o.messageId, o.timestamp, o.connectorChannel)
+local seq, msg = push_message(id, draft, o.messageId, o.timestamp, o.connectorChannel)
 for _, r in ipairs(o.outbox or {}) do
   local key = P .. 'ob:' .. r.lane .. ':' .. id
   if r.kind == 'message' then
