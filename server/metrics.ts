@@ -6,9 +6,11 @@ import type { CoreMetrics } from "./core/ports.js";
 const MAX_CHANNEL_LABELS = 50;
 
 export class Metrics implements CoreMetrics {
-  private readonly channels = new Set<string>();
-  /** Labelled children, looked up once: `inc({ labels })` hashes the labels on every message. */
-  private readonly messagesInChildren = new Map<string, { inc(): void }>();
+  /**
+   * Messages in by channel and role not yet added to the counter: the message path only bumps a number, and the
+   * counter takes them when it is collected (prom-client hashes the labels on every `inc`, even a child's).
+   */
+  private readonly pendingIn = new Map<string, Map<Role, number>>();
   readonly registry = new Registry();
   readonly sockets = new Gauge({
     name: "liaison_connected_sockets",
@@ -20,6 +22,15 @@ export class Metrics implements CoreMetrics {
     help: "Chat messages recorded, by channel and sender role",
     labelNames: ["channel", "role"],
     registers: [this.registry],
+    collect: () => {
+      for (const [channel, byRole] of this.pendingIn) {
+        for (const [role, count] of byRole) {
+          if (count === 0) continue;
+          this.messagesIn.inc({ channel, role }, count);
+          byRole.set(role, 0);
+        }
+      }
+    },
   });
   private readonly deliveredTotal = new Counter({
     name: "liaison_messages_out_total",
@@ -62,18 +73,14 @@ export class Metrics implements CoreMetrics {
   }
 
   messageIn(channel: string, role: Role): void {
-    // Channel names come from clients: past a few dozen distinct ones they share one series.
-    if (!this.channels.has(channel)) {
-      if (this.channels.size >= MAX_CHANNEL_LABELS) channel = "other";
-      else this.channels.add(channel);
+    let byRole = this.pendingIn.get(channel);
+    if (!byRole) {
+      // Channel names come from clients: past a few dozen distinct ones they share one series.
+      const label = this.pendingIn.size >= MAX_CHANNEL_LABELS ? "other" : channel;
+      byRole = this.pendingIn.get(label) ?? new Map<Role, number>();
+      this.pendingIn.set(label, byRole);
     }
-    const key = `${channel}\u0000${role}`;
-    let child = this.messagesInChildren.get(key);
-    if (!child) {
-      child = this.messagesIn.labels({ channel, role });
-      this.messagesInChildren.set(key, child);
-    }
-    child.inc();
+    byRole.set(role, (byRole.get(role) ?? 0) + 1);
   }
 
   delivered(destination: string): void {

@@ -47,6 +47,8 @@ export interface ConversationServiceOptions {
 /** Who performs an action: a participant in a role, plus the socket it came from (excluded from the echo). */
 export interface Actor extends Member {
   socketId?: string;
+  /** `{ id, name }` made once for all this actor's messages (a session keeps one): no new object per message. */
+  participant?: Participant;
 }
 
 /** A chat message as a client asks to send it. */
@@ -74,6 +76,7 @@ export const systemParticipant: Participant = Object.freeze({ id: "system", name
 export class ConversationService implements DeskEffects, ChannelEffects {
   private deskSignal: (conversationId: string) => void = () => undefined;
   private channelSignal: (conversationId: string) => void = () => undefined;
+  private readonly customerParticipants = new WeakMap<Conversation, Participant>();
 
   constructor(
     private readonly store: ConversationStore,
@@ -259,7 +262,7 @@ export class ConversationService implements DeskEffects, ChannelEffects {
       input.id ?? newMessageId(),
       conversation.id,
       this.clock().toISOString(),
-      fromCustomer ? this.customerParticipant(conversation) : { id: actor.id, name: actor.name },
+      fromCustomer ? this.customerParticipant(conversation) : (actor.participant ?? { id: actor.id, name: actor.name }),
       input,
       this.customerAccount(conversation),
     );
@@ -662,8 +665,14 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     } as MessageDraft & ActivityMessage;
   }
 
+  /** The customer as a message's `from`: one frozen object per conversation record, shared by its messages. */
   private customerParticipant(conversation: Conversation): Participant {
-    return { id: conversation.customer.id, name: conversation.customer.name };
+    let participant = this.customerParticipants.get(conversation);
+    if (!participant) {
+      participant = Object.freeze({ id: conversation.customer.id, name: conversation.customer.name });
+      this.customerParticipants.set(conversation, participant);
+    }
+    return participant;
   }
 
   /** The customer's account on the channel (their phone for SMS): the `refId` connectors deliver to. */
@@ -675,6 +684,9 @@ export class ConversationService implements DeskEffects, ChannelEffects {
 export function isWhisper(message: Message): boolean {
   return message.type === "ChatMessage" && message.tag === "whisper";
 }
+
+const NO_PARTICIPANTS: Participant[] = Object.freeze([]) as unknown as Participant[];
+const NO_ATTACHMENTS: ChatMessage["attachments"] = Object.freeze([]) as unknown as ChatMessage["attachments"];
 
 /**
  * A chat message draft, always in one shape: every field present (`refId` and `replaces` possibly undefined, which
@@ -695,9 +707,10 @@ function chatDraft(
     conversationId,
     timestamp,
     from,
-    to: content.to,
+    // Most messages have neither: the stored log shares one empty array instead of keeping two per message.
+    to: content.to.length === 0 ? NO_PARTICIPANTS : content.to,
     text: content.text,
-    attachments: content.attachments,
+    attachments: content.attachments.length === 0 ? NO_ATTACHMENTS : content.attachments,
     tag: content.tag,
     refId,
     replaces: content.replaces,

@@ -43,7 +43,7 @@ export class Session {
     },
   ) {
     this.conversationId = conversation.id;
-    this.actor = { ...member, socketId: socket.id };
+    this.actor = { ...member, socketId: socket.id, participant: Object.freeze({ id: member.id, name: member.name }) };
   }
 
   /** The socket has its history up to `lastSeq`: release what arrived meanwhile and go live. */
