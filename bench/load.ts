@@ -45,6 +45,10 @@ interface Pair {
   customer: Socket;
   /** Absent in the desk case (the agent is Rocket.Chat's). */
   agent?: Socket;
+  /** What each socket sent to join (a reconnect joins again with it, plus `since`). */
+  joins: Map<Socket, Record<string, unknown>>;
+  /** The last `seq` the pair's sockets saw in their history. */
+  lastSeq: number;
 }
 
 function agentOf(pair: Pair): Socket {
@@ -54,6 +58,7 @@ function agentOf(pair: Pair): Socket {
 
 interface ActivityArrived {
   type?: unknown;
+  seq?: unknown;
   activityType?: unknown;
   info?: { role?: unknown };
 }
@@ -125,8 +130,17 @@ interface InitAnswer {
   token: string;
 }
 
+/** The highest `seq` in a `conversationInfo` history (0 for the baselines, which send none). */
+const lastSeqOf = (info: { messages?: { seq?: unknown }[] }): number =>
+  Math.max(0, ...(info.messages ?? []).map((message) => (typeof message.seq === "number" ? message.seq : 0)));
+
 async function setupPair(index: number): Promise<Pair> {
   const email = `bench${index}@example.org`;
+  const joins = new Map<Socket, Record<string, unknown>>();
+  const joinAs = async (socket: Socket, payload: Record<string, unknown>) => {
+    joins.set(socket, payload);
+    return join(socket, payload);
+  };
   if (config.target === "liaison") {
     const response = await fetch(`${config.url}/api/customer/init`, {
       method: "POST",
@@ -143,7 +157,7 @@ async function setupPair(index: number): Promise<Pair> {
       if (isAgentJoin(message)) agentJoined();
     };
     if (config.desk === true) customer.on("messageArrived", onArrived);
-    const info = await join(customer, {
+    const info = await joinAs(customer, {
       conversationId: init.conversationId,
       id: init.participant.id,
       name: init.participant.name,
@@ -154,19 +168,70 @@ async function setupPair(index: number): Promise<Pair> {
       if (info.messages?.some(isAgentJoin) === true) agentJoined();
       await withTimeout(joined, STEP_TIMEOUT_MS, "the desk agent's join");
       customer.off("messageArrived", onArrived);
-      return { index, conversationId: init.conversationId, customer };
+      return { index, conversationId: init.conversationId, customer, joins, lastSeq: lastSeqOf(info) };
     }
     const agent = await connect(config.apiKey, config.peerUrl);
-    await join(agent, { conversationId: init.conversationId, id: `agent-${index}`, name: "Agent", role: "agent" });
-    return { index, conversationId: init.conversationId, customer, agent };
+    const agentInfo = await joinAs(agent, {
+      conversationId: init.conversationId,
+      id: `agent-${index}`,
+      name: "Agent",
+      role: "agent",
+    });
+    return { index, conversationId: init.conversationId, customer, agent, joins, lastSeq: lastSeqOf(agentInfo) };
   }
   const conversationId = `b-${index}`;
   const customer = await connect();
-  await join(customer, { conversationId, id: `cust-${index}`, name: `Bench P${index}`, refId: email });
+  await joinAs(customer, { conversationId, id: `cust-${index}`, name: `Bench P${index}`, refId: email });
   const agent = await connect(undefined, config.peerUrl);
-  await join(agent, { conversationId, id: `agent-${index}`, name: "Agent", role: "agent" });
-  return { index, conversationId, customer, agent };
+  await joinAs(agent, { conversationId, id: `agent-${index}`, name: "Agent", role: "agent" });
+  return { index, conversationId, customer, agent, joins, lastSeq: 0 };
 }
+
+/**
+ * The idle mode's storm, first half: every socket's connection drops at once (a network blip, a balancer
+ * restarting).
+ */
+function dropAll(pairs: readonly Pair[]): number {
+  let dropped = 0;
+  for (const pair of pairs) {
+    for (const socket of pair.joins.keys()) {
+      socket.disconnect();
+      dropped++;
+    }
+  }
+  return dropped;
+}
+
+/**
+ * Second half: every socket comes back as socket.io-client does after a drop (its first reconnection attempt after
+ * `reconnectionDelay` 1 s ± `randomizationFactor` 0.5, i.e. spread over 0.5–1.5 s) and joins again, with `since`.
+ * Resolves when every socket is back and re-joined (or failed).
+ */
+async function reconnectAll(pairs: readonly Pair[]): Promise<{ sockets: number; failed: number; ms: number }> {
+  const started = Date.now();
+  let failed = 0;
+  const back = async (socket: Socket, payload: Record<string, unknown>, since: number) => {
+    try {
+      await sleep(RECONNECT_DELAY_MS * (1 + RECONNECT_RANDOMIZATION * (2 * Math.random() - 1)));
+      const connected = new Promise<void>((resolve, reject) => {
+        socket.once("connect", () => resolve());
+        socket.once("connect_error", (error: Error) => reject(error));
+      });
+      socket.connect();
+      await withTimeout(connected, STEP_TIMEOUT_MS * 4, "reconnect");
+      await join(socket, config.target === "liaison" ? { ...payload, since } : payload);
+    } catch {
+      failed++;
+    }
+  };
+  const all = pairs.flatMap((pair) => [...pair.joins].map(([socket, payload]) => back(socket, payload, pair.lastSeq)));
+  await Promise.all(all);
+  return { sockets: all.length, failed, ms: Date.now() - started };
+}
+
+/** socket.io-client's defaults for the first reconnection attempt. */
+const RECONNECT_DELAY_MS = 1_000;
+const RECONNECT_RANDOMIZATION = 0.5;
 
 async function setupAll(): Promise<Pair[]> {
   const pairs: Pair[] = new Array<Pair>(config.pairs);
@@ -208,7 +273,11 @@ process.on("message", (raw: unknown) => {
     onGo?.();
   }
   if (message.type === "stop") shutdown(0);
+  if (message.type === "drop") onDrop?.();
+  if (message.type === "reconnect") onReconnect?.();
 });
+let onDrop: (() => void) | undefined;
+let onReconnect: (() => void) | undefined;
 
 function nextGo(): Promise<void> {
   return new Promise((resolve) => {
@@ -507,16 +576,18 @@ async function main(): Promise<void> {
       await post({ type: "result", result: await closedLoop(pairs, config.messagesPerPair) });
     }
   }
-  await nextGo();
-  let result: WorkerResult;
-  if (config.mode === "closed") result = await closedLoop(pairs);
-  else if (config.mode === "open") result = await openLoop(pairs);
-  else {
-    await new Promise<never>(() => {
-      // Held until the parent says stop (handled in waitForGo) or the lifetime runs out.
-    });
+  if (config.mode === "idle") {
+    // Held until the parent says stop or the lifetime runs out; each `reconnect` runs a storm.
+    onReconnect = () => {
+      void reconnectAll(pairs).then((outcome) => post({ type: "reconnected", ...outcome }));
+    };
+    onDrop = () => {
+      void post({ type: "dropped", sockets: dropAll(pairs) });
+    };
     return;
   }
+  await nextGo();
+  const result: WorkerResult = config.mode === "closed" ? await closedLoop(pairs) : await openLoop(pairs);
   await post({ type: "result", result });
   shutdown(0);
 }

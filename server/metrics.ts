@@ -4,6 +4,13 @@ import type { CoreMetrics } from "./core/ports.js";
 
 /** Prometheus metrics of one gateway instance (its own registry, so several apps can share a process in tests). */
 const MAX_CHANNEL_LABELS = 50;
+const EXPENSIVE_DEFAULT_METRICS = [
+  "process_open_fds",
+  "nodejs_active_handles",
+  "nodejs_active_handles_total",
+  "nodejs_active_resources",
+  "nodejs_active_resources_total",
+];
 
 export class Metrics implements CoreMetrics {
   /**
@@ -60,6 +67,9 @@ export class Metrics implements CoreMetrics {
 
   constructor(countByState: () => Promise<Record<ConversationState, number>>) {
     collectDefaultMetrics({ register: this.registry, prefix: "liaison_" });
+    // These walk every handle or descriptor on each scrape: with 10,000 sockets, a scrape stalled the event loop
+    // for a few hundred ms. `liaison_connected_sockets` counts what they would.
+    for (const name of EXPENSIVE_DEFAULT_METRICS) this.registry.removeSingleMetric(`liaison_${name}`);
     new Gauge({
       name: "liaison_conversations",
       help: "Conversations held by the store, by state",

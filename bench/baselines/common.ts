@@ -1,7 +1,8 @@
 import { createServer } from "node:http";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { getHeapStatistics } from "node:v8";
 import { Server } from "socket.io";
-import type { MemorySample } from "../lib/types.js";
+import type { EventLoopLag, MemorySample } from "../lib/types.js";
 
 /**
  * The shell both baselines share: one HTTP server on `HOST`:`PORT` with `GET /ready` and `GET /memory`, and a
@@ -9,6 +10,9 @@ import type { MemorySample } from "../lib/types.js";
  * baseline's own event handlers.
  */
 export function startBaseline(name: string, attach: (io: Server) => void, setup?: (io: Server) => void): void {
+  // The same sampling as Liaison's prom-client `nodejs_eventloop_lag_*` (10 ms resolution, reset when read).
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
   const port = Number(process.env.PORT ?? "0");
   const host = process.env.HOST ?? "127.0.0.1";
   const http = createServer((req, res) => {
@@ -18,6 +22,10 @@ export function startBaseline(name: string, attach: (io: Server) => void, setup?
       // The same figures as Liaison's `process_resident_memory_bytes` and `nodejs_heap_size_used_bytes`.
       const sample: MemorySample = { rss: process.memoryUsage().rss, heapUsed: getHeapStatistics().used_heap_size };
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(sample));
+    } else if (req.method === "GET" && req.url === "/lag") {
+      const reading: EventLoopLag = { maxMs: lag.max / 1e6, p99Ms: lag.percentile(99) / 1e6 };
+      lag.reset();
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(reading));
     } else {
       res.writeHead(404).end();
     }

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import type { MemorySample, ParentMessage, Target, WorkerConfig, WorkerMessage } from "./types.js";
+import type { EventLoopLag, MemorySample, ParentMessage, Target, WorkerConfig, WorkerMessage } from "./types.js";
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const hook = pathToFileURL(join(repoRoot, "bench", "lib", "child-hook.ts")).href;
@@ -384,9 +384,18 @@ export async function sampleMemory(server: RunningServer): Promise<MemorySample>
     const response = await fetch(`${server.url}/memory`, { signal: AbortSignal.timeout(10_000) });
     return (await response.json()) as MemorySample;
   }
+  const metric = await liaisonMetrics(server);
+  return {
+    rss: metric("liaison_process_resident_memory_bytes"),
+    heapUsed: metric("liaison_nodejs_heap_size_used_bytes"),
+  };
+}
+
+/** One scrape of Liaison's `/metrics`: a reader of its unlabelled samples. */
+async function liaisonMetrics(server: RunningServer): Promise<(name: string) => number> {
   const response = await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(10_000) });
   const text = await response.text();
-  const metric = (name: string): number => {
+  return (name: string): number => {
     const line = text.split("\n").find((candidate) => candidate.startsWith(`${name} `));
     if (line === undefined) throw new Error(`/metrics has no ${name}`);
     return Number(
@@ -396,9 +405,22 @@ export async function sampleMemory(server: RunningServer): Promise<MemorySample>
         .split(" ")[0],
     );
   };
+}
+
+/**
+ * The server's event-loop delay since the last reading (max and p99, ms), and a fresh start: every server samples
+ * it the same way (`monitorEventLoopDelay`, 10 ms resolution): the baselines at `GET /lag`, Liaison in its own
+ * `/metrics` (prom-client's `nodejs_eventloop_lag_*`, reset at each scrape).
+ */
+export async function readEventLoopLag(server: RunningServer): Promise<EventLoopLag> {
+  if (server.target !== "liaison") {
+    const response = await fetch(`${server.url}/lag`, { signal: AbortSignal.timeout(10_000) });
+    return (await response.json()) as EventLoopLag;
+  }
+  const metric = await liaisonMetrics(server);
   return {
-    rss: metric("liaison_process_resident_memory_bytes"),
-    heapUsed: metric("liaison_nodejs_heap_size_used_bytes"),
+    maxMs: metric("liaison_nodejs_eventloop_lag_max_seconds") * 1000,
+    p99Ms: metric("liaison_nodejs_eventloop_lag_p99_seconds") * 1000,
   };
 }
 

@@ -10,6 +10,17 @@ export interface RatioTarget {
   againstLabel?: string;
 }
 
+/** A bound on Liaison's own figure, whatever the baselines do (the event-loop stall of the reconnect storm). */
+export interface LimitTarget {
+  op: "<=";
+  limit: number;
+  unit: string;
+}
+
+export type Goal = RatioTarget | LimitTarget;
+
+const isLimit = (goal: Goal): goal is LimitTarget => "limit" in goal;
+
 export interface Row {
   caseId: string;
   caseTitle: string;
@@ -17,7 +28,7 @@ export interface Row {
   unit: string;
   /** Medians over the rounds, by server (absent: not measured for this server). */
   values: Partial<Record<Target, number>>;
-  target?: RatioTarget;
+  target?: Goal;
   /** Filled by `evaluate`. */
   ratios?: { parity?: number; raw?: number };
   met?: boolean;
@@ -35,7 +46,9 @@ export function evaluate(row: Row): Row {
         : liaison / baseline;
   row.ratios = { parity: ratio(row.values.parity), raw: ratio(row.values.raw) };
   const target = row.target;
-  if (target) {
+  if (target && isLimit(target)) {
+    if (liaison !== undefined && !Number.isNaN(liaison)) row.met = liaison <= target.limit;
+  } else if (target) {
     const value = row.ratios[target.against];
     if (value !== undefined && !Number.isNaN(value)) {
       row.met = target.op === ">=" ? value >= target.ratio : value <= target.ratio;
@@ -56,8 +69,9 @@ export function formatNumber(value: number | undefined, digits = 0): string {
 const formatRatio = (value: number | undefined): string =>
   value === undefined || Number.isNaN(value) ? "–" : Number.isFinite(value) ? `${value.toFixed(2)}×` : "∞";
 
-export function describeTarget(target: RatioTarget | undefined): string {
+export function describeTarget(target: Goal | undefined): string {
   if (!target) return "";
+  if (isLimit(target)) return `≤ ${formatNumber(target.limit)} ${target.unit}`;
   const stretch = target.stretch === undefined ? "" : ` (stretch ${target.stretch}×)`;
   return `${target.op === ">=" ? "≥" : "≤"} ${target.ratio}× ${target.againstLabel ?? target.against}${stretch}`;
 }

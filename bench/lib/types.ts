@@ -92,9 +92,19 @@ export type WorkerResult = ClosedResult | OpenResult | IdleResult;
 export type WorkerMessage =
   | { type: "ready"; setupMs: number; sockets: number }
   | { type: "result"; result: WorkerResult }
+  /** The idle mode's answer to `drop`: every socket has let its connection go. */
+  | { type: "dropped"; sockets: number }
+  /** The idle mode's answer to `reconnect`: every socket is back and re-joined (`failed` did not make it). */
+  | { type: "reconnected"; sockets: number; failed: number; ms: number }
   | { type: "error"; message: string };
 
-export type ParentMessage = { type: "go" } | { type: "stop" };
+export type ParentMessage = { type: "go" } | { type: "stop" } | { type: "drop" } | { type: "reconnect" };
+
+/** `GET /lag` on the baselines: event-loop delay since the last reading, in ms. */
+export interface EventLoopLag {
+  maxMs: number;
+  p99Ms: number;
+}
 
 /** `GET /memory` on the baselines (Liaison's figures come from `/metrics`). */
 export interface MemorySample {

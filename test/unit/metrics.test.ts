@@ -34,3 +34,14 @@ describe("Metrics: messages in", () => {
     expect(counts["channel-7 customer"]).toBe(2);
   });
 });
+
+describe("Metrics: process defaults", () => {
+  it("leaves out the defaults that walk every handle or descriptor, and keeps the event-loop delay", async () => {
+    const text = await new Metrics(noConversations).registry.metrics();
+    expect(text).not.toMatch(/^liaison_process_open_fds /m);
+    expect(text).not.toMatch(/^liaison_nodejs_active_handles /m);
+    expect(text).not.toMatch(/^liaison_nodejs_active_resources_total /m);
+    expect(text).toMatch(/^liaison_nodejs_eventloop_lag_max_seconds /m);
+    expect(text).toMatch(/^liaison_process_max_fds /m);
+  });
+});
