@@ -408,13 +408,16 @@ async function measureIdle(server: RunningServer, levels: readonly IdleLevel[]):
 async function reconnectStorm(server: RunningServer, workers: readonly Worker[]): Promise<Metrics> {
   await sleep(1_000); // past the memory sample's forced GC and scrape
   await readEventLoopLag(server); // starts the reading afresh
+  const cpuBefore = cpuTimesMs(server.pid);
   for (const worker of workers) worker.send({ type: "drop" });
   await Promise.all(workers.map((worker) => worker.next("dropped", RECONNECT_TIMEOUT_MS)));
   await sleep(DROP_SETTLE_MS);
   const dropLag = await readEventLoopLag(server);
+  const cpuDropped = cpuTimesMs(server.pid);
   for (const worker of workers) worker.send({ type: "reconnect" });
   const outcomes = await Promise.all(workers.map((worker) => worker.next("reconnected", RECONNECT_TIMEOUT_MS)));
   const lag = await readEventLoopLag(server);
+  const cpuBack = cpuTimesMs(server.pid);
   if (server.exited()) throw new Error(`${server.target} died during the reconnect storm:\n${server.tail()}`);
   const clients = sum(outcomes.map((outcome) => outcome.sockets));
   const failed = sum(outcomes.map((outcome) => outcome.failed));
@@ -422,7 +425,9 @@ async function reconnectStorm(server: RunningServer, workers: readonly Worker[])
   log(
     `    ${server.target}: ${formatNumber(clients)} clients reconnected and re-joined in ${formatNumber(ms)} ms ` +
       `(${failed} failed); event-loop delay max ${formatNumber(lag.maxMs, 1)} ms, p99 ${formatNumber(lag.p99Ms, 1)} ms ` +
-      `(the drop before: max ${formatNumber(dropLag.maxMs, 1)} ms)`,
+      `(the drop before: max ${formatNumber(dropLag.maxMs, 1)} ms); server CPU user/kernel ms: drop ` +
+      `${formatNumber(cpuDropped.user - cpuBefore.user)}/${formatNumber(cpuDropped.system - cpuBefore.system)}, ` +
+      `reconnection ${formatNumber(cpuBack.user - cpuDropped.user)}/${formatNumber(cpuBack.system - cpuDropped.system)}`,
   );
   return {
     "reconnect.dropLagMaxMs": dropLag.maxMs,

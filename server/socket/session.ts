@@ -21,13 +21,13 @@ export const GAP_FILL_MS = 500;
 export class Session {
   private lastSeq = 0;
   private syncing = true;
-  private readonly held: Published[] = [];
-  private readonly pending = new Map<number, Published>();
+  /** Made only when needed (most sessions never hold or wait on anything: idle sockets are most of the memory). */
+  private held: Published[] | undefined;
+  private pending: Map<number, Published> | undefined;
   private gapTimer: NodeJS.Timeout | undefined;
   private closed = false;
   readonly conversationId: string;
-  /** Who acts through this session: made once, used by every send. */
-  readonly actor: Actor;
+  private actorMade: Actor | undefined;
 
   constructor(
     /** The conversation as it was when the socket joined: only its fields that never change after init are used. */
@@ -43,14 +43,25 @@ export class Session {
     },
   ) {
     this.conversationId = conversation.id;
-    this.actor = { ...member, socketId: socket.id, participant: Object.freeze({ id: member.id, name: member.name }) };
+  }
+
+  /** Who acts through this session: made on the first send, then used by every send. */
+  get actor(): Actor {
+    this.actorMade ??= {
+      ...this.member,
+      socketId: this.socket.id,
+      participant: Object.freeze({ id: this.member.id, name: this.member.name }),
+    };
+    return this.actorMade;
   }
 
   /** The socket has its history up to `lastSeq`: release what arrived meanwhile and go live. */
   ready(lastSeq: number): void {
     this.lastSeq = lastSeq;
     this.syncing = false;
-    for (const event of this.held.splice(0)) this.receive(event);
+    const held = this.held;
+    this.held = undefined;
+    for (const event of held ?? []) this.receive(event);
   }
 
   receive(event: Published): void {
@@ -62,21 +73,22 @@ export class Session {
       return;
     }
     if (this.syncing) {
-      this.held.push(event);
+      (this.held ??= []).push(event);
       return;
     }
     if (message.seq <= this.lastSeq) return;
     if (message.seq !== this.lastSeq + 1) {
-      this.pending.set(message.seq, event);
+      (this.pending ??= new Map()).set(message.seq, event);
       this.gapTimer ??= setTimeout(() => void this.fillGap(), GAP_FILL_MS);
       return;
     }
     this.advance(event);
-    for (let next = this.pending.get(this.lastSeq + 1); next; next = this.pending.get(this.lastSeq + 1)) {
-      this.pending.delete(this.lastSeq + 1);
+    const pending = this.pending;
+    for (let next = pending?.get(this.lastSeq + 1); next; next = pending?.get(this.lastSeq + 1)) {
+      pending?.delete(this.lastSeq + 1);
       this.advance(next);
     }
-    if (this.pending.size === 0 && this.gapTimer) {
+    if ((pending?.size ?? 0) === 0 && this.gapTimer) {
       clearTimeout(this.gapTimer);
       this.gapTimer = undefined;
     }
@@ -85,8 +97,8 @@ export class Session {
   close(): void {
     this.closed = true;
     clearTimeout(this.gapTimer);
-    this.pending.clear();
-    this.held.length = 0;
+    this.pending = undefined;
+    this.held = undefined;
   }
 
   private advance(event: Published): void {
@@ -102,19 +114,20 @@ export class Session {
 
   private async fillGap(): Promise<void> {
     this.gapTimer = undefined;
-    if (this.closed || this.pending.size === 0) return;
+    const pending = this.pending;
+    if (this.closed || !pending || pending.size === 0) return;
     try {
       const missing = await this.options.readFrom(this.lastSeq);
       for (const message of missing) {
         if (this.closed) return;
         if (message.seq <= this.lastSeq) continue;
-        const known = this.pending.get(message.seq);
-        this.pending.delete(message.seq);
+        const known = pending.get(message.seq);
+        pending.delete(message.seq);
         this.advance(known ?? { conversationId: this.conversationId, message });
       }
     } catch (error) {
       this.options.onError(error);
-      if (this.pending.size > 0) this.gapTimer = setTimeout(() => void this.fillGap(), GAP_FILL_MS);
+      if (!this.closed && pending.size > 0) this.gapTimer = setTimeout(() => void this.fillGap(), GAP_FILL_MS);
     }
   }
 }
