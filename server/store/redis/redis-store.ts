@@ -80,6 +80,8 @@ export class RedisStore implements ConversationStore {
     this.prefix = options.prefix;
     this.redis = new Redis(options.url, {
       lazyConnect: false,
+      // Commands issued in the same tick (every send of a busy node appends) go out as one pipeline.
+      enableAutoPipelining: true,
       maxRetriesPerRequest: 3,
       enableReadyCheck: true,
       retryStrategy: (times) => Math.min(2_000, 50 * 2 ** Math.min(times, 6)),
