@@ -52,13 +52,14 @@ const { values: flags } = parseArgs({
     cases: { type: "string" },
     profile: { type: "boolean", default: false },
     "heap-profile": { type: "boolean", default: false },
+    "trace-gc": { type: "boolean", default: false },
     targets: { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
 if (flags.help) {
   process.stdout.write(
-    "npm run bench [-- --quick] [--rounds N] [--workers N] [--cases relay,latency,idle,cluster|<case id>,...] [--targets ...] [--profile] [--heap-profile]\n",
+    "npm run bench [-- --quick] [--rounds N] [--workers N] [--cases relay,latency,idle,cluster|<case id>,...] [--targets ...] [--profile] [--heap-profile] [--trace-gc]\n",
   );
   process.exit(0);
 }
@@ -610,8 +611,9 @@ async function runDeskCase(spec: CaseSpec & { kind: "desk" }): Promise<RoundResu
 function profilerArgs(target: string): string[] {
   const dir = join(repoRoot, "bench", "results", "profiles", target);
   return [
-    ...(flags.profile === true ? ["--cpu-prof", "--cpu-prof-interval=200", `--cpu-prof-dir=${dir}`] : []),
+    ...(flags.profile === true ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : []),
     ...(flags["heap-profile"] === true ? ["--heap-prof", `--heap-prof-dir=${dir}`, "--heap-prof-interval=32768"] : []),
+    ...(flags["trace-gc"] === true ? ["--trace-gc"] : []),
   ];
 }
 
@@ -632,10 +634,15 @@ async function runCase(spec: CaseSpec): Promise<RoundResult[]> {
         startServer(
           target,
           CHILD_LIFETIME_MS,
-          flags.profile === true || flags["heap-profile"] === true
+          flags.profile === true || flags["heap-profile"] === true || flags["trace-gc"] === true
             ? {
                 nodeArgs: profilerArgs(target),
                 gracefulStop: true,
+                ...(flags["trace-gc"] === true
+                  ? {
+                      logFile: join(repoRoot, "bench", "results", "profiles", target, `gc.${spec.id}.${round + 1}.log`),
+                    }
+                  : {}),
               }
             : {},
         ),

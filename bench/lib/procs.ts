@@ -4,7 +4,7 @@
  * `child-hook.ts`, which makes them exit on their own if this process disappears.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -112,6 +112,8 @@ export async function startServer(
     launcher?: readonly string[];
     /** How long the server may take to answer `/ready` (default 30 s). */
     readyTimeoutMs?: number;
+    /** Everything the server prints is also written here (e.g. `--trace-gc` lines). */
+    logFile?: string;
   } = {},
 ): Promise<RunningServer> {
   const port = await freePort();
@@ -168,6 +170,12 @@ export async function startServer(
   };
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
+  if (options.logFile !== undefined) {
+    mkdirSync(dirname(options.logFile), { recursive: true });
+    const log = createWriteStream(options.logFile);
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+  }
   const url = `http://127.0.0.1:${port}`;
   const server: RunningServer = {
     target,
