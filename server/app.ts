@@ -295,8 +295,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           const pub = new Redis(redisUrl, {
             maxRetriesPerRequest: null,
             retryStrategy: (n) => Math.min(2_000, 50 * 2 ** Math.min(n, 6)),
+            // A tick's publishes (one per message sent across nodes) go out as one pipeline, in order.
+            enableAutoPipelining: true,
           });
-          const sub = pub.duplicate();
+          const sub = pub.duplicate({ enableAutoPipelining: false });
           for (const client of [pub, sub])
             client.on("error", (error: unknown) => logger.warn({ err: error }, "redis adapter error"));
           return { pub, sub };
