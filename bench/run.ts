@@ -572,6 +572,9 @@ async function runDeskCase(spec: CaseSpec & { kind: "desk" }): Promise<RoundResu
       let server: RunningServer | undefined;
       try {
         server = await startServer("liaison", CHILD_LIFETIME_MS, {
+          ...(flags.profile === true || flags["heap-profile"] === true || flags["trace-gc"] === true
+            ? { nodeArgs: profilerArgs("liaison"), gracefulStop: true }
+            : {}),
           publicUrl: true,
           env: {
             ROCKETCHAT_URL: fake.url,
