@@ -82,12 +82,8 @@ export interface OpenResult {
   cpuMs: number;
 }
 
-export interface IdleResult {
-  mode: "idle";
-  pairs: number;
-}
-
-export type WorkerResult = ClosedResult | OpenResult | IdleResult;
+/** What a worker reports for a closed or open loop (the idle mode answers `drop`/`reconnect` instead). */
+export type WorkerResult = ClosedResult | OpenResult;
 
 export type WorkerMessage =
   | { type: "ready"; setupMs: number; sockets: number }
