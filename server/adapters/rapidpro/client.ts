@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { AdapterError } from "../../core/errors.js";
-import { requestBody } from "../http.js";
+import { apiRequest, header, requestBody, type ApiResponse } from "../http.js";
 
 export const RpMessageSchema = z.looseObject({
   uuid: z.string().optional(),
@@ -97,9 +97,9 @@ export class RapidProClient {
     };
     const body = requestBody(request, headers);
     const started = performance.now();
-    let response: Response;
+    let response: ApiResponse;
     try {
-      response = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(this.options.timeoutMs) });
+      response = await apiRequest(url, { method, headers, body, timeoutMs: this.options.timeoutMs });
     } catch (error) {
       this.options.observe?.(endpoint, "error", (performance.now() - started) / 1000);
       throw new RapidProError(
@@ -112,7 +112,7 @@ export class RapidProClient {
         },
       );
     }
-    const text = await response.text().catch(() => "");
+    const text = response.text;
     const ok = response.status >= 200 && response.status < 300;
     this.options.observe?.(endpoint, ok ? "ok" : "error", (performance.now() - started) / 1000);
     let json: unknown;
@@ -127,7 +127,7 @@ export class RapidProClient {
     }
     const summary = `${endpoint}: ${response.status} ${text.slice(0, 300)}`;
     if (response.status === 429) {
-      const seconds = Number(response.headers.get("retry-after"));
+      const seconds = Number(header(response, "retry-after") ?? Number.NaN);
       const retryAfterMs = Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 60_000;
       throw new RapidProError(summary, true, 429, json, { retryAfterMs });
     }

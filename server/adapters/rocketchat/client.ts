@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { AdapterError } from "../../core/errors.js";
-import { requestBody } from "../http.js";
+import { apiRequest, header, requestBody, type ApiResponse } from "../http.js";
 
 /** Rocket.Chat's user/agent reference. */
 const UserRefSchema = z.object({ _id: z.string(), username: z.string().optional(), name: z.string().optional() });
@@ -216,14 +216,14 @@ export class RocketChatClient {
 
     const operation = request.operation ?? route;
     const started = performance.now();
-    let response: Response;
+    let response: ApiResponse;
     try {
-      response = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(this.options.timeoutMs) });
+      response = await apiRequest(url, { method, headers, body, timeoutMs: this.options.timeoutMs });
     } catch (error) {
       this.options.observe?.(operation, "error", (performance.now() - started) / 1000);
       throw new RocketChatError(`${route}: ${describe(error)}`, true, undefined, undefined, { cause: error });
     }
-    const text = await response.text().catch(() => "");
+    const text = response.text;
     this.options.observe?.(operation, response.status === 200 ? "ok" : "error", (performance.now() - started) / 1000);
     const json = parseJson(text);
     if (response.status === 200 && json !== undefined && (json as { success?: unknown }).success !== false) return json;
@@ -231,7 +231,7 @@ export class RocketChatClient {
     const { error, errorType } = errorOf(json);
     const summary = `${route}: ${response.status} ${error ?? text.slice(0, 200)}`;
     if (response.status === 429) {
-      const retryAfterMs = retryAfter(response.headers, this.now());
+      const retryAfterMs = retryAfter(response, this.now());
       if (gated) this.gatedUntil = Math.max(this.gatedUntil, this.now() + retryAfterMs);
       throw new RocketChatError(summary, true, 429, errorType ?? "error-too-many-requests", { retryAfterMs });
     }
@@ -270,11 +270,13 @@ export function errorOf(json: unknown): { error?: string; errorType?: string } {
 }
 
 /** How long a 429 asks us to wait: Retry-After (seconds), else X-RateLimit-Reset (a time), else one minute. */
-export function retryAfter(headers: Headers, now: number): number {
-  const seconds = Number(headers.get("retry-after"));
-  if (headers.has("retry-after") && Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
-  const reset = Number(headers.get("x-ratelimit-reset"));
-  if (headers.has("x-ratelimit-reset") && Number.isFinite(reset) && reset > 0) {
+export function retryAfter(response: ApiResponse, now: number): number {
+  const retryAfterHeader = header(response, "retry-after");
+  const seconds = Number(retryAfterHeader);
+  if (retryAfterHeader !== undefined && Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const resetHeader = header(response, "x-ratelimit-reset");
+  const reset = Number(resetHeader);
+  if (resetHeader !== undefined && Number.isFinite(reset) && reset > 0) {
     // Rocket.Chat sends an epoch time; tolerate seconds as well as milliseconds.
     const resetMs = reset > 1e12 ? reset : reset * 1000;
     return Math.max(1000, resetMs - now);
