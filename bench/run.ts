@@ -883,9 +883,11 @@ async function main(): Promise<void> {
     adapters,
     notImplemented,
   };
-  writeFileSync(join(directory, `${date}.json`), `${JSON.stringify(json, null, 2)}\n`);
-  writeFileSync(join(directory, `${date}.md`), markdownReport(rows, table, machine, date, durationS, caseResults));
-  log(`bench: wrote bench/results/${date}.json and bench/results/${date}.md (${durationS} s)`);
+  // Only a full run of every case and server is the day's record; a quick or filtered one never overwrites it.
+  const name = caseFilter || targetFilter ? `${date}.partial` : quick ? `${date}.quick` : date;
+  writeFileSync(join(directory, `${name}.json`), `${JSON.stringify(json, null, 2)}\n`);
+  writeFileSync(join(directory, `${name}.md`), markdownReport(rows, table, machine, date, durationS, caseResults));
+  log(`bench: wrote bench/results/${name}.json and bench/results/${name}.md (${durationS} s)`);
 }
 
 /** Issue 5: "compare [the Redis adapter] with the sharded variant in the bench and keep the better". */
