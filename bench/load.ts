@@ -203,22 +203,46 @@ function dropAll(pairs: readonly Pair[]): number {
 }
 
 /**
- * Second half: every socket comes back as socket.io-client does after a drop (its first reconnection attempt after
- * `reconnectionDelay` 1 s ± `randomizationFactor` 0.5, i.e. spread over 0.5–1.5 s) and joins again, with `since`.
- * Resolves when every socket is back and re-joined (or failed).
+ * Second half: every socket comes back as socket.io-client does after a drop: its first attempt after
+ * `reconnectionDelay` 1 s ± `randomizationFactor` 0.5 (so spread over 0.5–1.5 s), and after a failed attempt (a
+ * refused handshake, or none within the connect timeout) the next after twice as long, up to
+ * `reconnectionDelayMax` 5 s; once connected it joins again, with `since`. Resolves when every socket is back and
+ * re-joined, or has failed: not back within `RECONNECT_GIVE_UP_MS`, or its join not answered.
  */
-async function reconnectAll(pairs: readonly Pair[]): Promise<{ sockets: number; failed: number; ms: number }> {
+async function reconnectAll(
+  pairs: readonly Pair[],
+): Promise<{ sockets: number; failed: number; retries: number; ms: number }> {
   const started = Date.now();
   let failed = 0;
+  let retries = 0;
+  const attempt = (socket: Socket) => {
+    const connected = new Promise<void>((resolve, reject) => {
+      const onConnect = () => {
+        socket.off("connect_error", onError);
+        resolve();
+      };
+      const onError = (error: Error) => {
+        socket.off("connect", onConnect);
+        reject(error);
+      };
+      socket.once("connect", onConnect);
+      socket.once("connect_error", onError);
+    });
+    socket.connect();
+    return connected;
+  };
   const back = async (socket: Socket, payload: Record<string, unknown>, since: number) => {
     try {
-      await sleep(RECONNECT_DELAY_MS * (1 + RECONNECT_RANDOMIZATION * (2 * Math.random() - 1)));
-      const connected = new Promise<void>((resolve, reject) => {
-        socket.once("connect", () => resolve());
-        socket.once("connect_error", (error: Error) => reject(error));
-      });
-      socket.connect();
-      await withTimeout(connected, STEP_TIMEOUT_MS * 4, "reconnect");
+      for (let tries = 0; ; tries++) {
+        await sleep(Math.min(RECONNECT_DELAY_MS * 2 ** tries, RECONNECT_DELAY_MAX_MS) * jitter());
+        try {
+          await attempt(socket);
+          break;
+        } catch (error) {
+          if (Date.now() - started > RECONNECT_GIVE_UP_MS) throw error;
+          retries++;
+        }
+      }
       await join(socket, config.target === "liaison" ? { ...payload, since } : payload);
     } catch {
       failed++;
@@ -226,12 +250,19 @@ async function reconnectAll(pairs: readonly Pair[]): Promise<{ sockets: number; 
   };
   const all = pairs.flatMap((pair) => [...pair.joins].map(([socket, payload]) => back(socket, payload, pair.lastSeq)));
   await Promise.all(all);
-  return { sockets: all.length, failed, ms: Date.now() - started };
+  return { sockets: all.length, failed, retries, ms: Date.now() - started };
 }
 
-/** socket.io-client's defaults for the first reconnection attempt. */
+/** socket.io-client's reconnection defaults (its `Backoff`: min 1 s, doubling, max 5 s, ±50 % jitter). */
 const RECONNECT_DELAY_MS = 1_000;
+const RECONNECT_DELAY_MAX_MS = 5_000;
 const RECONNECT_RANDOMIZATION = 0.5;
+/** A socket not back after this counts as failed (the storm's own time bound is the parent's). */
+const RECONNECT_GIVE_UP_MS = 120_000;
+
+function jitter(): number {
+  return 1 + RECONNECT_RANDOMIZATION * (2 * Math.random() - 1);
+}
 
 async function setupAll(): Promise<Pair[]> {
   const pairs: Pair[] = new Array<Pair>(config.pairs);

@@ -425,10 +425,11 @@ async function reconnectStorm(server: RunningServer, workers: readonly Worker[])
   if (server.exited()) throw new Error(`${server.target} died during the reconnect storm:\n${server.tail()}`);
   const clients = sum(outcomes.map((outcome) => outcome.sockets));
   const failed = sum(outcomes.map((outcome) => outcome.failed));
+  const retries = sum(outcomes.map((outcome) => outcome.retries));
   const ms = Math.max(...outcomes.map((outcome) => outcome.ms));
   log(
     `    ${server.target}: ${formatNumber(clients)} clients reconnected and re-joined in ${formatNumber(ms)} ms ` +
-      `(${failed} failed); event-loop delay max ${formatNumber(lag.maxMs, 1)} ms, p99 ${formatNumber(lag.p99Ms, 1)} ms ` +
+      `(${failed} failed, ${retries} attempts retried); event-loop delay max ${formatNumber(lag.maxMs, 1)} ms, p99 ${formatNumber(lag.p99Ms, 1)} ms ` +
       `(the drop before: max ${formatNumber(dropLag.maxMs, 1)} ms); server CPU user/kernel ms: drop ` +
       `${formatNumber(cpuDropped.user - cpuBefore.user)}/${formatNumber(cpuDropped.system - cpuBefore.system)}, ` +
       `reconnection ${formatNumber(cpuBack.user - cpuDropped.user)}/${formatNumber(cpuBack.system - cpuDropped.system)}`,
@@ -437,6 +438,7 @@ async function reconnectStorm(server: RunningServer, workers: readonly Worker[])
     "reconnect.dropLagMaxMs": dropLag.maxMs,
     "reconnect.clients": clients,
     "reconnect.failed": failed,
+    "reconnect.retries": retries,
     "reconnect.ms": ms,
     "reconnect.lagMaxMs": lag.maxMs,
     "reconnect.lagP99Ms": lag.p99Ms,
@@ -806,6 +808,12 @@ function reconnectRows(
   return [
     { ...at, metric: "all back and re-joined", unit: "ms", values: pick("reconnect.ms") },
     { ...at, metric: "clients that failed", unit: "clients", values: pick("reconnect.failed") },
+    {
+      ...at,
+      metric: "connection attempts that failed and were retried",
+      unit: "attempts",
+      values: pick("reconnect.retries"),
+    },
     {
       ...at,
       metric: "event-loop delay, max",

@@ -90,8 +90,11 @@ export type WorkerMessage =
   | { type: "result"; result: WorkerResult }
   /** The idle mode's answer to `drop`: every socket has let its connection go. */
   | { type: "dropped"; sockets: number }
-  /** The idle mode's answer to `reconnect`: every socket is back and re-joined (`failed` did not make it). */
-  | { type: "reconnected"; sockets: number; failed: number; ms: number }
+  /**
+   * The idle mode's answer to `reconnect`: every socket is back and re-joined (`failed` did not make it; `retries`:
+   * connection attempts that failed and were tried again, as socket.io-client does).
+   */
+  | { type: "reconnected"; sockets: number; failed: number; retries: number; ms: number }
   | { type: "error"; message: string };
 
 export type ParentMessage = { type: "go" } | { type: "stop" } | { type: "drop" } | { type: "reconnect" };
