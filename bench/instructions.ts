@@ -21,7 +21,15 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { benchApiKey, installCleanup, repoRoot, startServer, startWorker, type RunningServer } from "./lib/procs.js";
+import {
+  benchApiKey,
+  buildServers,
+  installCleanup,
+  repoRoot,
+  startServer,
+  startWorker,
+  type RunningServer,
+} from "./lib/procs.js";
 import type { ClosedResult, Target } from "./lib/types.js";
 
 const { values: flags } = parseArgs({
@@ -52,6 +60,7 @@ if (annotate) mkdirSync(profilesDir, { recursive: true });
 const perPair = Math.max(2, Number(flags.messages));
 const LIFETIME_MS = 20 * 60_000;
 installCleanup(LIFETIME_MS + 60_000);
+buildServers();
 
 /**
  * Where valgrind's gdbserver keeps its pipes. Their names also carry USER and HOST from the environment, and the

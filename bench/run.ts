@@ -34,6 +34,7 @@ import {
   sampleMemory,
   sleep,
   startRedis,
+  buildServers,
   startFakeRocketChatProcess,
   startServer,
   startWorker,
@@ -838,6 +839,7 @@ const notImplemented: string[] = [];
 async function main(): Promise<void> {
   installCleanup(MAX_RUN_MS);
   const startedAt = new Date();
+  buildServers();
   const machine = {
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? "unknown",

@@ -3,7 +3,7 @@
  * tracked, and killed (the whole group, SIGKILL) when the run ends, fails or is interrupted. Servers also carry
  * `child-hook.ts`, which makes them exit on their own if this process disappears.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { dirname, join } from "node:path";
@@ -11,7 +11,22 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import type { EventLoopLag, MemorySample, ParentMessage, Target, WorkerConfig, WorkerMessage } from "./types.js";
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const hook = pathToFileURL(join(repoRoot, "bench", "lib", "child-hook.ts")).href;
+/** Where `buildServers` compiles the servers: Liaison as `npm start` runs it, the baselines by the same compiler. */
+const buildDir = join(repoRoot, "dist", "bench");
+const hook = pathToFileURL(join(buildDir, "bench", "lib", "child-hook.js")).href;
+
+/**
+ * Compiles Liaison and the baselines with `tsc` (`tsconfig.bench.json`), once per run, before any server starts.
+ * Servers then run as plain JavaScript, as in production (`npm start`, the Docker image): not through tsx, whose
+ * transform wraps every closure Liaison creates per connection and per event in a `__name` call.
+ */
+export function buildServers(): void {
+  const tsc = join(repoRoot, "node_modules", "typescript", "bin", "tsc");
+  const result = spawnSync(process.execPath, [tsc, "-p", "tsconfig.bench.json"], { cwd: repoRoot, encoding: "utf8" });
+  if (result.status !== 0) {
+    throw new Error(`tsc -p tsconfig.bench.json failed:\n${result.stdout}${result.stderr}`);
+  }
+}
 
 const children = new Set<ChildProcess>();
 
@@ -117,7 +132,7 @@ export async function startServer(
   } = {},
 ): Promise<RunningServer> {
   const port = await freePort();
-  const script = target === "liaison" ? "server/main.ts" : `bench/baselines/${target}.ts`;
+  const script = join(buildDir, target === "liaison" ? "server/main.js" : `bench/baselines/${target}.js`);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     HOST: "127.0.0.1",
@@ -149,8 +164,6 @@ export async function startServer(
         ...(options.launcher ? [...options.launcher.slice(1), process.execPath] : []),
         ...(options.nodeArgs ?? []),
         "--expose-gc",
-        "--import",
-        "tsx",
         "--import",
         hook,
         script,
