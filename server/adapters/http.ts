@@ -62,15 +62,46 @@ export async function apiRequest(url: URL, request: ApiRequest): Promise<ApiResp
   if (body !== undefined)
     headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.byteLength);
   const maxBytes = request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-  const https = url.protocol === "https:";
+  const deadline = performance.now() + request.timeoutMs;
+  try {
+    return await exchange(url, request.method, headers, body, maxBytes, request.timeoutMs);
+  } catch (error) {
+    // The keep-alive race: the server closed an idle socket just as this request went out on it. Nothing reached
+    // the server's application, so a GET is sent again at once on a fresh socket; anything else goes back to its
+    // caller, whose retry knows whether a repeat is harmless.
+    const remainingMs = Math.floor(deadline - performance.now());
+    if (!(error instanceof StaleSocketError) || request.method !== "GET" || remainingMs <= 0) throw error;
+    return exchange(url, request.method, headers, body, maxBytes, remainingMs);
+  }
+}
 
+/** A request that failed on a reused keep-alive socket before any answer came: the server had closed it. */
+class StaleSocketError extends Error {
+  readonly code: unknown;
+  constructor(cause: Error) {
+    super(cause.message, { cause });
+    this.name = cause.name;
+    this.code = (cause as { code?: unknown }).code;
+  }
+}
+
+function exchange(
+  url: URL,
+  method: ApiRequest["method"],
+  headers: Record<string, string>,
+  body: string | Uint8Array | undefined,
+  maxBytes: number,
+  timeoutMs: number,
+): Promise<ApiResponse> {
+  const https = url.protocol === "https:";
   return new Promise<ApiResponse>((resolve, reject) => {
     const req = (https ? httpsRequest : httpRequest)(url, {
-      method: request.method,
+      method,
       headers,
       agent: https ? agents.https : agents.http,
     });
     let settled = false;
+    let answered = false;
     const settle = (outcome: ApiResponse | Error) => {
       if (settled) return;
       settled = true;
@@ -78,15 +109,18 @@ export async function apiRequest(url: URL, request: ApiRequest): Promise<ApiResp
       if (outcome instanceof Error) {
         // The socket is not handed back for reuse: it may hold the rest of an answer nobody reads.
         req.destroy();
-        reject(outcome);
+        const stale =
+          req.reusedSocket && !answered && /^(ECONNRESET|EPIPE)$/.test(String((outcome as { code?: unknown }).code));
+        reject(stale ? new StaleSocketError(outcome) : outcome);
       } else {
         resolve(outcome);
       }
     };
-    const timer = setTimeout(() => settle(new ApiTimeoutError(request.timeoutMs)), request.timeoutMs);
+    const timer = setTimeout(() => settle(new ApiTimeoutError(timeoutMs)), timeoutMs);
     // Node may report one failure on the request and on the answer both: every report after the first is ignored.
     req.on("error", settle);
     req.once("response", (res) => {
+      answered = true;
       res.on("error", settle);
       const chunks: Buffer[] = [];
       let length = 0;

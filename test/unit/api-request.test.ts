@@ -82,6 +82,39 @@ describe("apiRequest (the adapters' HTTP client)", () => {
     expect(new Set(received.map((request) => request.socket)).size).toBe(1);
   });
 
+  it("sends a GET again on a fresh socket when the server had closed the reused one (the keep-alive race)", async () => {
+    let dropped: Socket | undefined;
+    const { url, received } = await start((request, res) => {
+      if (received.length === 2) {
+        // The second request arrives on the kept-alive socket: close it without an answer, as a server whose idle
+        // timeout fired just then does.
+        dropped = request.socket;
+        request.socket.destroy();
+        return;
+      }
+      res.end(JSON.stringify({ n: received.length }));
+    });
+    const get = () => apiRequest(new URL(`${url}/room`), { method: "GET", headers: {}, timeoutMs: 2_000 });
+    expect(JSON.parse((await get()).text)).toEqual({ n: 1 });
+    expect(JSON.parse((await get()).text)).toEqual({ n: 3 });
+    expect(received).toHaveLength(3);
+    expect(received[1]!.socket).toBe(received[0]!.socket);
+    expect(received[2]!.socket).not.toBe(dropped);
+  });
+
+  it("leaves a POST that met the same race to its caller, whose retry knows whether a repeat is harmless", async () => {
+    const { url, received } = await start((request, res) => {
+      if (received.length === 2) request.socket.destroy();
+      else res.end("{}");
+    });
+    const post = () =>
+      apiRequest(new URL(`${url}/message`), { method: "POST", headers: {}, body: "{}", timeoutMs: 2_000 });
+    await post();
+    const error = await post().catch((caught: unknown) => caught);
+    expect((error as { code?: unknown }).code).toBe("ECONNRESET");
+    expect(received).toHaveLength(2);
+  });
+
   it("sends a form as multipart/form-data, the file's name, type and bytes intact", async () => {
     const { url, received } = await start((_req, res) => res.end("{}"));
     const form = new FormData();
