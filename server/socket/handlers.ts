@@ -20,7 +20,7 @@ import type { Logger } from "../logger.js";
 import type { Fanout } from "./fanout.js";
 import { presenceRoom, type Presence } from "./presence.js";
 import { AFTER_ACK, defineHandler } from "./registry.js";
-import { Session } from "./session.js";
+import { Session, type SessionSource } from "./session.js";
 import type { AppSocket, Principal } from "./types.js";
 
 export interface SocketState {
@@ -41,7 +41,7 @@ export interface SocketDeps {
   logger: Logger;
 }
 
-export interface SocketContext extends SocketDeps {
+export interface SocketContext extends SocketDeps, SessionSource {
   socket: AppSocket;
   state: SocketState;
   log: Logger;
@@ -135,8 +135,7 @@ export const joinConversation = defineHandler({
     const session = new Session(conversation, member, context.socket, {
       seesWhispers: seesWhispers(member.role),
       live: !(member.role === "connector" && registeredHere && context.core.isConnectorChannel(conversation.channel)),
-      readFrom: (afterSeq) => context.store.read(conversation.id, afterSeq),
-      onError: (error) => context.log.warn({ err: error, conversationId: conversation.id }, "gap refill failed"),
+      source: context,
     });
     // Registered before history is read: whatever is recorded meanwhile is held, then deduped by seq.
     context.state.sessions.set(conversation.id, session);

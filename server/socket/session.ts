@@ -12,6 +12,12 @@ export interface SessionSocket {
 /** How long a gap in `seq` may stay open before the session refills it from the store. */
 export const GAP_FILL_MS = 500;
 
+/** Where sessions refill gaps in their live feed, and report when they cannot. */
+export interface SessionSource {
+  read(conversationId: string, afterSeq: number): Promise<StoredMessage[]>;
+  gapFillFailed(conversationId: string, error: unknown): void;
+}
+
 /**
  * One socket joined to one conversation. It hands the socket every recorded message exactly once and in `seq`
  * order: the bus may deliver out of order (concurrent appends, several nodes) or lose a message (another node's
@@ -38,8 +44,8 @@ export class Session {
       seesWhispers: boolean;
       /** False for connector sockets of a connector channel: they get customer-bound messages through acked delivery. */
       live: boolean;
-      readFrom: (afterSeq: number) => Promise<StoredMessage[]>;
-      onError: (error: unknown) => void;
+      /** Where a gap in the live feed is refilled from (one per socket, shared by its sessions). */
+      source: SessionSource;
     },
   ) {
     this.conversationId = conversation.id;
@@ -117,7 +123,7 @@ export class Session {
     const pending = this.pending;
     if (this.closed || !pending || pending.size === 0) return;
     try {
-      const missing = await this.options.readFrom(this.lastSeq);
+      const missing = await this.options.source.read(this.conversationId, this.lastSeq);
       for (const message of missing) {
         if (this.closed) return;
         if (message.seq <= this.lastSeq) continue;
@@ -126,7 +132,7 @@ export class Session {
         this.advance(known ?? { conversationId: this.conversationId, message });
       }
     } catch (error) {
-      this.options.onError(error);
+      this.options.source.gapFillFailed(this.conversationId, error);
       if (!this.closed && pending.size > 0) this.gapTimer = setTimeout(() => void this.fillGap(), GAP_FILL_MS);
     }
   }

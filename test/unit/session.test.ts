@@ -90,8 +90,10 @@ function harness(
   const session = new Session(conversationRecord, options.member ?? agentMember, socket, {
     seesWhispers: options.seesWhispers ?? true,
     live: options.live ?? true,
-    readFrom,
-    onError,
+    source: {
+      read: (_conversationId, afterSeq) => readFrom(afterSeq),
+      gapFillFailed: (_conversationId, error) => onError(error),
+    },
   });
   sessions.push(session);
   return { socket, session, readFrom, onError };
