@@ -1,50 +1,21 @@
 import { once } from "node:events";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import type { ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { ApiTimeoutError, apiRequest, header } from "../../server/adapters/http.js";
+import { startHttpRecorder, type HttpRecorder, type RecordedRequest } from "../helpers/http-recorder.js";
 
-interface Received {
-  method: string;
-  url: string;
-  headers: IncomingMessage["headers"];
-  body: Buffer;
-  socket: Socket;
-}
-
-const servers: Server[] = [];
+const recorders: HttpRecorder[] = [];
 afterEach(async () => {
-  for (const server of servers.splice(0)) {
-    server.closeAllConnections();
-    server.close();
-    await once(server, "close");
-  }
+  for (const recorder of recorders.splice(0)) await recorder.close();
 });
 
-/** A plain HTTP server on 127.0.0.1 that records every request and answers with `answer`. */
 async function start(
-  answer: (req: Received, res: ServerResponse) => void,
-): Promise<{ url: string; received: Received[] }> {
-  const received: Received[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
-      const record = {
-        method: req.method ?? "",
-        url: req.url ?? "",
-        headers: req.headers,
-        body: Buffer.concat(chunks),
-        socket: req.socket,
-      };
-      received.push(record);
-      answer(record, res);
-    });
-  });
-  servers.push(server);
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received };
+  answer: (req: RecordedRequest, res: ServerResponse) => void,
+): Promise<{ url: string; received: RecordedRequest[] }> {
+  const recorder = await startHttpRecorder(answer);
+  recorders.push(recorder);
+  return recorder;
 }
 
 describe("apiRequest (the adapters' HTTP client)", () => {
@@ -69,7 +40,7 @@ describe("apiRequest (the adapters' HTTP client)", () => {
     expect(request?.url).toBe("/api/v1/livechat/message?x=1");
     expect(request?.headers["x-auth-token"]).toBe("t");
     expect(request?.headers["content-length"]).toBe(String(Buffer.byteLength(body)));
-    expect(request?.body.toString("utf8")).toBe(body);
+    expect(request?.text).toBe(body);
   });
 
   it("keeps the connection open between calls: consecutive calls share one socket", async () => {
@@ -125,12 +96,12 @@ describe("apiRequest (the adapters' HTTP client)", () => {
     const request = received[0]!;
     const boundary = /^multipart\/form-data; boundary=(.+)$/.exec(request.headers["content-type"] ?? "")?.[1];
     expect(boundary).toBeDefined();
-    expect(request.headers["content-length"]).toBe(String(request.body.length));
+    expect(request.headers["content-length"]).toBe(String(request.raw.length));
     // Parsed back the way a server does it.
     const parsed = await new Request("http://x/", {
       method: "POST",
       headers: { "content-type": request.headers["content-type"]! },
-      body: request.body,
+      body: request.raw,
     }).formData();
     const file = parsed.get("file") as File;
     expect(file.name).toBe("tiny.png");
@@ -183,9 +154,7 @@ describe("apiRequest (the adapters' HTTP client)", () => {
 
   it("names the network error's code when nobody listens (the outbox reads it as certainly not delivered)", async () => {
     const { url } = await start((_req, res) => res.end());
-    const server = servers.pop()!;
-    server.close();
-    await once(server, "close");
+    await recorders.pop()!.close();
     await expect(apiRequest(new URL(`${url}/gone`), { method: "GET", headers: {}, timeoutMs: 2_000 })).rejects.toThrow(
       /ECONNREFUSED/,
     );

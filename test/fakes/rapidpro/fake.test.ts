@@ -1,11 +1,10 @@
-import { createServer } from "node:http";
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { ServerResponse } from "node:http";
 import { gzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
 import { startFakeRapidPro } from "./index.js";
 import type { FakeRapidPro, FakeRapidProOptions } from "./index.js";
 import { evaluateTemplate, XObject } from "./template.js";
+import { startHttpRecorder, type RecordedRequest } from "../../helpers/http-recorder.js";
 
 // Self-test of the fake's strictness with plain fetch: the exact statuses and bodies of rapidpro.md §1, §2, §7.
 
@@ -69,33 +68,15 @@ async function upload(fake: FakeRapidPro, name: string, type: string, content: B
   return api(fake, "POST", "/api/v2/media.json", { form });
 }
 
-interface Received {
-  method: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
 /** A local HTTP receiver for the flow player; `answer` decides each response. */
 async function receiver(
-  answer: (req: IncomingMessage, res: ServerResponse, n: number) => void = (_req, res) => {
+  answer: (req: RecordedRequest, res: ServerResponse, n: number) => void = (_req, res) => {
     res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
   },
-): Promise<{ url: string; received: Received[] }> {
-  const received: Received[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
-      received.push({ method: req.method ?? "", headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
-      answer(req, res, received.length);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  cleanups.push(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/live-agents/registerClient`, received };
+): Promise<{ url: string; received: RecordedRequest[] }> {
+  const recorder = await startHttpRecorder(answer);
+  cleanups.push(() => recorder.close());
+  return { url: `${recorder.url}/live-agents/registerClient`, received: recorder.received };
 }
 
 const MSG_KEYS = [
@@ -729,7 +710,7 @@ describe("fake RapidPro: the flow player (mailroom call_webhook)", () => {
     expect(result.json).toEqual({ ok: true });
     const sent = target.received[0];
     expect(sent?.method).toBe("POST");
-    expect(sent?.body).toBe(
+    expect(sent?.text).toBe(
       JSON.stringify({
         contact: { name: "Amara Diallo", urn: "telegram:12345#amara", uuid: contact.uuid },
         flow: { name: "Help line", uuid: flow.uuid },
@@ -757,7 +738,7 @@ describe("fake RapidPro: the flow player (mailroom call_webhook)", () => {
       headers: { Authorization: "Token secret" },
     });
     const second = target.received[1];
-    expect(JSON.parse(second?.body ?? "")).toEqual({
+    expect(JSON.parse(second?.text ?? "")).toEqual({
       contact: { name: "", urn: null, uuid: "3d2e8c1a-5b7f-4e21-9a0c-1f2e3d4c5b6a" },
       flow: { name: "Help line", uuid: flow.uuid },
       results: {},
@@ -779,7 +760,7 @@ describe("fake RapidPro: the flow player (mailroom call_webhook)", () => {
       results: { ClientMessage: "I want to talk to a person" },
       input: { text: "I want to talk to a person", attachments: ["image/jpeg:https://media.example/a.jpg"] },
     });
-    const body = JSON.parse(target.received[0]?.body ?? "") as Json;
+    const body = JSON.parse(target.received[0]?.text ?? "") as Json;
     expect(Object.keys(body)).toEqual(["channel", "contact", "flow", "input", "path", "results", "run"]);
     const channel = { address: "+50255500000", name: "WhatsApp GT", uuid: "c0ffee00-0000-4000-8000-00000000c4a1" };
     expect(body).toMatchObject({
@@ -816,7 +797,7 @@ describe("fake RapidPro: the flow player (mailroom call_webhook)", () => {
     expect((body.path as Json[]).length).toBe(2);
     // No input (e.g. after a flow start): input and channel are null.
     await fake.callWebhook(target.url, { shape: "legacy", contact: { uuid: contact.uuid, name: "Amara" } });
-    expect(JSON.parse(target.received[1]?.body ?? "")).toMatchObject({ input: null, channel: null });
+    expect(JSON.parse(target.received[1]?.text ?? "")).toMatchObject({ input: null, channel: null });
   });
 
   it("sends the custom mediator body, parses JSON whatever the Content-Type, null for non-JSON", async () => {
@@ -834,7 +815,7 @@ describe("fake RapidPro: the flow player (mailroom call_webhook)", () => {
       results: { clientmessage: "I need to talk to someone" },
       input: { text: "I need to talk to someone", attachments: ["image/jpeg:https://media.example/a.jpg"] },
     });
-    expect(target.received[0]?.body).toBe(
+    expect(target.received[0]?.text).toBe(
       JSON.stringify({
         contact: { name: "Amina", uuid: contact.uuid },
         department: "Counselling",
@@ -845,13 +826,13 @@ describe("fake RapidPro: the flow player (mailroom call_webhook)", () => {
     expect(first).toMatchObject({ status: 200, json: { conversationId: "c1" }, keptAcrossWait: true });
     const second = await fake.callWebhook(target.url, { shape: "custom", contact });
     expect(second).toMatchObject({ status: 503, json: null, text: "<h1>down</h1>" });
-    expect(target.received[1]?.body).toBe(
+    expect(target.received[1]?.text).toBe(
       JSON.stringify({ contact: { name: "Amina", uuid: contact.uuid }, results: {} }),
     );
     expect((await fake.callWebhook(target.url, { shape: "custom", contact })).json).toEqual({ zipped: true });
     expect(target.received[2]?.headers.connection).toBe("close");
     expect(target.received[2]?.headers["content-length"]).toBe(
-      String(Buffer.byteLength(target.received[2]?.body ?? "")),
+      String(Buffer.byteLength(target.received[2]?.text ?? "")),
     );
   });
 

@@ -1,9 +1,9 @@
-import { createServer } from "node:http";
-import type { IncomingHttpHeaders } from "node:http";
+import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_FAKE_USER, startFakeRocketChat } from "./index.js";
 import type { FakeRocketChat, FakeRocketChatOptions, RcWebhookBody } from "./index.js";
+import { startHttpRecorder } from "../../helpers/http-recorder.js";
 
 // Self-test of the fake's strictness with plain fetch: the exact statuses and strings of rocketchat.md.
 
@@ -87,22 +87,14 @@ async function receiver(
   script: (n: number, body: RcWebhookBody) => { status: number; text?: string } = () => ({ status: 200 }),
 ): Promise<{ url: string; received: Received[] }> {
   const received: Received[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as RcWebhookBody;
-      received.push({ headers: req.headers, body });
-      const answer = script(received.length, body);
-      res.writeHead(answer.status, { "content-type": "text/plain" }).end(answer.text ?? "ok");
-    });
+  const recorder = await startHttpRecorder((request, res, n) => {
+    const body = JSON.parse(request.text) as RcWebhookBody;
+    received.push({ headers: request.headers, body });
+    const answer = script(n, body);
+    res.writeHead(answer.status, { "content-type": "text/plain" }).end(answer.text ?? "ok");
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  cleanups.push(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/rocketchat`, received };
+  cleanups.push(() => recorder.close());
+  return { url: `${recorder.url}/webhooks/rocketchat`, received };
 }
 
 // A 1×1 PNG.
