@@ -20,6 +20,7 @@ import { LocalBus } from "./core/local-bus.js";
 import { UrlSigner } from "./core/signed-urls.js";
 import type { Clock } from "./core/ports.js";
 import { connectorRoutes } from "./http/connectors.js";
+import { ConnectionAdmission } from "./http/admission.js";
 import { cors } from "./http/cors.js";
 import { customerRoutes } from "./http/customer.js";
 import { errorHandler, notFound } from "./http/errors.js";
@@ -287,6 +288,11 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   web.use(errorHandler(logger));
 
   const httpServer = createServer(web);
+  const admission = new ConnectionAdmission(httpServer, {
+    maxOpening: config.MAX_OPENING_CONNECTIONS,
+    openingTimeoutMs: 2_000,
+  });
+  metrics.watchWaitingConnections(() => admission.queued);
   // Several nodes: Socket.IO's Redis adapter links them (cross-node emits, fetchSockets, the bus above).
   const adapterClients =
     redisUrl === undefined
@@ -354,10 +360,15 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     metrics,
     listen: () =>
       new Promise((resolve, reject) => {
-        httpServer.once("error", reject);
-        httpServer.listen(config.PORT, config.HOST, () => {
-          httpServer.off("error", reject);
-          const port = (httpServer.address() as AddressInfo).port;
+        const { listener } = admission;
+        listener.once("error", reject);
+        listener.listen(config.PORT, config.HOST, () => {
+          listener.off("error", reject);
+          listener.on("error", (error) => logger.error({ err: error }, "listening socket error"));
+          // The HTTP server serves the connections the admission hands it: it starts its request and header
+          // timeouts (slow clients) on "listening", as when it listens itself.
+          httpServer.emit("listening");
+          const port = (listener.address() as AddressInfo).port;
           logger.info(
             {
               host: config.HOST,
@@ -377,7 +388,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       // 1. /ready answers 503 and no new connection is accepted (the load balancer moves traffic away).
       shuttingDown = true;
       clearInterval(sweeper);
-      const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      const stopped = admission.close();
+      // The HTTP server listens on nothing itself; its close stops its timeout checks and ends idle keep-alive
+      // connections (and reports, harmlessly, that it was not listening).
+      httpServer.close(() => undefined);
       // 2. Deliveries under way finish (or their leases pass to another node); nothing new starts here.
       connectors.stop();
       await Promise.all(workers.map((worker) => worker.stop(config.SHUTDOWN_GRACE_MS)));
