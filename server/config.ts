@@ -106,7 +106,7 @@ const CoreConfigSchema = z.object({
     .describe("how long a participant whose sockets all dropped may take to come back before they count as gone"),
   SHUTDOWN_GRACE_MS: positiveInt.default(10_000).describe("how long a SIGTERM waits for in-flight work"),
   MAX_OPENING_CONNECTIONS: positiveInt
-    .default(32)
+    .default(16)
     .describe(
       "new connections served at once until their first request is read; more wait, accepted, in arrival order " +
         "(a reconnection storm then slows handshakes instead of freezing the server)",
