@@ -323,6 +323,9 @@ async function measureRelay(server: RunningServer, pairs: number, cluster?: Clus
   };
 }
 
+/** Each latency measurement's every latency (sorted; lost = Infinity), for percentiles over all of a case's rounds. */
+const latencySamples = new WeakMap<Metrics, number[]>();
+
 async function measureLatency(server: RunningServer, pairs: number, rate: number, desk = false): Promise<Metrics> {
   const { results, serverCpuMs, setupMs, windowMs } = await driveLoad(
     server,
@@ -336,7 +339,7 @@ async function measureLatency(server: RunningServer, pairs: number, rate: number
   const lost = sum(open.map((result) => result.lost));
   // A message never received within the drain time counts as infinitely late.
   const latencies = mergeSorted([...open.map((result) => result.latencies), new Array<number>(lost).fill(Infinity)]);
-  return {
+  const metrics: Metrics = {
     offered: rate,
     sentPerSec: sum(open.map((result) => result.sent)) / (windowMs / 1000),
     achieved: sum(open.map((result) => result.completedInWindow)) / (windowMs / 1000),
@@ -351,6 +354,8 @@ async function measureLatency(server: RunningServer, pairs: number, rate: number
     loadCpuPct: (sum(open.map((result) => result.cpuMs)) / windowMs) * 100,
     setupMs,
   };
+  latencySamples.set(metrics, latencies);
+  return metrics;
 }
 
 /** Memory key of one idle level, e.g. `5000.rssPerConvKB`. */
@@ -540,7 +545,14 @@ async function runClusterCase(spec: CaseSpec & { kind: "cluster" }): Promise<Rou
           ...(target === "liaison" ? { REDIS_ADAPTER: variant === "liaison-sharded" ? "sharded" : "classic" } : {}),
         };
         const startBegan = Date.now();
-        const started = await Promise.allSettled([0, 1].map(() => startServer(target, CHILD_LIFETIME_MS, { env })));
+        const started = await Promise.allSettled(
+          [0, 1].map(() =>
+            startServer(target, CHILD_LIFETIME_MS, {
+              env,
+              ...(profiling() ? { nodeArgs: profilerArgs(variant), gracefulStop: true } : {}),
+            }),
+          ),
+        );
         let result: RoundResult;
         try {
           const [first, second] = started;
@@ -594,9 +606,7 @@ async function runDeskCase(spec: CaseSpec & { kind: "desk" }): Promise<RoundResu
       let server: RunningServer | undefined;
       try {
         server = await startServer("liaison", CHILD_LIFETIME_MS, {
-          ...(flags.profile === true || flags["heap-profile"] === true || flags["trace-gc"] === true
-            ? { nodeArgs: profilerArgs("liaison"), gracefulStop: true }
-            : {}),
+          ...(profiling() ? { nodeArgs: profilerArgs("liaison"), gracefulStop: true } : {}),
           publicUrl: true,
           env: {
             ROCKETCHAT_URL: fake.url,
@@ -632,6 +642,8 @@ async function runDeskCase(spec: CaseSpec & { kind: "desk" }): Promise<RoundResu
   return out;
 }
 
+const profiling = (): boolean => flags.profile === true || flags["heap-profile"] === true || flags["trace-gc"] === true;
+
 /** `--profile`: a CPU profile of each server; `--heap-profile`: sampled allocations by stack (what feeds the GC). */
 function profilerArgs(target: string): string[] {
   const dir = join(repoRoot, "bench", "results", "profiles", target);
@@ -659,7 +671,7 @@ async function runCase(spec: CaseSpec): Promise<RoundResult[]> {
         startServer(
           target,
           CHILD_LIFETIME_MS,
-          flags.profile === true || flags["heap-profile"] === true || flags["trace-gc"] === true
+          profiling()
             ? {
                 nodeArgs: profilerArgs(target),
                 gracefulStop: true,
@@ -702,6 +714,25 @@ async function runCase(spec: CaseSpec): Promise<RoundResult[]> {
     }
   }
   return out;
+}
+
+/**
+ * Latency percentiles over the messages of every round together, not the median of each round's: at 15k msgs/s a
+ * 3 s window holds 45,000 messages, so one 40 ms hiccup of the scheduler on this shared machine (it delays ~600)
+ * is that round's p99 by itself, and whether one fell in a window decided the round.
+ */
+function pooledPercentiles(results: readonly RoundResult[], byTarget: Partial<Record<ServerName, Metrics>>): void {
+  for (const [target, metrics] of Object.entries(byTarget)) {
+    const pooled = mergeSorted(
+      results
+        .filter((result) => result.target === target && !result.error)
+        .map((result) => latencySamples.get(result.metrics) ?? []),
+    );
+    if (pooled.length === 0) continue;
+    metrics.p50 = percentile(pooled, 50);
+    metrics.p99 = percentile(pooled, 99);
+    metrics.p999 = percentile(pooled, 99.9);
+  }
 }
 
 function medians(results: readonly RoundResult[], target: ServerName): Metrics {
@@ -895,6 +926,7 @@ async function main(): Promise<void> {
       if (results.some((result) => result.target === target && !result.error))
         byTarget[target] = medians(results, target);
     }
+    if (spec.kind === "latency") pooledPercentiles(results, byTarget);
     caseResults.push({ spec, rounds: results, medians: byTarget });
   }
   const rows = caseResults.flatMap(({ spec, medians: byTarget }) => rowsFor(spec, byTarget).map(evaluate));
@@ -1061,11 +1093,13 @@ function markdownReport(
       `the next is sent once the peer received it and (parity, Liaison) the sender has its ack; counted over the measured window after a warm-up (${timing.relayWarmupMs / 1000} s at load: each server starts cold).`,
     `- Latency: open loop at a fixed offered rate, round robin over every socket, after ${timing.latencyWarmupMs / 1000} s at that rate; send → receive latency (hrtime) of the messages sent in the window; ` +
       `a message not received (and acked) within ${timing.drainMs / 1000} s after the window counts as infinitely late ("lost"). ` +
+      "p50, p99 and p99.9 are taken over the messages of every round together (a 3 s window at 15k msgs/s holds 45,000, and one 40 ms hiccup of a shared machine's scheduler delays ~600 of them: that round's p99 by itself). " +
       "*Achieved* counts the messages completed inside the window, so a backlog left by the warm-up can push it above the offered rate: a server that does not keep up shows it in its p50.",
-    "- Memory: a full GC (`--expose-gc`, triggered by SIGUSR2 through `bench/lib/child-hook.ts`) before each sample; RSS and used heap measured inside the server " +
+    "- Memory: a full, compacting GC (`--expose-gc`, triggered by SIGUSR2 through `bench/lib/child-hook.ts`; what V8's memory reducer does once a process goes quiet) and 0.5 s for the freed pages to be unmapped before each sample; RSS and used heap measured inside the server " +
       "(`/memory` on raw, Liaison's `/metrics`), before any conversation and at each level of a ramp in one process, divided by the conversations held. " +
       "raw holds the same sockets (two per conversation, each in its room). The largest level is capped by `ulimit -n` (two server descriptors per conversation). " +
-      "RSS at 1,000 conversations is dominated by the allocator's first arenas and moves by ±50% between runs; the heap figures and the larger levels are the stable ones.",
+      "RSS at 1,000 conversations is dominated by the allocator's first arenas and moves by ±50% between runs; the heap figures and the larger levels are the stable ones. " +
+      "The reconnect storm runs after the last sample.",
     "- Server CPU is read from `/proc/<pid>/stat` over the measured window; *throughput per server core* is messages delivered per CPU-second the server used.",
     "- Two nodes on Redis: the bench starts its own `redis-server` (127.0.0.1, free port, no persistence) for the case; each measurement starts two fresh nodes " +
       "of one variant with `REDIS_URL` and a fresh `REDIS_PREFIX`: **parity-2-nodes** (parity with `@socket.io/redis-adapter`, classic pub/sub, " +

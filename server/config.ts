@@ -39,7 +39,7 @@ const CoreConfigSchema = z.object({
     .enum(["classic", "sharded"])
     .default("sharded")
     .describe(
-      "Socket.IO Redis adapter: sharded pub/sub (Redis 7+; faster in the two-node bench) or classic pub/sub (Redis 6)",
+      "Socket.IO Redis adapter: sharded pub/sub (Redis 7+; spreads over a Redis Cluster's shards) or classic pub/sub (Redis 6)",
     ),
   NODE_ID: z.string().min(1).optional().describe("this node's name in leases and logs (default: host-pid-random)"),
   OUTBOX_LEASE_MS: z.coerce

@@ -74,7 +74,8 @@ export interface OutboxItem {
 }
 
 export type AppendResult =
-  | { status: "appended"; message: StoredMessage; conversation: Conversation }
+  /** `conversation`: the record after the append, when the append asked for a transition (else not read back). */
+  | { status: "appended"; message: StoredMessage; conversation?: Conversation }
   | { status: "duplicate"; message: StoredMessage }
   | { status: "skipped"; conversation: Conversation }
   | { status: "ended"; conversation: Conversation }

@@ -155,7 +155,12 @@ export class RedisStore implements ConversationStore {
       ...(endedAt === undefined ? {} : { endedAtMs: Date.parse(endedAt) }),
     };
     const raw = await this.script<string>("append", conversationId, JSON.stringify(draft), JSON.stringify(args));
-    return JSON.parse(raw) as AppendResult;
+    const result = JSON.parse(raw) as AppendResult | { status: "appended"; seq: number };
+    if (!("seq" in result)) return result;
+    // The stored message is the draft with its seq, as in the memory store.
+    const message = draft as StoredMessage;
+    message.seq = result.seq;
+    return { status: "appended", message };
   }
 
   async headSeq(conversationId: string): Promise<number> {

@@ -159,6 +159,9 @@ for _, r in ipairs(o.outbox or {}) do
     if not closing then ob_push(r.lane, id, { id = 'close', kind = 'close', reason = r.reason, attempts = 0, notBefore = 0 }) end
   end
 end
+-- A plain append answers with its seq alone: the caller holds the draft (the stored message is the draft and its
+-- seq) and has no use for the record, and parsing both back cost each node a JSON parse of ~1 KB per message.
+if not t then return '{"status":"appended","seq":' .. seq .. '}' end
 return '{"status":"appended","message":' .. msg .. ',"conversation":' .. out .. '}'
 `;
 
