@@ -105,11 +105,14 @@ const CoreConfigSchema = z.object({
     .default(30_000)
     .describe("how long a participant whose sockets all dropped may take to come back before they count as gone"),
   SHUTDOWN_GRACE_MS: positiveInt.default(10_000).describe("how long a SIGTERM waits for in-flight work"),
-  MAX_OPENING_CONNECTIONS: positiveInt
+  MAX_OPENING_CONNECTIONS: z.coerce
+    .number()
+    .int()
+    .min(0)
     .default(16)
     .describe(
-      "new connections served at once until their first request is read; more wait, accepted, in arrival order " +
-        "(a reconnection storm then slows handshakes instead of freezing the server)",
+      "new connections let in at once until their first request is read; more wait, accepted, in arrival order " +
+        "(a reconnection storm then slows handshakes instead of freezing the server); 0 lets every one in",
     ),
   SIGNING_SECRET: z
     .string()

@@ -16,12 +16,21 @@ export interface AdmissionOptions {
  * The listening socket, in front of the HTTP server: every TCP connection is accepted paused and let in (handed to
  * the HTTP server and resumed) only while fewer than `maxOpening` let-in connections have yet to send their first
  * request. A connection is let in at the next turn of the loop after a place frees up, in arrival order.
+ * `maxOpening: 0` lets every connection in at once.
  *
  * Why: 10,000 clients reconnecting at once (a balancer restart, a network blip) put thousands of upgrade requests
- * in the kernel's buffers within a second; libuv hands the loop up to 1,024 ready sockets per poll, and one poll
- * phase that meets a thousand upgrades runs for a few hundred milliseconds, during which no message, timer or
- * health check is served. Admitted this way, a poll meets at most `maxOpening` first requests; the rest wait, accepted
- * and unread, in a queue here (a descriptor each), and the clients see a slower handshake instead of a frozen server.
+ * in the kernel's buffers within a second. libuv's poll phase runs the callbacks of every ready socket (up to 1,024
+ * per epoll wait, and it waits again at once while the batches come full) before any timer, so a phase that met
+ * hundreds of upgrades (then their Socket.IO connects and joins) ran for half a second or more, during which no
+ * message, timer or health check was served. Admitted this way, a poll meets at most `maxOpening` first requests;
+ * the rest wait, accepted and unread, in a queue here (a descriptor each), and the clients see a slower handshake
+ * instead of a frozen server. The bound is on connections let in and not yet heard from, not on connections per
+ * turn: a storm's clients send their upgrade some time after their connect completes, and letting 16 in per turn
+ * let hundreds in before their requests arrived together (the loop then stalled 0.6–1 s, as with no admission).
+ *
+ * The price: a connection that sends nothing holds its place for `openingTimeoutMs`, so a client exposed to the
+ * internet without a proxy in front could slow everyone's handshakes by opening connections and staying silent
+ * (a proxy sends each request as soon as it has it; `MAX_OPENING_CONNECTIONS=0` turns this off).
  */
 export class ConnectionAdmission {
   readonly listener: NetServer;
@@ -83,6 +92,10 @@ export class ConnectionAdmission {
       socket.destroy();
       return;
     }
+    if (this.options.maxOpening === 0) {
+      this.letIn(socket);
+      return;
+    }
     // Paused, a socket reads nothing and so meets no error, but one must never crash the process. (Kept on: taking
     // a listener off deletes a key of the socket's listener map, which costs every socket its map's fast shape.)
     socket.on("error", ignore);
@@ -118,11 +131,15 @@ export class ConnectionAdmission {
       const timer = setTimeout(this.timedOut, this.options.openingTimeoutMs, socket);
       timer.unref();
       this.opening.set(socket, timer);
-      this.live++;
-      socket.once("close", this.onClose);
-      this.httpServer.emit("connection", socket);
-      socket.resume();
+      this.letIn(socket);
     }
+  }
+
+  private letIn(socket: Socket): void {
+    this.live++;
+    socket.once("close", this.onClose);
+    this.httpServer.emit("connection", socket);
+    socket.resume();
   }
 }
 

@@ -141,6 +141,15 @@ describe("ConnectionAdmission (new connections let in a few at a time)", () => {
     expect(await get(after, "/after")).toBe("HTTP/1.1 200 OK | hello /after");
   });
 
+  it("maxOpening 0 lets every connection in at once", async () => {
+    const gate = await startGate(0);
+    const sockets: Socket[] = [];
+    for (let index = 0; index < 5; index++) sockets.push(await open(gate.port));
+    await until(() => gate.handed.length === 5);
+    expect(gate.admission.queued).toBe(0);
+    expect(await get(sockets[4] as Socket, "/last")).toBe("HTTP/1.1 200 OK | hello /last");
+  });
+
   it("close: refuses new connections, closes those waiting, and resolves once those let in have ended", async () => {
     const gate = await startGate(1);
     const admitted = await open(gate.port);
