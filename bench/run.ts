@@ -1102,7 +1102,7 @@ function markdownReport(
       "The reconnect storm runs after the last sample.",
     "- Server CPU is read from `/proc/<pid>/stat` over the measured window; *throughput per server core* is messages delivered per CPU-second the server used.",
     "- Two nodes on Redis: the bench starts its own `redis-server` (127.0.0.1, free port, no persistence) for the case; each measurement starts two fresh nodes " +
-      "of one variant with `REDIS_URL` and a fresh `REDIS_PREFIX`: **parity-2-nodes** (parity with `@socket.io/redis-adapter`, classic pub/sub, " +
+      "of one variant with `REDIS_URL` and a fresh `REDIS_PREFIX`: **parity-2-nodes** (parity with `@socket.io/redis-adapter`, classic pub/sub, its publishing client auto-pipelined as Liaison's is, " +
       "`messageArrived` sent with `io.to(room).except(sender)` so it crosses nodes through the adapter; `seq` kept in the memory of the node that received the send, " +
       "so acks are checked for order per sending socket; no store), **liaison-classic** and **liaison-sharded** (Liaison on the Redis store, `REDIS_ADAPTER=classic` or `sharded`). " +
       "Every customer socket (and `init`) is on the first node and its agent on the second, so every message crosses nodes; closed loop as in the relay case. " +
