@@ -34,7 +34,7 @@ export interface AdmissionOptions {
  */
 export class ConnectionAdmission {
   readonly listener: NetServer;
-  private readonly waiting: Socket[] = [];
+  private readonly waiting: (Socket | undefined)[] = [];
   private head = 0;
   private readonly opening = new Map<Socket, NodeJS.Timeout>();
   private pumpScheduled = false;
@@ -121,13 +121,13 @@ export class ConnectionAdmission {
   private pump(): void {
     this.pumpScheduled = false;
     while (this.opening.size < this.options.maxOpening && this.head < this.waiting.length) {
-      const socket = this.waiting[this.head] as Socket;
-      this.waiting[this.head++] = undefined as unknown as Socket;
+      const socket = this.waiting[this.head];
+      this.waiting[this.head++] = undefined;
       if (this.head > 1024 && this.head * 2 > this.waiting.length) {
         this.waiting.splice(0, this.head);
         this.head = 0;
       }
-      if (socket.destroyed) continue;
+      if (socket === undefined || socket.destroyed) continue;
       const timer = setTimeout(this.timedOut, this.options.openingTimeoutMs, socket);
       timer.unref();
       this.opening.set(socket, timer);
