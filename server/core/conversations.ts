@@ -261,7 +261,7 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     const message = chatDraft(
       input.id ?? newMessageId(),
       conversation.id,
-      this.clock().toISOString(),
+      isoTimestamp(this.clock()),
       fromCustomer ? this.customerParticipant(conversation) : (actor.participant ?? { id: actor.id, name: actor.name }),
       input,
       this.customerAccount(conversation),
@@ -657,7 +657,7 @@ export class ConversationService implements DeskEffects, ChannelEffects {
       type: "ActivityMessage",
       id: newMessageId(),
       conversationId: conversation.id,
-      timestamp: this.clock().toISOString(),
+      timestamp: isoTimestamp(this.clock()),
       from,
       to: [],
       activityType: type,
@@ -687,6 +687,22 @@ export function isWhisper(message: Message): boolean {
 
 const NO_PARTICIPANTS: Participant[] = Object.freeze([]) as unknown as Participant[];
 const NO_ATTACHMENTS: ChatMessage["attachments"] = Object.freeze([]) as unknown as ChatMessage["attachments"];
+
+let lastTimestampMs = Number.NaN;
+let lastTimestamp = "";
+
+/**
+ * `date.toISOString()`, the string reused while the millisecond is the same: V8 formats each one with `snprintf`
+ * (about 2,000 instructions, 1.5 % of a relayed message's), and a busy node stamps many messages per millisecond.
+ */
+function isoTimestamp(date: Date): string {
+  const ms = date.getTime();
+  if (ms !== lastTimestampMs) {
+    lastTimestampMs = ms;
+    lastTimestamp = date.toISOString();
+  }
+  return lastTimestamp;
+}
 
 /**
  * A chat message draft, always in one shape: every field present (`refId` and `replaces` possibly undefined, which
