@@ -26,6 +26,7 @@ import type { DeskEffects } from "./desk-outbox.js";
 import { GatewayError } from "./errors.js";
 import { newConversationId, newCustomerToken, newMessageId, newParticipantId, newRequestId } from "./ids.js";
 import type { Clock, CoreLogger, CoreMetrics, MessageBus } from "./ports.js";
+import { isoTimestamp } from "./timestamps.js";
 
 export interface ConversationServiceOptions {
   greetingText: string;
@@ -687,22 +688,6 @@ export function isWhisper(message: Message): boolean {
 
 const NO_PARTICIPANTS: Participant[] = Object.freeze([]) as unknown as Participant[];
 const NO_ATTACHMENTS: ChatMessage["attachments"] = Object.freeze([]) as unknown as ChatMessage["attachments"];
-
-let lastTimestampMs = Number.NaN;
-let lastTimestamp = "";
-
-/**
- * `date.toISOString()`, the string reused while the millisecond is the same: V8 formats each one with `snprintf`
- * (about 2,000 instructions, 1.5 % of a relayed message's), and a busy node stamps many messages per millisecond.
- */
-function isoTimestamp(date: Date): string {
-  const ms = date.getTime();
-  if (ms !== lastTimestampMs) {
-    lastTimestampMs = ms;
-    lastTimestamp = date.toISOString();
-  }
-  return lastTimestamp;
-}
 
 /**
  * A chat message draft, always in one shape: every field present (`refId` and `replaces` possibly undefined, which

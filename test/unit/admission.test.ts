@@ -73,6 +73,16 @@ const until = async (condition: () => boolean, timeoutMs = 2_000): Promise<void>
   }
 };
 
+/** A gate letting one connection in at a time, with one connection in (silent) and one waiting behind it. */
+async function oneInOneWaiting(): Promise<{ gate: Gate; admitted: Socket; waiting: Socket }> {
+  const gate = await startGate(1);
+  const admitted = await open(gate.port);
+  const waiting = await open(gate.port);
+  await settle();
+  expect([gate.handed.length, gate.admission.queued]).toEqual([1, 1]);
+  return { gate, admitted, waiting };
+}
+
 describe("ConnectionAdmission (new connections let in a few at a time)", () => {
   it("hands the HTTP server at most maxOpening connections that have sent nothing yet; the rest wait, in order", async () => {
     const gate = await startGate(2);
@@ -103,11 +113,7 @@ describe("ConnectionAdmission (new connections let in a few at a time)", () => {
   });
 
   it("counts an upgrade request as the first request", async () => {
-    const gate = await startGate(1);
-    const first = await open(gate.port);
-    const second = await open(gate.port);
-    await settle();
-    expect([gate.handed.length, gate.admission.queued]).toEqual([1, 1]);
+    const { admitted: first, waiting: second } = await oneInOneWaiting();
     first.write("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n");
     const [switching] = (await once(first, "data")) as [Buffer];
     expect(switching.toString()).toContain("101 Switching Protocols");
@@ -129,11 +135,7 @@ describe("ConnectionAdmission (new connections let in a few at a time)", () => {
   });
 
   it("lets in a connection whose client closed while it waited, and counts it gone", async () => {
-    const gate = await startGate(1);
-    const holder = await open(gate.port);
-    const quitter = await open(gate.port);
-    await settle();
-    expect([gate.handed.length, gate.admission.queued]).toEqual([1, 1]);
+    const { gate, admitted: holder, waiting: quitter } = await oneInOneWaiting();
     quitter.destroy();
     expect(await get(holder, "/h")).toBe("HTTP/1.1 200 OK | hello /h");
     await until(() => gate.admission.queued === 0 && gate.handed.length === 2);
@@ -151,17 +153,13 @@ describe("ConnectionAdmission (new connections let in a few at a time)", () => {
   });
 
   it("close: refuses new connections, closes those waiting, and resolves once those let in have ended", async () => {
-    const gate = await startGate(1);
-    const admitted = await open(gate.port);
-    const waiting = await open(gate.port);
-    await settle();
-    expect([gate.handed.length, gate.admission.queued]).toEqual([1, 1]);
+    const { gate, admitted, waiting } = await oneInOneWaiting();
     const waitingClosed = once(waiting, "close");
     let closed = false;
     const closing = gate.admission.close().then(() => (closed = true));
     await waitingClosed;
     await expect(open(gate.port)).rejects.toThrow(/ECONNREFUSED/);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await settle();
     expect(closed).toBe(false);
     admitted.destroy();
     await closing;
