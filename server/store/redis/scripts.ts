@@ -87,82 +87,99 @@ if o.deskNote then ob_push('desk', id, { id = 'note', kind = 'note', text = o.de
 return '{"created":true,"conversation":' .. ARGV[1] .. '}'
 `;
 
-/** ARGV: conversation id, draft JSON (no seq), options JSON. */
+/**
+ * A batch of appends, run one after the other (ARGV: conversation id, draft JSON (no seq), options JSON, repeated).
+ * A node sends the appends its sockets asked for in one event-loop turn as one call: Redis runs one script instead
+ * of one per message. Each item answers on its own (an error in one, caught by pcall, fails that item only).
+ */
 export const APPEND = `${common}
-local id = ARGV[1]
-local draft = ARGV[2]
-local o = cjson.decode(ARGV[3])
-local ckey = P .. 'c:' .. id
-local raw = redis.call('GET', ckey)
-if not raw then return '{"status":"not_found"}' end
-local conv = cjson.decode(raw)
-local logkey = P .. 'log:' .. id
-if o.dedupe then
-  local seen = redis.call('HGET', P .. 'ids:' .. id, o.dedupe.id)
-  if seen then
-    local msg = redis.call('LINDEX', logkey, tonumber(string.match(seen, '^%d+')) - 1)
-    return '{"status":"duplicate","message":' .. msg .. '}'
-  end
-end
-if o.requireOpen and conv.state == 'ended' then return '{"status":"ended","conversation":' .. raw .. '}' end
-local flagskey = P .. 'flags:' .. id
-if o.flag then
-  local has = redis.call('SISMEMBER', flagskey, o.flag.key) == 1
-  if has == o.flag.value then return '{"status":"skipped","conversation":' .. raw .. '}' end
-end
-local t = o.transition
-local applies = false
-if t then for _, s in ipairs(t.from) do if s == conv.state then applies = true end end end
-if t and t.required and not applies then
-  if conv.state == 'ended' then return '{"status":"ended","conversation":' .. raw .. '}' end
-  return '{"status":"skipped","conversation":' .. raw .. '}'
-end
-if o.flag then
-  if o.flag.value then redis.call('SADD', flagskey, o.flag.key) else redis.call('SREM', flagskey, o.flag.key) end
-end
-local blocked = false
-if t and t.unlessFlagPrefix then
-  for _, f in ipairs(redis.call('SMEMBERS', flagskey)) do
-    if string.sub(f, 1, #t.unlessFlagPrefix) == t.unlessFlagPrefix then blocked = true end
-  end
-end
-local out = raw
-if t and applies and not blocked then
-  local from = conv.state
-  for k, v in pairs(t.set or {}) do conv[k] = v end
-  for _, k in ipairs(t.unset or {}) do conv[k] = nil end
-  conv.state = t.to
-  redis.call('HINCRBY', P .. 'states', from, -1)
-  redis.call('HINCRBY', P .. 'states', t.to, 1)
-  if t.to == 'ended' then
-    if conv.refId then
-      local okey = P .. 'open:' .. conv.channel .. '\\0' .. conv.refId
-      if redis.call('GET', okey) == id then redis.call('DEL', okey) end
+local function append_one(id, draft, optionsJson)
+  local o = cjson.decode(optionsJson)
+  local ckey = P .. 'c:' .. id
+  local raw = redis.call('GET', ckey)
+  if not raw then return '{"status":"not_found"}' end
+  local conv = cjson.decode(raw)
+  local logkey = P .. 'log:' .. id
+  if o.dedupe then
+    local seen = redis.call('HGET', P .. 'ids:' .. id, o.dedupe.id)
+    if seen then
+      local msg = redis.call('LINDEX', logkey, tonumber(string.match(seen, '^%d+')) - 1)
+      return '{"status":"duplicate","message":' .. msg .. '}'
     end
-    redis.call('ZADD', P .. 'ended', o.endedAtMs or 0, id)
   end
-  out = cjson.encode(conv)
-  redis.call('SET', ckey, out)
+  if o.requireOpen and conv.state == 'ended' then return '{"status":"ended","conversation":' .. raw .. '}' end
+  local flagskey = P .. 'flags:' .. id
+  if o.flag then
+    local has = redis.call('SISMEMBER', flagskey, o.flag.key) == 1
+    if has == o.flag.value then return '{"status":"skipped","conversation":' .. raw .. '}' end
+  end
+  local t = o.transition
+  local applies = false
+  if t then for _, s in ipairs(t.from) do if s == conv.state then applies = true end end end
+  if t and t.required and not applies then
+    if conv.state == 'ended' then return '{"status":"ended","conversation":' .. raw .. '}' end
+    return '{"status":"skipped","conversation":' .. raw .. '}'
+  end
+  if o.flag then
+    if o.flag.value then redis.call('SADD', flagskey, o.flag.key) else redis.call('SREM', flagskey, o.flag.key) end
+  end
+  local blocked = false
+  if t and t.unlessFlagPrefix then
+    for _, f in ipairs(redis.call('SMEMBERS', flagskey)) do
+      if string.sub(f, 1, #t.unlessFlagPrefix) == t.unlessFlagPrefix then blocked = true end
+    end
+  end
+  local out = raw
+  if t and applies and not blocked then
+    local from = conv.state
+    for k, v in pairs(t.set or {}) do conv[k] = v end
+    for _, k in ipairs(t.unset or {}) do conv[k] = nil end
+    conv.state = t.to
+    redis.call('HINCRBY', P .. 'states', from, -1)
+    redis.call('HINCRBY', P .. 'states', t.to, 1)
+    if t.to == 'ended' then
+      if conv.refId then
+        local okey = P .. 'open:' .. conv.channel .. '\\0' .. conv.refId
+        if redis.call('GET', okey) == id then redis.call('DEL', okey) end
+      end
+      redis.call('ZADD', P .. 'ended', o.endedAtMs or 0, id)
+    end
+    out = cjson.encode(conv)
+    redis.call('SET', ckey, out)
+  end
+  local seq, msg = push_message(id, draft, o.messageId, o.timestamp, o.connectorChannel)
+  for _, r in ipairs(o.outbox or {}) do
+    local key = P .. 'ob:' .. r.lane .. ':' .. id
+    if r.kind == 'message' then
+      ob_push(r.lane, id, { id = 'm:' .. seq, kind = 'message', seq = seq, attempts = 0, notBefore = 0 })
+    elseif r.kind == 'note' then
+      ob_push(r.lane, id, { id = 'n:' .. seq, kind = 'note', seq = seq, text = r.text, attempts = 0, notBefore = 0 })
+    else
+      local closing = false
+      for _, item in ipairs(redis.call('LRANGE', key, 0, -1)) do
+        if cjson.decode(item).kind == 'close' then closing = true end
+      end
+      if not closing then ob_push(r.lane, id, { id = 'close', kind = 'close', reason = r.reason, attempts = 0, notBefore = 0 }) end
+    end
+  end
+  -- A plain append answers with its seq alone: the caller holds the draft (the stored message is the draft and its
+  -- seq) and has no use for the record, and parsing both back cost each node a JSON parse of ~1 KB per message.
+  if not t then return '{"status":"appended","seq":' .. seq .. '}' end
+  return '{"status":"appended","message":' .. msg .. ',"conversation":' .. out .. '}'
 end
-local seq, msg = push_message(id, draft, o.messageId, o.timestamp, o.connectorChannel)
-for _, r in ipairs(o.outbox or {}) do
-  local key = P .. 'ob:' .. r.lane .. ':' .. id
-  if r.kind == 'message' then
-    ob_push(r.lane, id, { id = 'm:' .. seq, kind = 'message', seq = seq, attempts = 0, notBefore = 0 })
-  elseif r.kind == 'note' then
-    ob_push(r.lane, id, { id = 'n:' .. seq, kind = 'note', seq = seq, text = r.text, attempts = 0, notBefore = 0 })
+local out = {}
+local i = 1
+while ARGV[i] do
+  local ok, result = pcall(append_one, ARGV[i], ARGV[i + 1], ARGV[i + 2])
+  if ok then
+    out[#out + 1] = result
   else
-    local closing = false
-    for _, item in ipairs(redis.call('LRANGE', key, 0, -1)) do
-      if cjson.decode(item).kind == 'close' then closing = true end
-    end
-    if not closing then ob_push(r.lane, id, { id = 'close', kind = 'close', reason = r.reason, attempts = 0, notBefore = 0 }) end
+    local reason = type(result) == 'table' and result.err or tostring(result)
+    out[#out + 1] = cjson.encode({ status = 'error', message = reason })
   end
+  i = i + 3
 end
--- A plain append answers with its seq alone: the caller holds the draft (the stored message is the draft and its
--- seq) and has no use for the record, and parsing both back cost each node a JSON parse of ~1 KB per message.
-if not t then return '{"status":"appended","seq":' .. seq .. '}' end
-return '{"status":"appended","message":' .. msg .. ',"conversation":' .. out .. '}'
+return out
 `;
 
 /** ARGV: conversation id, ids JSON, openedAt ('' for none). */
