@@ -98,7 +98,6 @@ local function append_one(id, draft, optionsJson)
   local ckey = P .. 'c:' .. id
   local raw = redis.call('GET', ckey)
   if not raw then return '{"status":"not_found"}' end
-  local conv = cjson.decode(raw)
   local logkey = P .. 'log:' .. id
   if o.dedupe then
     local seen = redis.call('HGET', P .. 'ids:' .. id, o.dedupe.id)
@@ -107,13 +106,18 @@ local function append_one(id, draft, optionsJson)
       return '{"status":"duplicate","message":' .. msg .. '}'
     end
   end
-  if o.requireOpen and conv.state == 'ended' then return '{"status":"ended","conversation":' .. raw .. '}' end
+  local t = o.transition
+  -- A plain append needs the record's state only, to refuse one to an ended conversation: the record is decoded
+  -- when it may say ended (its JSON holds the exact text "state":"ended", which a string value cannot, escaped),
+  -- or when a flag or a transition reads it.
+  local conv
+  if t or o.flag or string.find(raw, '"state":"ended"', 1, true) then conv = cjson.decode(raw) end
+  if o.requireOpen and conv and conv.state == 'ended' then return '{"status":"ended","conversation":' .. raw .. '}' end
   local flagskey = P .. 'flags:' .. id
   if o.flag then
     local has = redis.call('SISMEMBER', flagskey, o.flag.key) == 1
     if has == o.flag.value then return '{"status":"skipped","conversation":' .. raw .. '}' end
   end
-  local t = o.transition
   local applies = false
   if t then for _, s in ipairs(t.from) do if s == conv.state then applies = true end end end
   if t and t.required and not applies then
