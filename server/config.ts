@@ -109,7 +109,7 @@ const CoreConfigSchema = z.object({
     .number()
     .int()
     .min(0)
-    .default(16)
+    .default(8)
     .describe(
       "new connections let in at once until their first request is read; more wait, accepted, in arrival order " +
         "(a reconnection storm then slows handshakes instead of freezing the server); 0 lets every one in",
