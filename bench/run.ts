@@ -197,6 +197,7 @@ function startWorkers(
   count: number,
   rate: number,
   firstPair = 0,
+  options: { niceness?: number } = {},
 ): Worker[] {
   const workers: Worker[] = [];
   let offset = firstPair;
@@ -204,16 +205,19 @@ function startWorkers(
     const share = Math.floor(pairs / count) + (index < pairs % count ? 1 : 0);
     if (share === 0) continue;
     workers.push(
-      startWorker({
-        ...base,
-        worker: index,
-        target: server.target,
-        url: server.url,
-        apiKey: benchApiKey,
-        pairs: share,
-        pairOffset: offset,
-        rate: (rate * share) / pairs,
-      }),
+      startWorker(
+        {
+          ...base,
+          worker: index,
+          target: server.target,
+          url: server.url,
+          apiKey: benchApiKey,
+          pairs: share,
+          pairOffset: offset,
+          rate: (rate * share) / pairs,
+        },
+        options,
+      ),
     );
     offset += share;
   }
@@ -397,7 +401,7 @@ async function measureIdle(server: RunningServer, levels: readonly IdleLevel[]):
         drainMs: 0,
         lifetimeMs: CHILD_LIFETIME_MS,
       };
-      const added = startWorkers(server, base, more, count, 0, held);
+      const added = startWorkers(server, base, more, count, 0, held, { niceness: IDLE_WORKER_NICENESS });
       workers.push(...added);
       const setupMs = await readyAll(added, more);
       held = level.conversations;
@@ -482,6 +486,15 @@ async function reconnectStorm(server: RunningServer, workers: readonly Worker[])
 }
 
 const RECONNECT_TIMEOUT_MS = 180_000;
+/**
+ * The idle ramp's load processes (the storm's clients among them) run at a lower priority than the server. They
+ * stand for clients on other machines, but here five of them and the server share two cores: when 10,000 clients
+ * reconnect at once they all want a core, and the server's main thread spent most of its worst "stalls" runnable
+ * and waiting for one (`/proc/<pid>/schedstat`: 238.6 ms of delay = 76.7 ms running + 146.2 ms waiting; 136.5 ms
+ * = 40.3 + 95.7), which measured the machine's run queue rather than the server. With a lower priority the delay
+ * is the server's own work (and the same for raw and Liaison).
+ */
+const IDLE_WORKER_NICENESS = 10;
 /** Conversations held when the storm runs: two client sockets each, 10,000 clients. */
 const STORM_CONVERSATIONS = 5_000;
 /** How long the server is given to take in the drop (every close) before the clients come back. */
