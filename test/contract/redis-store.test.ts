@@ -90,3 +90,24 @@ describe("RedisStore: appends of one event-loop turn", () => {
     ]);
   });
 });
+
+describe("RedisStore: a plain append to an ended conversation", () => {
+  it("is refused whatever the spacing of the stored record's JSON", async () => {
+    const prefix = `t${process.pid}:${++counter}:`;
+    const store = new RedisStore({ url: redis.url, prefix, campaignRetentionMs: 86_400_000 });
+    try {
+      const conversation = conversationFixture();
+      await store.init(conversation, { requestId: conversation.requestId }, []);
+      // The record as another writer (or a hand in redis-cli) might have left it: indented, state ended.
+      await store.redis.set(
+        `${prefix}c:${conversation.id}`,
+        JSON.stringify({ ...conversation, state: "ended" }, null, 2),
+      );
+      const late = await store.append(conversation.id, chatDraft(conversation.id, "late"), { requireOpen: true });
+      expect(late.status).toBe("ended");
+      expect(await store.read(conversation.id, 0)).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -108,10 +108,10 @@ local function append_one(id, draft, optionsJson)
   end
   local t = o.transition
   -- A plain append needs the record's state only, to refuse one to an ended conversation: the record is decoded
-  -- when it may say ended (its JSON holds the exact text "state":"ended", which a string value cannot, escaped),
-  -- or when a flag or a transition reads it.
+  -- when it may say ended (its JSON holds the string "ended" somewhere, whatever the spacing: a plain search, cheaper
+  -- than a pattern; another field worth exactly "ended" only costs a decode), or when a flag or a transition reads it.
   local conv
-  if t or o.flag or string.find(raw, '"state":"ended"', 1, true) then conv = cjson.decode(raw) end
+  if t or o.flag or string.find(raw, '"ended"', 1, true) then conv = cjson.decode(raw) end
   if o.requireOpen and conv and conv.state == 'ended' then return '{"status":"ended","conversation":' .. raw .. '}' end
   local flagskey = P .. 'flags:' .. id
   if o.flag then
