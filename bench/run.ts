@@ -67,7 +67,7 @@ if (flags.help) {
 
 const quick = flags.quick === true;
 /**
- * Two rounds by default keep a full run to about five minutes on 2 cores (three took eight); `--rounds` for more
+ * Two rounds by default keep a full run to six or seven minutes on 2 cores (three took eight); `--rounds` for more
  * confidence in a figure near its target.
  */
 const rounds = flags.rounds === undefined ? (quick ? 1 : 2) : Math.max(1, Number(flags.rounds));

@@ -12,19 +12,19 @@ afterAll(async () => {
   await redis.close();
 });
 
-// Each test gets a fresh key prefix: the same suite, on a store that starts empty.
-storeContract("redis", () =>
-  Promise.resolve(
-    new RedisStore({ url: redis.url, prefix: `t${process.pid}:${++counter}:`, campaignRetentionMs: 86_400_000 }),
-  ),
-);
+/** A store on a fresh key prefix of the test Redis: one that starts empty. */
+const freshPrefix = (): string => `t${process.pid}:${++counter}:`;
+const storeAt = (prefix: string): RedisStore =>
+  new RedisStore({ url: redis.url, prefix, campaignRetentionMs: 86_400_000 });
 
-describe("RedisStore: appends of one event-loop turn", () => {
+storeContract("redis", () => Promise.resolve(storeAt(freshPrefix())));
+
+describe("RedisStore's append script", () => {
   let store: RedisStore;
   let prefix: string;
   beforeEach(() => {
-    prefix = `t${process.pid}:${++counter}:`;
-    store = new RedisStore({ url: redis.url, prefix, campaignRetentionMs: 86_400_000 });
+    prefix = freshPrefix();
+    store = storeAt(prefix);
   });
   afterEach(async () => {
     await store.close();
@@ -38,7 +38,7 @@ describe("RedisStore: appends of one event-loop turn", () => {
     );
   };
 
-  it("go to Redis together (128 to a script call), each conversation's in the order they were asked for", async () => {
+  it("sends the appends of one turn together (128 to a script call), each conversation's in the order they were asked for", async () => {
     const conversations = [conversationFixture(), conversationFixture(), conversationFixture()];
     for (const c of conversations) await store.init(c, { requestId: c.requestId }, []);
     const before = await scriptCalls();
@@ -59,7 +59,7 @@ describe("RedisStore: appends of one event-loop turn", () => {
     }
   });
 
-  it("fail one by one: an append Redis cannot record fails alone, the others of its call are recorded", async () => {
+  it("fails appends one by one: one Redis cannot record fails alone, the others of its call are recorded", async () => {
     const good = conversationFixture();
     const broken = conversationFixture();
     for (const c of [good, broken]) await store.init(c, { requestId: c.requestId }, []);
@@ -76,7 +76,7 @@ describe("RedisStore: appends of one event-loop turn", () => {
     expect(await store.redis.get(`${prefix}log:${broken.id}`)).toBe("not a list");
   });
 
-  it("fail together when Redis is gone, as unavailable", async () => {
+  it("fails every append of a call as unavailable when Redis is gone", async () => {
     const c = conversationFixture();
     await store.init(c, { requestId: c.requestId }, []);
     store.redis.disconnect();
@@ -89,25 +89,17 @@ describe("RedisStore: appends of one event-loop turn", () => {
       { status: "rejected", reason: { code: "unavailable" } },
     ]);
   });
-});
 
-describe("RedisStore: a plain append to an ended conversation", () => {
-  it("is refused whatever the spacing of the stored record's JSON", async () => {
-    const prefix = `t${process.pid}:${++counter}:`;
-    const store = new RedisStore({ url: redis.url, prefix, campaignRetentionMs: 86_400_000 });
-    try {
-      const conversation = conversationFixture();
-      await store.init(conversation, { requestId: conversation.requestId }, []);
-      // The record as another writer (or a hand in redis-cli) might have left it: indented, state ended.
-      await store.redis.set(
-        `${prefix}c:${conversation.id}`,
-        JSON.stringify({ ...conversation, state: "ended" }, null, 2),
-      );
-      const late = await store.append(conversation.id, chatDraft(conversation.id, "late"), { requireOpen: true });
-      expect(late.status).toBe("ended");
-      expect(await store.read(conversation.id, 0)).toEqual([]);
-    } finally {
-      await store.close();
-    }
+  it("refuses a plain append to an ended conversation whatever the spacing of the stored record's JSON", async () => {
+    const conversation = conversationFixture();
+    await store.init(conversation, { requestId: conversation.requestId }, []);
+    // The record as another writer (or a hand in redis-cli) might have left it: indented, state ended.
+    await store.redis.set(
+      `${prefix}c:${conversation.id}`,
+      JSON.stringify({ ...conversation, state: "ended" }, null, 2),
+    );
+    const late = await store.append(conversation.id, chatDraft(conversation.id, "late"), { requireOpen: true });
+    expect(late.status).toBe("ended");
+    expect(await store.read(conversation.id, 0)).toEqual([]);
   });
 });
