@@ -492,7 +492,9 @@ const RECONNECT_TIMEOUT_MS = 180_000;
  * reconnect at once they all want a core, and the server's main thread spent most of its worst "stalls" runnable
  * and waiting for one (`/proc/<pid>/schedstat`: 238.6 ms of delay = 76.7 ms running + 146.2 ms waiting; 136.5 ms
  * = 40.3 + 95.7), which measured the machine's run queue rather than the server. With a lower priority the delay
- * is the server's own work (and the same for raw and Liaison).
+ * is the server's own work (and the same for raw and Liaison). `startWorker` lowers the priority of the worker's
+ * session group as well: with the kernel's autogroups on, `nice` alone changed nothing (storms of 58–172 ms, then
+ * 28–46 ms with the group's priority lowered too).
  */
 const IDLE_WORKER_NICENESS = 10;
 /** Conversations held when the storm runs: two client sockets each, 10,000 clients. */

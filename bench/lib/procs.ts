@@ -4,7 +4,7 @@
  * `child-hook.ts`, which makes them exit on their own if this process disappears.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -453,6 +453,15 @@ export async function readEventLoopLag(server: RunningServer): Promise<EventLoop
   };
 }
 
+/** Sets the nice value of the autogroup `pid` leads; a no-op where the kernel has no autogroups. */
+function setAutogroupNice(pid: number, niceness: number): void {
+  try {
+    writeFileSync(`/proc/${pid}/autogroup`, String(niceness));
+  } catch {
+    // No such file: not Linux, or a kernel built without autogroups; `nice` alone then does it.
+  }
+}
+
 export interface Worker {
   config: WorkerConfig;
   /** The next message of `type` from the worker; rejects on its error, its exit, or the timeout. */
@@ -464,6 +473,11 @@ export interface Worker {
 /**
  * Starts a load worker (`node --import tsx bench/load.ts`) in its own process; `niceness` lowers its scheduling
  * priority (Linux `nice`, 0–19), so that where it competes with the server for a core the server runs first.
+ * Each process here starts its own session (`detached`), and where the kernel groups tasks by session
+ * (`/proc/sys/kernel/sched_autogroup_enabled`, on by default in many distributions) it shares the CPU between the
+ * groups first and a thread's nice value only counts inside its group: a nice-10 worker alone in its group still
+ * got a full group's share against the server's. So the worker's group is given the niceness too
+ * (`/proc/<pid>/autogroup`; lowering it needs no privilege).
  */
 export function startWorker(config: WorkerConfig, options: { niceness?: number } = {}): Worker {
   const command = [process.execPath, "--import", "tsx", "bench/load.ts"];
@@ -478,6 +492,7 @@ export function startWorker(config: WorkerConfig, options: { niceness?: number }
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     }),
   );
+  if (options.niceness !== undefined && child.pid !== undefined) setAutogroupNice(child.pid, options.niceness);
   const inbox: WorkerMessage[] = [];
   const waiters = new Set<() => void>();
   const wake = () => {
