@@ -7,7 +7,13 @@ import { hostname } from "node:os";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
 import { RAPIDPRO_CHANNEL, RapidProChannel, liveAgentsRoutes } from "./adapters/rapidpro/index.js";
-import { RocketChatDesk, mintVisitorToken, rocketChatRoutes } from "./adapters/rocketchat/index.js";
+import {
+  RocketChatDesk,
+  WEBHOOK_PATHS,
+  mintVisitorToken,
+  rocketChatRoutes,
+  rocketChatWebhook,
+} from "./adapters/rocketchat/index.js";
 import type { Config } from "./config.js";
 import { ApiKeys } from "./core/api-keys.js";
 import { ConnectorDispatcher } from "./core/connectors.js";
@@ -22,6 +28,7 @@ import type { Clock } from "./core/ports.js";
 import { connectorRoutes } from "./http/connectors.js";
 import { ConnectionAdmission } from "./http/admission.js";
 import { cors } from "./http/cors.js";
+import { fastJsonRoutes, type FastJsonHandler } from "./http/fast-json.js";
 import { customerRoutes } from "./http/customer.js";
 import { errorHandler, notFound } from "./http/errors.js";
 import { opsRoutes } from "./http/ops.js";
@@ -271,23 +278,33 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       }),
     );
   }
+  const fastRoutes = new Map<string, FastJsonHandler>();
   if (rocketChat) {
-    web.use(
-      rocketChatRoutes({
-        core,
-        store,
-        client: rocketChat.client,
-        signer,
-        publicUrl: config.PUBLIC_URL,
-        webhookToken: config.ROCKETCHAT_WEBHOOK_TOKEN,
-        logger: logger.child({ component: "rocketchat" }),
-      }),
-    );
+    const deps = {
+      core,
+      store,
+      client: rocketChat.client,
+      signer,
+      publicUrl: config.PUBLIC_URL,
+      webhookToken: config.ROCKETCHAT_WEBHOOK_TOKEN,
+      logger: logger.child({ component: "rocketchat" }),
+    };
+    const webhook = rocketChatWebhook(deps);
+    for (const path of WEBHOOK_PATHS) fastRoutes.set(path, webhook);
+    web.use(rocketChatRoutes(deps, webhook));
   }
   web.use(notFound);
   web.use(errorHandler(logger));
+  const fast = fastJsonRoutes(fastRoutes, {
+    maxBytes: config.MAX_PAYLOAD_BYTES,
+    corsOrigins: config.CORS_ORIGINS,
+    isShuttingDown: () => shuttingDown,
+    logger,
+  });
 
-  const httpServer = createServer(web);
+  const httpServer = createServer((req, res) => {
+    if (!fast(req, res)) web(req, res);
+  });
   const admission = new ConnectionAdmission(httpServer, {
     maxOpening: config.MAX_OPENING_CONNECTIONS,
     openingTimeoutMs: 2_000,

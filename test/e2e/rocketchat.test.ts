@@ -272,6 +272,58 @@ describe("Rocket.Chat desk end to end", () => {
     });
   });
 
+  it("answers every webhook request the same through its fast path as through express", async () => {
+    const { fake, gateway } = await scenario({}, { MAX_PAYLOAD_BYTES: "2048" });
+    const customer = await webCustomer(gateway);
+    const room = await rid(gateway, customer.init.conversationId);
+    fake.agentSend(room, "first reply");
+    await fake.whenWebhooksIdle();
+    const delivery = [...fake.webhookAttempts].reverse().find((a) => a.type === "Message" && a.status === 200);
+    if (delivery === undefined) throw new Error("no Message webhook delivered");
+    // The delivered body again, as a new agent message: another id and text.
+    const message = (id: string) => {
+      const body = structuredClone(delivery.body) as { messages?: { _id?: string; msg?: string }[] };
+      for (const m of body.messages ?? []) Object.assign(m, { _id: id, msg: `reply ${id}` });
+      return body;
+    };
+    const requests: [string, unknown, Record<string, string>][] = [
+      ["no token", message("m1"), {}],
+      ["wrong token", message("m1"), { "x-rocketchat-livechat-token": "wrong" }],
+      ["bad JSON", "{not json", { "x-rocketchat-livechat-token": SECRET }],
+      ["bare value", "42", { "x-rocketchat-livechat-token": SECRET }],
+      ["not a webhook", { nonsense: true }, { "x-rocketchat-livechat-token": SECRET }],
+      ["too large", { ...message("m1"), padding: "x".repeat(4096) }, { "x-rocketchat-livechat-token": SECRET }],
+      [
+        "someone else's room",
+        { ...message("m1"), _id: "elsewhere", visitor: { token: "widget-token" } },
+        { "x-rocketchat-livechat-token": SECRET },
+      ],
+    ];
+    for (const [what, body, headers] of requests) {
+      // A query string sends the same request through express (the fast path takes exact paths only).
+      const fast = await postJson(`${gateway.url}/webhooks/rocketchat`, body, headers);
+      const viaExpress = await postJson(`${gateway.url}/webhooks/rocketchat?via=express`, body, headers);
+      expect({ what, status: fast.status, body: fast.body }).toEqual({
+        what,
+        status: viaExpress.status,
+        body: viaExpress.body,
+      });
+      expect(fast.headers.get("content-type")).toBe(viaExpress.headers.get("content-type"));
+      expect(fast.headers.get("x-content-type-options")).toBe("nosniff");
+      // Express adds an ETag to what it sends, the fast path does not: each went the way it should.
+      expect([fast.headers.get("etag"), viaExpress.headers.get("etag")]).toEqual([null, expect.any(String)]);
+    }
+    // And a delivery is recorded by either, the same way: two messages, each once.
+    for (const path of ["/webhooks/rocketchat", "/webhooks/rocketchat?via=express"]) {
+      const id = path.includes("?") ? "via-express" : "via-fast-path";
+      const reply = await postJson(`${gateway.url}${path}`, message(id), { "x-rocketchat-livechat-token": SECRET });
+      expect(reply).toMatchObject({ status: 200, body: "ok" });
+    }
+    await expect
+      .poll(() => customer.inbox.messages.filter((m) => m.type === "ChatMessage").map(label))
+      .toEqual(["first reply", "reply via-fast-path", "reply via-express"]);
+  });
+
   it("tells the customer once when no agent is online, keeps the chat queued, and connects when one comes online", async () => {
     const { fake, gateway } = await scenario({
       agents: [{ _id: "agent1", username: "jane.doe", name: "Jane Doe", online: false }],

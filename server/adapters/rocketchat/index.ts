@@ -16,7 +16,7 @@ import { RocketChatClient, RocketChatError } from "./client.js";
 import type { RocketChatConfig } from "./config.js";
 import { DESK_NAME, VISITOR_TOKEN_PREFIX, agentParticipant, rocketChatMessageId, visitorFor } from "./mapper.js";
 
-export { rocketChatRoutes } from "./webhook.js";
+export { WEBHOOK_PATHS, rocketChatRoutes, rocketChatWebhook } from "./webhook.js";
 export { RocketChatConfigSchema, rocketChatSecrets } from "./config.js";
 
 /** How far Rocket.Chat's clock may lag ours when a retry looks for an upload that landed. */
