@@ -67,8 +67,8 @@ if (flags.help) {
 
 const quick = flags.quick === true;
 /**
- * Two rounds by default keep a full run to six or seven minutes on 2 cores (three took eight); `--rounds` for more
- * confidence in a figure near its target.
+ * Two rounds by default keep a full run to six to eight minutes on 2 cores (three took eight before the desk
+ * warm-up); `--rounds` for more confidence in a figure near its target.
  */
 const rounds = flags.rounds === undefined ? (quick ? 1 : 2) : Math.max(1, Number(flags.rounds));
 /** The idle ramp is long (tens of thousands of sockets set up) and its memory figures hardly move: one round. */
