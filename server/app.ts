@@ -6,7 +6,13 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
-import { RAPIDPRO_CHANNEL, RapidProChannel, liveAgentsRoutes } from "./adapters/rapidpro/index.js";
+import {
+  RAPIDPRO_CHANNEL,
+  RapidProChannel,
+  SEND_MESSAGE_TO_AGENT_PATH,
+  liveAgentsFastRoute,
+  liveAgentsRoutes,
+} from "./adapters/rapidpro/index.js";
 import {
   RocketChatDesk,
   WEBHOOK_PATHS,
@@ -28,7 +34,7 @@ import type { Clock } from "./core/ports.js";
 import { connectorRoutes } from "./http/connectors.js";
 import { ConnectionAdmission } from "./http/admission.js";
 import { cors } from "./http/cors.js";
-import { fastJsonRoutes, type FastJsonHandler } from "./http/fast-json.js";
+import { fastJsonRoutes, type FastJsonRoute } from "./http/fast-json.js";
 import { customerRoutes } from "./http/customer.js";
 import { errorHandler, notFound } from "./http/errors.js";
 import { opsRoutes } from "./http/ops.js";
@@ -265,20 +271,22 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     }),
   );
   web.use("/api/connectors", connectorRoutes({ core, apiKeys, maxTextLength: config.MAX_TEXT_LENGTH }));
+  // The per-message webhooks are answered by `node:http` directly in their plain case (`fastJsonRoutes`).
+  const fastRoutes = new Map<string, FastJsonRoute>();
   if (rapidPro) {
-    web.use(
-      liveAgentsRoutes({
-        core,
-        store,
-        channel: rapidPro,
-        config,
-        externalDesk: desk !== undefined,
-        maxPayloadBytes: config.MAX_PAYLOAD_BYTES,
-        logger: logger.child({ component: "live-agents" }),
-      }),
-    );
+    const deps = {
+      core,
+      store,
+      channel: rapidPro,
+      config,
+      externalDesk: desk !== undefined,
+      maxPayloadBytes: config.MAX_PAYLOAD_BYTES,
+      logger: logger.child({ component: "live-agents" }),
+    };
+    const sendMessageToAgent = liveAgentsFastRoute(deps);
+    fastRoutes.set(SEND_MESSAGE_TO_AGENT_PATH, sendMessageToAgent);
+    web.use(liveAgentsRoutes(deps, sendMessageToAgent));
   }
-  const fastRoutes = new Map<string, FastJsonHandler>();
   if (rocketChat) {
     const deps = {
       core,
@@ -290,7 +298,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       logger: logger.child({ component: "rocketchat" }),
     };
     const webhook = rocketChatWebhook(deps);
-    for (const path of WEBHOOK_PATHS) fastRoutes.set(path, webhook);
+    for (const path of WEBHOOK_PATHS) fastRoutes.set(path, { handler: webhook });
     web.use(rocketChatRoutes(deps, webhook));
   }
   web.use(notFound);

@@ -8,7 +8,7 @@ import { RapidProClient, RapidProError } from "./client.js";
 import type { RapidProConfig } from "./config.js";
 import { CHANNEL, localized, splitText } from "./mapper.js";
 
-export { liveAgentsRoutes } from "./webhook.js";
+export { SEND_MESSAGE_TO_AGENT_PATH, liveAgentsFastRoute, liveAgentsRoutes } from "./webhook.js";
 export { RapidProConfigSchema, localizedTexts, rapidProSecrets } from "./config.js";
 export { CHANNEL as RAPIDPRO_CHANNEL } from "./mapper.js";
 

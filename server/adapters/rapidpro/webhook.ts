@@ -1,8 +1,10 @@
+import type { IncomingHttpHeaders } from "node:http";
 import express, { Router, type Request } from "express";
 import { secretsEqual } from "../../core/api-keys.js";
 import type { Conversation } from "../../core/conversation.js";
 import { systemParticipant, type ConversationService } from "../../core/conversations.js";
 import { GatewayError, invalidPayload } from "../../core/errors.js";
+import type { FastJsonHandler, FastJsonRoute } from "../../http/fast-json.js";
 import type { Logger } from "../../logger.js";
 import type { ConversationStore } from "../../store/store.js";
 import type { RapidProChannel } from "./index.js";
@@ -39,46 +41,21 @@ const rapidProActor = { id: "rapidpro", name: "RapidPro", role: "connector" as c
  * LiveAgents mediator call them (`/live-agents/sendMessageToClient` is the Rocket.Chat webhook). Bodies are JSON
  * whatever their Content-Type; answers come within RapidPro's 15 s budget, as soon as the work is durably recorded.
  */
-export function liveAgentsRoutes(deps: LiveAgentsDeps): Router {
+export function liveAgentsRoutes(deps: LiveAgentsDeps, fast = liveAgentsFastRoute(deps)): Router {
   const router = Router();
   // RapidPro sends JSON, but flow authors may delete the Content-Type header: parse whatever it says.
   const json = express.json({ type: () => true, limit: deps.maxPayloadBytes, strict: true });
 
-  const authorize = (req: Request): void => {
-    const expected = deps.config.RAPIDPRO_WEBHOOK_TOKEN;
-    if (expected === undefined) return;
-    const match = /^Token\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "");
-    if (!match?.[1] || !secretsEqual(match[1], expected)) {
-      throw new GatewayError("unauthorized", "Send Authorization: Token <RAPIDPRO_WEBHOOK_TOKEN>.");
-    }
-  };
-  const parse = (req: Request): FlowWebhook => {
-    const parsed = FlowWebhookSchema.safeParse(req.body);
-    if (!parsed.success) throw invalidPayload(parsed.error.issues, "Not a RapidPro flow webhook body.");
-    return parsed.data;
-  };
+  const authorize = liveAgentsAuthorizer(deps.config);
+  const parse = (req: Request): FlowWebhook => parseFlowWebhook(req.body);
   const simulated = (req: Request): boolean => req.headers["x-mailroom-mode"] === "simulation";
 
-  const start = async (body: FlowWebhook, options: { simulated: boolean; digest?: string }) => {
-    const language = body.contact.language ?? undefined;
-    const department = body.department?.trim() ?? "";
-    return deps.core.init(
-      {
-        firstName: contactName(body).slice(0, 200),
-        channel: CHANNEL,
-        refId: body.contact.uuid,
-        language: language !== undefined && /^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/.test(language) ? language : "en",
-        ...(department === "" ? {} : { subject: department.slice(0, 256) }),
-      },
-      { trusted: true },
-      { simulated: options.simulated, ...(options.digest === undefined ? {} : { deskNote: options.digest }) },
-    );
-  };
+  const start = startConversation(deps);
 
   // The token is checked before the body is read: an unauthenticated caller learns nothing about the body.
   const guard = (req: Request, _res: unknown, next: (error?: unknown) => void) => {
     try {
-      authorize(req);
+      authorize(req.headers);
       next();
     } catch (error) {
       next(error);
@@ -113,8 +90,72 @@ export function liveAgentsRoutes(deps: LiveAgentsDeps): Router {
     });
   });
 
-  router.post("/live-agents/sendMessageToAgent", guard, json, async (req, res) => {
-    const body = parse(req);
+  const sendMessageToAgent = fast.handler;
+  router.post(SEND_MESSAGE_TO_AGENT_PATH, guard, json, async (req, res) => {
+    const out = await sendMessageToAgent(req.headers, req.body);
+    res.status(out.status).type(out.contentType).send(out.body);
+  });
+
+  return router;
+}
+
+/** Where flows send each of the contact's messages for the agent: the hot one of the live-agents endpoints. */
+export const SEND_MESSAGE_TO_AGENT_PATH = "/live-agents/sendMessageToAgent";
+
+/** Refuses a flow webhook without `Authorization: Token <RAPIDPRO_WEBHOOK_TOKEN>` (when that token is set). */
+export function liveAgentsAuthorizer(config: RapidProConfig): (headers: IncomingHttpHeaders) => void {
+  return (headers) => {
+    const expected = config.RAPIDPRO_WEBHOOK_TOKEN;
+    if (expected === undefined) return;
+    const match = /^Token\s+(\S+)\s*$/i.exec(headers.authorization ?? "");
+    if (!match?.[1] || !secretsEqual(match[1], expected)) {
+      throw new GatewayError("unauthorized", "Send Authorization: Token <RAPIDPRO_WEBHOOK_TOKEN>.");
+    }
+  };
+}
+
+function parseFlowWebhook(body: unknown): FlowWebhook {
+  const parsed = FlowWebhookSchema.safeParse(body);
+  if (!parsed.success) throw invalidPayload(parsed.error.issues, "Not a RapidPro flow webhook body.");
+  return parsed.data;
+}
+
+/** Opens (or finds) the contact's conversation for a hand-off, trusted: the flow webhook is authenticated. */
+function startConversation(deps: LiveAgentsDeps) {
+  return async (body: FlowWebhook, options: { simulated: boolean; digest?: string }) => {
+    const language = body.contact.language ?? undefined;
+    const department = body.department?.trim() ?? "";
+    return deps.core.init(
+      {
+        firstName: contactName(body).slice(0, 200),
+        channel: CHANNEL,
+        refId: body.contact.uuid,
+        language: language !== undefined && /^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/.test(language) ? language : "en",
+        ...(department === "" ? {} : { subject: department.slice(0, 256) }),
+      },
+      { trusted: true },
+      { simulated: options.simulated, ...(options.digest === undefined ? {} : { deskNote: options.digest }) },
+    );
+  };
+}
+
+/**
+ * `sendMessageToAgent` as a fast JSON route (`SEND_MESSAGE_TO_AGENT_PATH`; `liveAgentsRoutes` serves it through
+ * express for the requests the fast path leaves): any Content-Type, the token checked as the express route checks it,
+ * then `200` (with the agent) or `202` (recorded, no agent yet) and `{ conversationId, messageId }`.
+ */
+export function liveAgentsFastRoute(deps: LiveAgentsDeps): FastJsonRoute {
+  return {
+    handler: sendMessageToAgentHandler(deps),
+    anyContentType: true,
+    authorize: liveAgentsAuthorizer(deps.config),
+  };
+}
+
+function sendMessageToAgentHandler(deps: LiveAgentsDeps): FastJsonHandler {
+  const start = startConversation(deps);
+  return async (headers, rawBody) => {
+    const body = parseFlowWebhook(rawBody);
     const message = contactMessage(body);
     if (message.text.trim() === "" && message.attachments.length === 0) {
       throw invalidPayload([
@@ -126,7 +167,8 @@ export function liveAgentsRoutes(deps: LiveAgentsDeps): Router {
     if (conversation.state === "ended") {
       if (!deps.config.RAPIDPRO_REOPEN)
         throw new GatewayError("conversation_ended", "The agent closed this conversation.");
-      conversation = (await start(body, { simulated: simulated(req) })).conversation;
+      const simulated = headers["x-mailroom-mode"] === "simulation";
+      conversation = (await start(body, { simulated })).conversation;
     }
     const { message: recorded } = await deps.core.send(conversation, rapidProActor, {
       text: message.text,
@@ -138,10 +180,12 @@ export function liveAgentsRoutes(deps: LiveAgentsDeps): Router {
     const current = (await deps.store.get(conversation.id)) ?? conversation;
     // 202: recorded, and known not to be with an agent yet (no room so far); it is delivered when there is one.
     const delivered = !deps.externalDesk || current.desk.openedAt !== undefined;
-    res.status(delivered ? 200 : 202).json({ conversationId: current.id, messageId: recorded.id });
-  });
-
-  return router;
+    return {
+      status: delivered ? 200 : 202,
+      contentType: "application/json; charset=utf-8",
+      body: JSON.stringify({ conversationId: current.id, messageId: recorded.id }),
+    };
+  };
 }
 
 /** The contact's recent bot conversation and the flow's results, for the agent; undefined when there is none. */
