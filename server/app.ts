@@ -36,7 +36,7 @@ import { ConnectionAdmission } from "./http/admission.js";
 import { cors } from "./http/cors.js";
 import { fastJsonRoutes, type FastJsonRoute } from "./http/fast-json.js";
 import { customerRoutes } from "./http/customer.js";
-import { errorHandler, notFound } from "./http/errors.js";
+import { errorHandler, notFound, sendError, shuttingDownError } from "./http/errors.js";
 import { opsRoutes } from "./http/ops.js";
 import { createLogger, type Logger } from "./logger.js";
 import { Metrics } from "./metrics.js";
@@ -228,7 +228,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   web.use((req, res, next) => {
     if (shuttingDown && req.method === "POST") {
       res.setHeader("Retry-After", "1");
-      res.status(503).json({ error: { code: "unavailable", message: "This node is shutting down; retry." } });
+      sendError(res, shuttingDownError());
       return;
     }
     next();

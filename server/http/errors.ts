@@ -3,9 +3,15 @@ import type { ErrorBody } from "../../protocol/index.js";
 import { GatewayError } from "../core/errors.js";
 import type { Logger } from "../logger.js";
 
+/** The HTTP body of every refusal: `{ "error": { "code", "message" } }`. */
+export const errorBody = (error: GatewayError): ErrorBody => ({ error: error.toInfo() });
+
+/** A POST refused while the node shuts down: the sender retries on another node (with `Retry-After: 1`). */
+export const shuttingDownError = (): GatewayError =>
+  new GatewayError("unavailable", "This node is shutting down; retry.");
+
 export function sendError(res: Response, error: GatewayError): void {
-  const body: ErrorBody = { error: error.toInfo() };
-  res.status(error.status).json(body);
+  res.status(error.status).json(errorBody(error));
 }
 
 /** Unknown routes: a JSON 404 like every other error. */

@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
-import type { ErrorBody } from "../../protocol/index.js";
 import { GatewayError } from "../core/errors.js";
 import type { Logger } from "../logger.js";
 import { corsPolicy } from "./cors.js";
+import { errorBody, shuttingDownError } from "./errors.js";
 
 /** What a fast route answers on success. */
 export interface FastAnswer {
@@ -62,7 +62,7 @@ export function fastJsonRoutes(
     cors(req.headers.origin, (name, value) => res.setHeader(name, value));
     if (options.isShuttingDown()) {
       res.setHeader("Retry-After", "1");
-      writeError(res, new GatewayError("unavailable", "This node is shutting down; retry."));
+      writeError(res, shuttingDownError());
       return true;
     }
     const authorize = () => route.authorize?.(req.headers);
@@ -148,8 +148,7 @@ function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
 }
 
 function writeError(res: ServerResponse, error: GatewayError): void {
-  const body: ErrorBody = { error: error.toInfo() };
-  write(res, error.status, "application/json; charset=utf-8", JSON.stringify(body));
+  write(res, error.status, "application/json; charset=utf-8", JSON.stringify(errorBody(error)));
 }
 
 function write(res: ServerResponse, status: number, contentType: string, body: string): void {
