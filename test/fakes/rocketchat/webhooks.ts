@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { fileLink, signFileToken } from "./files.js";
@@ -126,7 +127,11 @@ export class WebhookEmitter {
   constructor(
     private readonly config: WebhookConfig,
     private readonly state: () => FakeState,
-  ) {}
+  ) {
+    // Every delivery in flight listens on the one signal (each request removes its listener when it ends): past ten
+    // at once, Node would warn of a leak that is not one.
+    setMaxListeners(0, this.aborter.signal);
+  }
 
   handle(event: FakeEvent): void {
     if (this.closed || !this.config.url) return;
