@@ -23,4 +23,6 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 STOPSIGNAL SIGTERM
-CMD ["node", "dist/server/main.js"]
+# One V8 background thread (garbage collection, compilation) instead of Node's four, as `npm start` runs it: see the
+# README, "Running in production".
+CMD ["node", "--v8-pool-size=1", "dist/server/main.js"]

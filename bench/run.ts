@@ -1139,7 +1139,8 @@ function markdownReport(
     "- **raw**: Socket.IO 4 relaying each `sendMessage` to the other socket of a 2-socket room as `messageArrived`, no ack. " +
       "**parity**: the same server sending exactly the protocol's frames: the `{ ok, id, seq, timestamp }` ack and the stamped `messageArrived`. " +
       "**Liaison**: `server/main.ts`, memory store, API key auth, customer rate limits raised out of the way, `LOG_LEVEL=warn`.",
-    "- Every measurement runs on a freshly started server process; the servers of one round start together and are measured one after another, in an order rotated each round.",
+    "- Every measurement runs on a freshly started server process; the servers of one round start together and are measured one after another, in an order rotated each round. " +
+      "Every server runs with the Node flags `npm start` gives Liaison (`--v8-pool-size=1`: one V8 background thread), so the ratios compare code, not runtime settings.",
     "- The load generator (`bench/load.ts`) runs in separate processes, WebSocket transport only. Conversations are set up as real clients do " +
       '(Liaison: `POST /api/customer/init`, customer socket joins with its token, API-key agent socket joins with `role: "agent"`).',
     `- Relay: closed loop, one ~${MESSAGE_BYTES}-byte message in flight per conversation, alternating customer → agent and agent → customer; ` +
@@ -1160,8 +1161,9 @@ function markdownReport(
       "so acks are checked for order per sending socket; no store), **liaison-classic** and **liaison-sharded** (Liaison on the Redis store, `REDIS_ADAPTER=classic` or `sharded`). " +
       "Every customer socket (and `init`) is on the first node and its agent on the second, so every message crosses nodes; closed loop as in the relay case. " +
       "The Liaison/parity column compares each adapter with the same two-node parity; *throughput per core* counts both nodes' CPU and Redis's.",
-    "- Rocket.Chat desk path (Liaison only, no baseline): per offered rate, a fresh fake Rocket.Chat (`bench/rocketchat-fake.ts`, `test/fakes/rocketchat` whose agent answers " +
-      "every visitor message with `re: <text>` at once) and a fresh Liaison on it (`ROCKETCHAT_URL`, webhook token, the fake's bot user, `PUBLIC_URL`; the fake's webhook at `/webhooks/rocketchat`). " +
+    "- Rocket.Chat desk path (Liaison only, no baseline): per round, a fake Rocket.Chat (`bench/rocketchat-fake.ts`, `test/fakes/rocketchat` whose agent answers " +
+      "every visitor message with `re: <text>` at once) in its own process and a Liaison on it (`ROCKETCHAT_URL`, webhook token, the fake's bot user, `PUBLIC_URL`; the fake's webhook at `/webhooks/rocketchat`), " +
+      `warmed up at the lowest rate for ${DESK_WARMUP_MS / 1000} s (not counted), then the rates climbed on that pair, new customers for each. ` +
       `${deskRatesNote()} web customers (init + join, each waiting for the desk agent's join) send in open loop; each message is timed from its send to the agent's reply reaching that customer ` +
       "(customer → Liaison → Rocket.Chat REST → webhook → Liaison → customer). *Most sustained*: the highest rate tried with ≥ 95% of it achieved and p99 under 1 s; " +
       "the rates are climbed in order and the climb stops at the first one not sustained (rates not tried have no rows).",

@@ -8,12 +8,20 @@ import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:
 import { connect, createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { gatewayNodeFlags } from "./launch.js";
 import type { EventLoopLag, MemorySample, ParentMessage, Target, WorkerConfig, WorkerMessage } from "./types.js";
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** Where `buildServers` compiles the servers: Liaison as `npm start` runs it, the baselines by the same compiler. */
 const buildDir = join(repoRoot, "dist", "bench");
 const hook = pathToFileURL(join(buildDir, "bench", "lib", "child-hook.js")).href;
+/**
+ * The Node flags `npm start` gives the gateway (`--v8-pool-size=1`), given to every server here, the baselines too:
+ * the ratios then compare code, not runtime settings.
+ */
+const serverNodeFlags = gatewayNodeFlags(
+  (JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start,
+);
 
 /**
  * Compiles Liaison and the baselines with `tsc` (`tsconfig.bench.json`), once per run, before any server starts.
@@ -162,6 +170,7 @@ export async function startServer(
       options.launcher?.[0] ?? process.execPath,
       [
         ...(options.launcher ? [...options.launcher.slice(1), process.execPath] : []),
+        ...serverNodeFlags,
         ...(options.nodeArgs ?? []),
         "--expose-gc",
         "--import",
