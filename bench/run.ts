@@ -32,6 +32,7 @@ import {
   repoRoot,
   readEventLoopLag,
   sampleMemory,
+  serverNodeFlags,
   sleep,
   startRedis,
   buildServers,
@@ -1140,7 +1141,7 @@ function markdownReport(
       "**parity**: the same server sending exactly the protocol's frames: the `{ ok, id, seq, timestamp }` ack and the stamped `messageArrived`. " +
       "**Liaison**: `server/main.ts`, memory store, API key auth, customer rate limits raised out of the way, `LOG_LEVEL=warn`.",
     "- Every measurement runs on a freshly started server process; the servers of one round start together and are measured one after another, in an order rotated each round. " +
-      "Every server runs with the Node flags `npm start` gives Liaison (`--v8-pool-size=1`: one V8 background thread), so the ratios compare code, not runtime settings.",
+      `Every server runs with the Node flags \`npm start\` gives Liaison (${serverNodeFlags.length > 0 ? serverNodeFlags.map((flag) => `\`${flag}\``).join(" ") : "none"}), so the ratios compare code, not runtime settings.`,
     "- The load generator (`bench/load.ts`) runs in separate processes, WebSocket transport only. Conversations are set up as real clients do " +
       '(Liaison: `POST /api/customer/init`, customer socket joins with its token, API-key agent socket joins with `role: "agent"`).',
     `- Relay: closed loop, one ~${MESSAGE_BYTES}-byte message in flight per conversation, alternating customer → agent and agent → customer; ` +

@@ -16,10 +16,10 @@ export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", ".."
 const buildDir = join(repoRoot, "dist", "bench");
 const hook = pathToFileURL(join(buildDir, "bench", "lib", "child-hook.js")).href;
 /**
- * The Node flags `npm start` gives the gateway (`--v8-pool-size=1`), given to every server here, the baselines too:
- * the ratios then compare code, not runtime settings.
+ * The Node flags `npm start` gives the gateway, given to every server here, the baselines too: the ratios then compare
+ * code, not runtime settings.
  */
-const serverNodeFlags = gatewayNodeFlags(
+export const serverNodeFlags: readonly string[] = gatewayNodeFlags(
   (JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start,
 );
 
