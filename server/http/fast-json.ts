@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
+import type { Request, Response } from "express";
 import { GatewayError } from "../core/errors.js";
 import type { Logger } from "../logger.js";
 import { corsPolicy } from "./cors.js";
@@ -11,8 +12,18 @@ export interface FastAnswer {
   body: string;
 }
 
-/** A POST endpoint taking JSON: the request's headers and parsed body in, its answer out; a GatewayError is a refusal. */
+/**
+ * A POST endpoint taking JSON: the request's headers and parsed body in, its answer out; a GatewayError is a refusal.
+ */
 export type FastJsonHandler = (headers: IncomingHttpHeaders, body: unknown) => Promise<FastAnswer>;
+
+/** The same handler as an express route, for the requests the fast path leaves to express (after its parsers). */
+export function expressFastJson(handler: FastJsonHandler): (req: Request, res: Response) => Promise<void> {
+  return async (req, res) => {
+    const answer = await handler(req.headers, req.body);
+    res.status(answer.status).type(answer.contentType).send(answer.body);
+  };
+}
 
 export interface FastJsonRoute {
   handler: FastJsonHandler;
@@ -36,9 +47,10 @@ export interface FastJsonOptions {
 
 /**
  * The hot inbound endpoints — a desk's webhook (one call per agent message), RapidPro's `sendMessageToAgent` (one per
- * contact message) — answered by `node:http` directly instead of through express. On this path express cost more than the rest of the request: its per-request prototype swaps
- * on `req` and `res` leave V8's property caches megamorphic in Node's own HTTP code too, and its router walks every
- * layer (a webhook through express: 230–430 µs of CPU here, through `node:http` 80–90 µs).
+ * contact message) — answered by `node:http` directly instead of through express. On this path express cost more
+ * than the rest of the request: its per-request prototype swaps on `req` and `res` leave V8's property caches
+ * megamorphic in Node's own HTTP code too, and its router walks every layer (a webhook through express: 230–430 µs
+ * of CPU here, through `node:http` 80–90 µs).
  *
  * Only the plain case is taken: `POST` to one of `routes`' exact paths (no query string) with a JSON body
  * (`application/json`, or any type for a route that reads any, UTF-8, not compressed); for anything else the

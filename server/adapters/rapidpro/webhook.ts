@@ -4,7 +4,7 @@ import { secretsEqual } from "../../core/api-keys.js";
 import type { Conversation } from "../../core/conversation.js";
 import { systemParticipant, type ConversationService } from "../../core/conversations.js";
 import { GatewayError, invalidPayload } from "../../core/errors.js";
-import type { FastJsonHandler, FastJsonRoute } from "../../http/fast-json.js";
+import { expressFastJson, type FastJsonHandler, type FastJsonRoute } from "../../http/fast-json.js";
 import type { Logger } from "../../logger.js";
 import type { ConversationStore } from "../../store/store.js";
 import type { RapidProChannel } from "./index.js";
@@ -48,7 +48,6 @@ export function liveAgentsRoutes(deps: LiveAgentsDeps, fast = liveAgentsFastRout
 
   const authorize = liveAgentsAuthorizer(deps.config);
   const parse = (req: Request): FlowWebhook => parseFlowWebhook(req.body);
-  const simulated = (req: Request): boolean => req.headers["x-mailroom-mode"] === "simulation";
 
   const start = startConversation(deps);
 
@@ -64,7 +63,7 @@ export function liveAgentsRoutes(deps: LiveAgentsDeps, fast = liveAgentsFastRout
 
   router.post("/live-agents/registerClient", guard, json, async (req, res) => {
     const body = parse(req);
-    const isSimulation = simulated(req);
+    const isSimulation = simulated(req.headers);
     const existing = await deps.store.findOpenByChannelRef(CHANNEL, body.contact.uuid);
     const digest = existing || isSimulation || !deps.externalDesk ? undefined : await digestFor(body, deps);
     const { conversation, created } = await start(body, {
@@ -90,17 +89,16 @@ export function liveAgentsRoutes(deps: LiveAgentsDeps, fast = liveAgentsFastRout
     });
   });
 
-  const sendMessageToAgent = fast.handler;
-  router.post(SEND_MESSAGE_TO_AGENT_PATH, guard, json, async (req, res) => {
-    const out = await sendMessageToAgent(req.headers, req.body);
-    res.status(out.status).type(out.contentType).send(out.body);
-  });
+  router.post(SEND_MESSAGE_TO_AGENT_PATH, guard, json, expressFastJson(fast.handler));
 
   return router;
 }
 
 /** Where flows send each of the contact's messages for the agent: the hot one of the live-agents endpoints. */
 export const SEND_MESSAGE_TO_AGENT_PATH = "/live-agents/sendMessageToAgent";
+
+/** Mailroom's flow simulator marks its webhooks: conversations it opens are marked simulated. */
+const simulated = (headers: IncomingHttpHeaders): boolean => headers["x-mailroom-mode"] === "simulation";
 
 /** Refuses a flow webhook without `Authorization: Token <RAPIDPRO_WEBHOOK_TOKEN>` (when that token is set). */
 export function liveAgentsAuthorizer(config: RapidProConfig): (headers: IncomingHttpHeaders) => void {
@@ -167,8 +165,7 @@ function sendMessageToAgentHandler(deps: LiveAgentsDeps): FastJsonHandler {
     if (conversation.state === "ended") {
       if (!deps.config.RAPIDPRO_REOPEN)
         throw new GatewayError("conversation_ended", "The agent closed this conversation.");
-      const simulated = headers["x-mailroom-mode"] === "simulation";
-      conversation = (await start(body, { simulated })).conversation;
+      conversation = (await start(body, { simulated: simulated(headers) })).conversation;
     }
     const { message: recorded } = await deps.core.send(conversation, rapidProActor, {
       text: message.text,

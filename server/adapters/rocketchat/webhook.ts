@@ -1,12 +1,12 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { Readable } from "node:stream";
 import type { ReadableStream } from "node:stream/web";
-import { Router, type Request, type Response } from "express";
+import { Router } from "express";
 import { secretsEqual } from "../../core/api-keys.js";
 import type { ConversationService } from "../../core/conversations.js";
 import { GatewayError, invalidPayload } from "../../core/errors.js";
 import type { UrlSigner } from "../../core/signed-urls.js";
-import type { FastAnswer, FastJsonHandler } from "../../http/fast-json.js";
+import { expressFastJson, type FastAnswer, type FastJsonHandler } from "../../http/fast-json.js";
 import type { Logger } from "../../logger.js";
 import type { ConversationStore } from "../../store/store.js";
 import type { RocketChatClient } from "./client.js";
@@ -85,10 +85,7 @@ export function rocketChatWebhook(deps: RocketChatRoutesDeps): FastJsonHandler {
 export function rocketChatRoutes(deps: RocketChatRoutesDeps, webhook = rocketChatWebhook(deps)): Router {
   const router = Router();
   for (const path of WEBHOOK_PATHS) {
-    router.post(path, async (req: Request, res: Response) => {
-      const out = await webhook(req.headers, req.body);
-      res.status(out.status).type(out.contentType).send(out.body);
-    });
+    router.post(path, expressFastJson(webhook));
   }
 
   router.get(`${FILE_PATH}/:fileId/:name`, async (req, res) => {
