@@ -42,6 +42,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { Fanout } from "./socket/fanout.js";
 import { Presence, presenceRoom } from "./socket/presence.js";
+import { nativeMasking } from "./socket/native-masking.js";
 import { createSocketServer } from "./socket/server.js";
 import { MemoryStore } from "./store/memory/memory-store.js";
 import { RedisStore } from "./store/redis/redis-store.js";
@@ -401,6 +402,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
               desk: config.DESK,
               node: nodeId,
               store: redisUrl === undefined ? "memory" : "redis",
+              nativeMasking: nativeMasking(),
             },
             "listening",
           );
