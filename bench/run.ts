@@ -5,7 +5,8 @@
  * Liaison/raw, the issue's targets met or missed) and writes `bench/results/<date>.json` and `.md`.
  *
  * Options: `--quick`, `--rounds N`, `--workers N` (load processes for the relay and latency cases),
- * `--cases relay,latency,idle,cluster` (or case ids such as `relay-100`, `redis-2nodes`), `--profile` (every server runs with `--cpu-prof`, profiles
+ * `--cases relay,latency,idle,cluster` (or case ids such as `relay-100`, `redis-2nodes`), `--rates 5000,15000` (the
+ * latency case's offered rates, msgs/s; ids `latency-5k`, `latency-15k`), `--profile` (every server runs with `--cpu-prof`, profiles
  * in `bench/results/profiles/<target>/`), `--targets raw,parity,liaison` (a subset of the servers).
  */
 import { execFileSync } from "node:child_process";
@@ -53,6 +54,7 @@ const { values: flags } = parseArgs({
     rounds: { type: "string" },
     workers: { type: "string" },
     cases: { type: "string" },
+    rates: { type: "string" },
     profile: { type: "boolean", default: false },
     "heap-profile": { type: "boolean", default: false },
     "trace-gc": { type: "boolean", default: false },
@@ -62,7 +64,7 @@ const { values: flags } = parseArgs({
 });
 if (flags.help) {
   process.stdout.write(
-    "npm run bench [-- --quick] [--rounds N] [--workers N] [--cases relay,latency,idle,cluster|<case id>,...] [--targets ...] [--profile] [--heap-profile] [--trace-gc]\n",
+    "npm run bench [-- --quick] [--rounds N] [--workers N] [--cases relay,latency,idle,cluster|<case id>,...] [--rates 5000,15000] [--targets ...] [--profile] [--heap-profile] [--trace-gc]\n",
   );
   process.exit(0);
 }
@@ -81,6 +83,12 @@ const workersPerLoad = flags.workers === undefined ? 1 : Math.max(1, Number(flag
 /** `--targets liaison` (e.g. to profile it alone): the servers to run; ratios need the baselines too. */
 const targetFilter = flags.targets?.split(",").map((item) => item.trim());
 const caseFilter = flags.cases?.split(",").map((item) => item.trim());
+/** The latency case's offered rates (msgs/s): the issue's 5k and 15k unless `--rates` asks for others. */
+const latencyRates = (flags.rates ?? "5000,15000").split(",").map((item) => {
+  const rate = Number(item.trim());
+  if (!Number.isFinite(rate) || rate <= 0) throw new Error(`--rates: ${item} is not a rate in msgs/s`);
+  return rate;
+});
 
 const MESSAGE_BYTES = 200;
 const timing = quick
@@ -161,8 +169,13 @@ const idleTitle = (level: IdleLevel) =>
 const allCases: CaseSpec[] = [
   { kind: "relay", id: "relay-100", title: "relay, 100 conns", pairs: 50 },
   { kind: "relay", id: "relay-1000", title: "relay, 1,000 conns", pairs: 500 },
-  { kind: "latency", id: "latency-5k", title: "latency @5k/s, 1,000 conns", pairs: 500, rate: 5_000 },
-  { kind: "latency", id: "latency-15k", title: "latency @15k/s, 1,000 conns", pairs: 500, rate: 15_000 },
+  ...latencyRates.map((rate): CaseSpec => ({
+    kind: "latency",
+    id: `latency-${rate / 1000}k`,
+    title: `latency @${rate / 1000}k/s, 1,000 conns`,
+    pairs: 500,
+    rate,
+  })),
   quick
     ? { kind: "cluster", id: "redis-2nodes", title: "relay, 2 nodes on Redis, 100 conns", pairs: 50 }
     : { kind: "cluster", id: "redis-2nodes", title: "relay, 2 nodes on Redis, 1,000 conns", pairs: 500 },
