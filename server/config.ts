@@ -37,10 +37,8 @@ const CoreConfigSchema = z.object({
   REDIS_PREFIX: z.string().min(1).default("liaison:").describe("prefix of every Redis key"),
   REDIS_ADAPTER: z
     .enum(["classic", "sharded"])
-    .default("sharded")
-    .describe(
-      "Socket.IO Redis adapter: sharded pub/sub (Redis 7+; spreads over a Redis Cluster's shards) or classic pub/sub (Redis 6)",
-    ),
+    .default("classic")
+    .describe("Socket.IO Redis adapter: classic pub/sub (Redis 5+) or sharded pub/sub (Redis 7+)"),
   NODE_ID: z.string().min(1).optional().describe("this node's name in leases and logs (default: host-pid-random)"),
   OUTBOX_LEASE_MS: z.coerce
     .number()

@@ -188,9 +188,9 @@ describe("three nodes on one Redis behave like one", () => {
   });
 });
 
-describe("the classic Socket.IO Redis adapter (for Redis 6; the default is sharded pub/sub)", () => {
-  it("carries a conversation across two nodes as the sharded adapter does", async () => {
-    const env = { REDIS_URL: redis.url, REDIS_PREFIX: "classic:", REDIS_ADAPTER: "classic" };
+describe("the sharded Socket.IO Redis adapter (REDIS_ADAPTER=sharded, Redis 7+; the default is classic pub/sub)", () => {
+  it("carries a conversation across two nodes as the classic adapter does", async () => {
+    const env = { REDIS_URL: redis.url, REDIS_PREFIX: "sharded:", REDIS_ADAPTER: "sharded" };
     const [a, b] = await Promise.all([startNode("s1", env), startNode("s2", env)]);
     try {
       const sara = await customer(a);
@@ -204,11 +204,11 @@ describe("the classic Socket.IO Redis adapter (for Redis 6; the default is shard
       const agentInbox = collectMessages(agent);
       await request(sara.socket, "sendMessage", {
         conversationId: sara.init.conversationId,
-        text: "over classic pub/sub",
+        text: "over sharded pub/sub",
       });
       await request(agent, "sendMessage", { conversationId: sara.init.conversationId, text: "received" });
       await agentInbox.waitFor(1);
-      expect(agentInbox.messages.map(text)).toEqual(["over classic pub/sub"]);
+      expect(agentInbox.messages.map(text)).toEqual(["over sharded pub/sub"]);
       await expect
         .poll(() => sara.inbox.messages.filter((m) => m.type === "ChatMessage").map(text))
         .toEqual(["received"]);
