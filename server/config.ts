@@ -38,7 +38,7 @@ const CoreConfigSchema = z.object({
   REDIS_ADAPTER: z
     .enum(["classic", "sharded"])
     .default("classic")
-    .describe("Socket.IO Redis adapter: classic pub/sub (Redis 5+) or sharded pub/sub (Redis 7+)"),
+    .describe("Socket.IO Redis adapter: classic pub/sub or sharded pub/sub (Redis 7+)"),
   NODE_ID: z.string().min(1).optional().describe("this node's name in leases and logs (default: host-pid-random)"),
   OUTBOX_LEASE_MS: z.coerce
     .number()

@@ -5,7 +5,7 @@ import { createRequire } from "node:module";
  * loads: it requires `bufferutil` unless `WS_NO_BUFFER_UTIL` is set, and falls back to a byte loop in JavaScript when
  * the package is missing. `bufferutil` is an optional dependency: on a platform with no prebuilt binary and no
  * compiler it loads its own JavaScript fallback, which this reports as not native either. Every frame a client sends
- * is masked (RFC 6455), so the gateway unmasks every message it receives: natively, about 7 % fewer instructions per
+ * is masked (RFC 6455), so the gateway unmasks every message it receives: natively, 6–7 % fewer instructions per
  * relayed message (`npm run bench:instructions`).
  */
 export function nativeMasking(env: NodeJS.ProcessEnv = process.env): boolean {
