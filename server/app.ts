@@ -6,26 +6,14 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
-import {
-  RAPIDPRO_CHANNEL,
-  RapidProChannel,
-  SEND_MESSAGE_TO_AGENT_PATH,
-  liveAgentsFastRoute,
-  liveAgentsRoutes,
-} from "./adapters/rapidpro/index.js";
-import {
-  RocketChatDesk,
-  WEBHOOK_PATHS,
-  mintVisitorToken,
-  rocketChatRoutes,
-  rocketChatWebhook,
-} from "./adapters/rocketchat/index.js";
+import type { AdapterInstance, AdapterModule, GatewaySettings } from "./adapters/contract.js";
+import { adapterModules } from "./adapters/index.js";
 import type { Config } from "./config.js";
 import { ApiKeys } from "./core/api-keys.js";
 import { ConnectorDispatcher } from "./core/connectors.js";
 import { ConversationService } from "./core/conversations.js";
 import { ChannelLane } from "./core/channel.js";
-import type { Desk } from "./core/desk.js";
+import type { Channel } from "./core/channel.js";
 import { DeskLane } from "./core/desk-outbox.js";
 import { OutboxWorker, type LaneHandler, type OutboxOptions } from "./core/outbox.js";
 import { LocalBus } from "./core/local-bus.js";
@@ -34,7 +22,6 @@ import type { Clock } from "./core/ports.js";
 import { connectorRoutes } from "./http/connectors.js";
 import { ConnectionAdmission } from "./http/admission.js";
 import { cors } from "./http/cors.js";
-import { fastJsonRoutes, type FastJsonRoute } from "./http/fast-json.js";
 import { customerRoutes } from "./http/customer.js";
 import { errorHandler, notFound, sendError, shuttingDownError } from "./http/errors.js";
 import { opsRoutes } from "./http/ops.js";
@@ -47,7 +34,7 @@ import { createSocketServer } from "./socket/server.js";
 import { MemoryStore } from "./store/memory/memory-store.js";
 import { RedisStore } from "./store/redis/redis-store.js";
 import { ClusterBus } from "./socket/cluster-bus.js";
-import type { ConversationStore } from "./store/store.js";
+import type { ConversationStore } from "./core/store.js";
 import { createTranscriptMailer } from "./transcript/mailer.js";
 
 export interface App {
@@ -104,24 +91,6 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     logger.child({ component: "connectors" }),
     metrics,
   );
-  if (config.ROCKETCHAT_URL !== undefined && config.ROCKETCHAT_WEBHOOK_TOKEN === undefined) {
-    logger.warn(
-      {},
-      "ROCKETCHAT_WEBHOOK_TOKEN is not set: anyone who can reach /webhooks/rocketchat can post as an agent",
-    );
-  }
-  if (config.RAPIDPRO_URL !== undefined && config.RAPIDPRO_WEBHOOK_TOKEN === undefined) {
-    logger.warn({}, "RAPIDPRO_WEBHOOK_TOKEN is not set: anyone who can reach /live-agents/* can act for any contact");
-  }
-  if (
-    (rocketChatConfigured(config) || config.RAPIDPRO_URL !== undefined) &&
-    /\/\/(localhost|127\.|\[::1\])/.test(config.PUBLIC_URL)
-  ) {
-    logger.warn(
-      { publicUrl: config.PUBLIC_URL },
-      "PUBLIC_URL points at this machine: links to desk files will not open elsewhere",
-    );
-  }
   if (config.SIGNING_SECRET === undefined) {
     logger.warn({}, "SIGNING_SECRET is not set: file links are signed with a per-process key and die with it");
   }
@@ -129,34 +98,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     config.SIGNING_SECRET ?? randomBytes(32).toString("base64url"),
     config.FILE_URL_TTL_SECONDS,
   );
-  const rapidPro =
-    config.RAPIDPRO_URL === undefined || config.RAPIDPRO_TOKEN === undefined
-      ? undefined
-      : new RapidProChannel({
-          config: { ...config, RAPIDPRO_URL: config.RAPIDPRO_URL, RAPIDPRO_TOKEN: config.RAPIDPRO_TOKEN },
-          texts: config.LOCALIZED_TEXTS,
-          deskName: config.DESK,
-          fetchable: (url) =>
-            url.origin === new URL(config.PUBLIC_URL).origin || config.FILE_FETCH_HOSTS.includes(url.hostname),
-          logger: logger.child({ component: "rapidpro" }),
-          observe: (operation, outcome, seconds) => metrics.observe("rapidpro", operation, outcome, seconds),
-        });
-  // Contacts' media live on the RapidPro server: the desk may fetch files from there.
-  const fetchHosts = [
-    ...config.FILE_FETCH_HOSTS,
-    ...(config.RAPIDPRO_URL === undefined ? [] : [new URL(config.RAPIDPRO_URL).hostname]),
-  ];
-  const rocketChat =
-    config.ROCKETCHAT_URL === undefined
-      ? undefined
-      : new RocketChatDesk({
-          config: { ...config, ROCKETCHAT_URL: config.ROCKETCHAT_URL },
-          logger: logger.child({ component: "rocketchat" }),
-          fetchHosts,
-          maxFileBytes: config.MAX_FILE_BYTES,
-          observe: (operation, outcome, seconds) => metrics.observe("rocketchat", operation, outcome, seconds),
-        });
-  const desk: Desk | undefined = config.DESK === "rocketchat" ? rocketChat : undefined;
+
+  const enabled = adapterModules.filter((module) => module.enabled(config));
+  const channelModules = enabled.filter((module) => module.kind === "channel");
   const core: ConversationService = new ConversationService(
     store,
     bus,
@@ -166,22 +110,43 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       maxTextLength: config.MAX_TEXT_LENGTH,
       directChannels: config.DIRECT_CHANNELS,
       deskName: config.DESK,
-      externalDesk: desk !== undefined,
+      // The configuration accepts DESK only when it names the built-in socket desk or an enabled desk module.
+      externalDesk: config.DESK !== "socket",
       noAgentText: config.NO_AGENT_TEXT,
-      ...(config.DESK === "rocketchat"
-        ? {
-            // A RapidPro contact's visitor token is its contact UUID (what the old mediator used); others get a fresh one.
-            deskIds: (draft: { channel: string; refId?: string }) =>
-              draft.channel === RAPIDPRO_CHANNEL && draft.refId !== undefined
-                ? { visitorToken: draft.refId }
-                : mintVisitorToken(),
-          }
-        : {}),
-      ...(rapidPro ? { outboundChannels: [RAPIDPRO_CHANNEL] } : {}),
+      outboundChannels: channelModules.map((module) => module.name),
+      stableRefChannels: channelModules.filter((module) => module.stableRefIds === true).map((module) => module.name),
     },
     clock,
     logger.child({ component: "core" }),
     metrics,
+  );
+
+  // The adapters: every enabled module, in the order of the list.
+  const gateway: GatewaySettings = {
+    publicUrl: config.PUBLIC_URL,
+    maxPayloadBytes: config.MAX_PAYLOAD_BYTES,
+    maxFileBytes: config.MAX_FILE_BYTES,
+    fetchHosts: [...config.FILE_FETCH_HOSTS, ...enabled.flatMap((module) => module.fileHosts?.(config) ?? [])],
+    desk: { name: config.DESK, external: config.DESK !== "socket" },
+  };
+  const adapters = new Map<AdapterModule, AdapterInstance>();
+  for (const module of enabled) {
+    const adapterLogger = logger.child({ component: module.name });
+    const instance = module.create({
+      config,
+      gateway,
+      core,
+      store,
+      signer,
+      logger: adapterLogger,
+      observe: (operation, outcome, seconds) => metrics.observe(module.name, operation, outcome, seconds),
+    });
+    for (const warning of instance.warnings ?? []) adapterLogger.warn({}, warning);
+    adapters.set(module, instance);
+  }
+  const desk = [...adapters].find(([module]) => module.name === config.DESK)?.[1].desk;
+  const channels = [...adapters.values()].flatMap((instance): Channel[] =>
+    instance.channel === undefined ? [] : [instance.channel],
   );
   const outboxOptions: OutboxOptions = {
     baseDelayMs: 500,
@@ -204,8 +169,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     workers.push(worker);
     return worker;
   };
-  if (desk) core.attachDeskOutbox(lane(new DeskLane(store, desk, core)));
-  if (rapidPro) core.attachChannelOutbox(lane(new ChannelLane(store, rapidPro, core)));
+  if (desk) core.attachDesk(desk, lane(new DeskLane(store, desk, core)));
+  if (channels.length > 0) core.attachChannelOutbox(lane(new ChannelLane(store, channels, core)));
   const mailer =
     config.SMTP_URL === undefined
       ? undefined
@@ -240,13 +205,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       ping: () => store.ping(),
       problems: (): Record<string, string> => {
         const problems: Record<string, string> = {};
-        const problem = rapidPro?.problem();
-        if (problem !== undefined) problems.rapidpro = problem;
-        if (config.ROCKETCHAT_URL !== undefined && config.ROCKETCHAT_WEBHOOK_TOKEN === undefined) {
-          problems.rocketchatWebhook = "ROCKETCHAT_WEBHOOK_TOKEN is not set: webhooks are not authenticated";
-        }
-        if (config.RAPIDPRO_URL !== undefined && config.RAPIDPRO_WEBHOOK_TOKEN === undefined) {
-          problems.rapidproWebhook = "RAPIDPRO_WEBHOOK_TOKEN is not set: flow webhooks are not authenticated";
+        for (const [module, instance] of adapters) {
+          const now = instance.problem?.();
+          const all = [...(now === undefined ? [] : [now]), ...(instance.warnings ?? [])];
+          if (all.length > 0) problems[module.name] = all.join("; ");
         }
         return problems;
       },
@@ -272,48 +234,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     }),
   );
   web.use("/api/connectors", connectorRoutes({ core, apiKeys, maxTextLength: config.MAX_TEXT_LENGTH }));
-  // The per-message webhooks are answered by `node:http` directly in their plain case (`fastJsonRoutes`).
-  const fastRoutes = new Map<string, FastJsonRoute>();
-  if (rapidPro) {
-    const deps = {
-      core,
-      store,
-      channel: rapidPro,
-      config,
-      externalDesk: desk !== undefined,
-      maxPayloadBytes: config.MAX_PAYLOAD_BYTES,
-      logger: logger.child({ component: "live-agents" }),
-    };
-    const sendMessageToAgent = liveAgentsFastRoute(deps);
-    fastRoutes.set(SEND_MESSAGE_TO_AGENT_PATH, sendMessageToAgent);
-    web.use(liveAgentsRoutes(deps, sendMessageToAgent));
-  }
-  if (rocketChat) {
-    const deps = {
-      core,
-      store,
-      client: rocketChat.client,
-      signer,
-      publicUrl: config.PUBLIC_URL,
-      webhookToken: config.ROCKETCHAT_WEBHOOK_TOKEN,
-      logger: logger.child({ component: "rocketchat" }),
-    };
-    const webhook = rocketChatWebhook(deps);
-    for (const path of WEBHOOK_PATHS) fastRoutes.set(path, { handler: webhook });
-    web.use(rocketChatRoutes(deps, webhook));
-  }
+  for (const instance of adapters.values()) if (instance.router) web.use(instance.router);
   web.use(notFound);
   web.use(errorHandler(logger));
-  const fast = fastJsonRoutes(fastRoutes, {
-    maxBytes: config.MAX_PAYLOAD_BYTES,
-    corsOrigins: config.CORS_ORIGINS,
-    isShuttingDown: () => shuttingDown,
-    logger,
-  });
-
-  const httpServer = createServer((req, res) => {
-    if (!fast(req, res)) web(req, res);
-  });
+  const httpServer = createServer(web);
   const admission = new ConnectionAdmission(httpServer, {
     maxOpening: config.MAX_OPENING_CONNECTIONS,
     openingTimeoutMs: 2_000,
@@ -441,8 +365,6 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     },
   };
 }
-
-const rocketChatConfigured = (config: Config): boolean => config.ROCKETCHAT_URL !== undefined;
 
 /** `TRUST_PROXY`: true/false, a hop count, or Express's named ranges / CIDR list. */
 function trustProxy(value: string): boolean | number | string {

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { RapidProConfigSchema, localizedTexts, rapidProSecrets } from "./adapters/rapidpro/config.js";
-import { RocketChatConfigSchema, rocketChatSecrets } from "./adapters/rocketchat/config.js";
+import type { AdapterModule } from "./adapters/contract.js";
+import { adapterModules } from "./adapters/index.js";
 
 const csv = z
   .string()
@@ -60,13 +60,15 @@ const CoreConfigSchema = z.object({
   SMTP_URL: z.string().optional().describe("smtp(s)://user:pass@host:port for e-mailed transcripts (secret)"),
   MAIL_FROM: z.string().default("Liaison <no-reply@localhost>").describe("sender address of transcript e-mails"),
   DESK: z
-    .enum(["socket", "rocketchat", "salesforce", "livechat"])
+    .string()
     .optional()
-    .describe("desk that receives hand-offs (default: first configured, else the built-in socket desk)"),
+    .describe(
+      `desk that receives hand-offs: socket (built in)${names("desk")} (default: the first configured, else socket)`,
+    ),
   BOT: z
-    .enum(["none", "gms", "dialogflow"])
+    .string()
     .default("none")
-    .describe("bot that answers new conversations before hand-off"),
+    .describe(`bot that answers new conversations before hand-off: none${names("bot")}`),
   SOCKET_PATH: z
     .string()
     .regex(/^\/[\w./-]*$/)
@@ -134,25 +136,39 @@ const CoreConfigSchema = z.object({
   NO_AGENT_RETRY_MAX_SECONDS: positiveInt.default(60).describe("longest wait between two tries to reach an agent"),
 });
 
-export const ConfigSchema = CoreConfigSchema.extend(RocketChatConfigSchema.shape).extend(RapidProConfigSchema.shape);
+/** The core's variables and every adapter's, in one schema (an adapter's variables are its own to name). */
+export const ConfigSchema: z.ZodObject = adapterModules.reduce<z.ZodObject>(
+  (schema, module) => schema.extend(module.config.shape),
+  CoreConfigSchema,
+);
 
-export type Config = Readonly<z.output<typeof ConfigSchema>> & {
+/**
+ * The parsed configuration: the core's settings, typed, and each adapter's (read by the adapter through its own
+ * schema's type, see `adapterConfig`).
+ */
+export type Config = Readonly<z.output<typeof CoreConfigSchema>> & {
   readonly PUBLIC_URL: string;
   /** The desk that receives hand-offs: DESK, else the first configured one, else the built-in socket desk. */
-  readonly DESK: "socket" | "rocketchat" | "salesforce" | "livechat";
-  /** `ATTENDED_TEXT_<lang>` and `CLOSED_TEXT_<lang>` found in the environment, by lower-case language tag. */
-  readonly LOCALIZED_TEXTS: { attended: Record<string, string>; closed: Record<string, string> };
+  readonly DESK: string;
+  readonly [variable: string]: unknown;
 };
 
 /** Variables that hold secrets: they may come from `<NAME>_FILE` and are never logged. */
-export const secretVariables = [
+export const secretVariables: readonly string[] = [
   "REDIS_URL",
   "API_KEYS",
   "SMTP_URL",
   "SIGNING_SECRET",
-  ...rocketChatSecrets,
-  ...rapidProSecrets,
-] as const;
+  ...adapterModules.flatMap((module) => module.secrets),
+];
+
+/** ", a, b" for the adapter modules of a kind (for the descriptions of DESK and BOT). */
+function names(kind: AdapterModule["kind"]): string {
+  return adapterModules
+    .filter((module) => module.kind === kind)
+    .map((module) => `, ${module.name}`)
+    .join("");
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -186,33 +202,35 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   if (!parsed.success) {
     for (const issue of parsed.error.issues) problems.push(`${issue.path.join(".")}: ${issue.message}`);
   }
+  let desk = "socket";
   if (parsed.success) {
-    const c = parsed.data;
-    if (c.DESK === "salesforce" || c.DESK === "livechat") {
-      problems.push(`DESK: the ${c.DESK} desk is not available in this build; use rocketchat or socket`);
+    const c = parsed.data as z.output<typeof CoreConfigSchema> & Record<string, unknown>;
+    for (const module of adapterModules) problems.push(...(module.check?.(c) ?? []));
+    const enabled = (module: AdapterModule) => module.enabled(c);
+    const desks = adapterModules.filter((module) => module.kind === "desk");
+    if (c.DESK !== undefined && c.DESK !== "socket") {
+      const named = desks.find((module) => module.name === c.DESK);
+      if (named === undefined) problems.push(`DESK: must be socket${names("desk")}`);
+      else if (!enabled(named)) problems.push(`DESK: ${named.name} needs ${named.enabledBy}`);
     }
-    if (c.DESK === "rocketchat" && c.ROCKETCHAT_URL === undefined) {
-      problems.push("DESK: rocketchat needs ROCKETCHAT_URL");
+    desk = c.DESK ?? desks.find(enabled)?.name ?? "socket";
+    if (c.BOT !== "none") {
+      const named = adapterModules.find((module) => module.kind === "bot" && module.name === c.BOT);
+      if (named === undefined) problems.push(`BOT: must be none${names("bot")}`);
+      else if (!enabled(named)) problems.push(`BOT: ${named.name} needs ${named.enabledBy}`);
     }
-    if (c.RAPIDPRO_URL !== undefined && c.RAPIDPRO_TOKEN === undefined) {
-      problems.push("RAPIDPRO_TOKEN: the RapidPro channel needs its API token");
-    }
-    if ((c.ROCKETCHAT_USER_ID === undefined) !== (c.ROCKETCHAT_AUTH_TOKEN === undefined)) {
-      problems.push("ROCKETCHAT_AUTH_TOKEN: set ROCKETCHAT_USER_ID and ROCKETCHAT_AUTH_TOKEN together");
-    }
-    if (c.BOT !== "none") problems.push(`BOT: the ${c.BOT} bot is not available in this build; use none`);
     if (c.SMTP_URL !== undefined && !/^smtps?:\/\//.test(c.SMTP_URL)) {
       problems.push("SMTP_URL: must start with smtp:// or smtps://");
     }
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
-  const config = {
+  const core = parsed.data as z.output<typeof CoreConfigSchema>;
+  const config: Config = {
     ...parsed.data,
-    PUBLIC_URL: parsed.data.PUBLIC_URL ?? `http://localhost:${parsed.data.PORT}`,
-    DESK:
-      parsed.data.DESK ?? (parsed.data.ROCKETCHAT_URL !== undefined ? ("rocketchat" as const) : ("socket" as const)),
-    LOCALIZED_TEXTS: localizedTexts(env),
-  };
+    ...Object.assign({}, ...adapterModules.map((module) => module.derive?.(env) ?? {})),
+    PUBLIC_URL: core.PUBLIC_URL ?? `http://localhost:${core.PORT}`,
+    DESK: desk,
+  } as Config;
   for (const value of Object.values(config)) if (Array.isArray(value)) Object.freeze(value);
   return Object.freeze(config);
 }
@@ -220,11 +238,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
 /** `.env.example`, rendered from the schema so that the example can never drift from what the server reads. */
 export function renderEnvExample(): string {
   const lines = ["# Liaison configuration. Generated by `npm run env:example` from server/config.ts; do not edit.", ""];
-  for (const [name, schema] of Object.entries(ConfigSchema.shape)) {
+  for (const [name, schema] of Object.entries(ConfigSchema.shape) as [string, z.ZodType][]) {
     const parsed = schema.safeParse(undefined);
-    const fallback = parsed.success && parsed.data !== undefined ? String(parsed.data) : "";
+    const value = (parsed.success ? parsed.data : undefined) as string | number | boolean | string[] | undefined;
+    const fallback = value === undefined ? "" : Array.isArray(value) ? value.join(",") : String(value);
     lines.push(`# ${schema.description ?? ""}`);
-    if ((secretVariables as readonly string[]).includes(name)) lines.push(`# (or ${name}_FILE=/run/secrets/...)`);
+    if (secretVariables.includes(name)) lines.push(`# (or ${name}_FILE=/run/secrets/...)`);
     lines.push(`# ${name}=${fallback}`, "");
   }
   return lines.join("\n");

@@ -1,5 +1,4 @@
-import { pino, type Logger } from "pino";
-import type { Config } from "./config.js";
+import { pino, type LevelWithSilent, type Logger } from "pino";
 
 export type { Logger } from "pino";
 
@@ -23,7 +22,7 @@ export const redactPaths = [
   "SMTP_URL",
 ];
 
-export function createLogger(config: Pick<Config, "LOG_LEVEL">): Logger {
+export function createLogger(config: { LOG_LEVEL: LevelWithSilent }): Logger {
   return pino({
     level: config.LOG_LEVEL,
     base: { service: "liaison" },

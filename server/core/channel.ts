@@ -1,6 +1,7 @@
 import type { StoredMessage } from "../../protocol/index.js";
-import type { ConversationStore, OutboxItem } from "../store/store.js";
+import type { ConversationStore, OutboxItem } from "./store.js";
 import type { Conversation } from "./conversation.js";
+import { AdapterError } from "./errors.js";
 import { retryContext, type LaneHandler, type RetryContext } from "./outbox.js";
 
 /**
@@ -22,23 +23,27 @@ export interface ChannelEffects {
   channelUndeliverable(conversation: Conversation, item: OutboxItem, reason: string): Promise<void>;
 }
 
-/** The channel lane: every customer-bound message of the conversation, in `seq` order. */
+/** The channel lane: every customer-bound message of a conversation, in `seq` order, to its conversation's channel. */
 export class ChannelLane implements LaneHandler {
   readonly lane = "channel";
   readonly destination: string;
+  private readonly channels: ReadonlyMap<string, Channel>;
 
   constructor(
     private readonly store: ConversationStore,
-    private readonly channel: Channel,
+    channels: readonly Channel[],
     private readonly effects: ChannelEffects,
   ) {
-    this.destination = `channel:${channel.name}`;
+    this.channels = new Map(channels.map((channel) => [channel.name, channel]));
+    this.destination = channels.length === 1 ? `channel:${channels[0]?.name ?? ""}` : "channel";
   }
 
   async deliver(conversation: Conversation, item: OutboxItem): Promise<void> {
+    const channel = this.channels.get(conversation.channel);
+    if (channel === undefined) throw new AdapterError(conversation.channel, "no adapter serves this channel", false);
     const [message] = await this.store.read(conversation.id, (item.seq ?? 1) - 1, 1);
     if (!message) return;
-    await this.channel.deliver(conversation, message, retryContext(item));
+    await channel.deliver(conversation, message, retryContext(item));
   }
 
   undeliverable(conversation: Conversation, item: OutboxItem, reason: string): Promise<void> {

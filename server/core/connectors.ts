@@ -1,5 +1,5 @@
 import type { Message } from "../../protocol/index.js";
-import { connectorOrderingKey, type ConnectorEntry, type ConversationStore } from "../store/store.js";
+import { connectorOrderingKey, type ConnectorEntry, type ConversationStore } from "./store.js";
 import type { CoreLogger, CoreMetrics } from "./ports.js";
 
 /** How an offer ended: acknowledged `{ ok: true }`, refused (any other answer), or no answer in time. */

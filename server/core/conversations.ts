@@ -17,11 +17,11 @@ import type {
   MessageDraft,
   OutboxItem,
   OutboxRequest,
-} from "../store/store.js";
+} from "./store.js";
 import type { ChannelEffects } from "./channel.js";
 import type { ConnectorDispatcher } from "./connectors.js";
 import { openStates, seesWhispers, type Conversation } from "./conversation.js";
-import type { DeskEvent, DeskSession } from "./desk.js";
+import type { Desk, DeskEvent, DeskSession } from "./desk.js";
 import type { DeskEffects } from "./desk-outbox.js";
 import { GatewayError } from "./errors.js";
 import { newConversationId, newCustomerToken, newMessageId, newParticipantId, newRequestId } from "./ids.js";
@@ -39,10 +39,10 @@ export interface ConversationServiceOptions {
   externalDesk: boolean;
   /** The text of the `noAgentAvailable` activity. */
   noAgentText?: string;
-  /** Extra ids of the desk binding minted at init (e.g. a visitor token), so that retried opens reuse them. */
-  deskIds?: (conversation: { channel: string; refId?: string }) => Record<string, string>;
   /** Channels whose customers Liaison reaches itself, through the channel outbox lane (`rapidpro`). */
   outboundChannels?: readonly string[];
+  /** Channels whose `refId` is a stable, unguessable account id a desk may reuse as its own (see `Desk.initialIds`). */
+  stableRefChannels?: readonly string[];
 }
 
 /** Who performs an action: a participant in a role, plus the socket it came from (excluded from the echo). */
@@ -76,6 +76,7 @@ export const systemParticipant: Participant = Object.freeze({ id: "system", name
  */
 export class ConversationService implements DeskEffects, ChannelEffects {
   private deskSignal: (conversationId: string) => void = () => undefined;
+  private desk: Pick<Desk, "initialIds"> | undefined;
   private channelSignal: (conversationId: string) => void = () => undefined;
   private readonly customerParticipants = new WeakMap<Conversation, Participant>();
 
@@ -89,8 +90,9 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     private readonly metrics: CoreMetrics,
   ) {}
 
-  /** Connects the desk outbox: it is told whenever a conversation has new desk work. */
-  attachDeskOutbox(outbox: { notify(conversationId: string): void }): void {
+  /** Connects the external desk and its outbox, which is told whenever a conversation has new desk work. */
+  attachDesk(desk: Pick<Desk, "initialIds">, outbox: { notify(conversationId: string): void }): void {
+    this.desk = desk;
     this.deskSignal = (conversationId) => outbox.notify(conversationId);
   }
 
@@ -133,10 +135,10 @@ export class ConversationService implements DeskEffects, ChannelEffects {
       desk: {
         desk: this.options.deskName,
         ids:
-          this.options.deskIds?.({
-            channel: request.channel,
-            ...(request.refId === undefined ? {} : { refId: request.refId }),
-          }) ?? {},
+          this.desk?.initialIds?.(
+            { channel: request.channel, ...(request.refId === undefined ? {} : { refId: request.refId }) },
+            this.options.stableRefChannels?.includes(request.channel) ?? false,
+          ) ?? {},
       },
       requestId: request.requestId ?? newRequestId(),
       createdAt: now,

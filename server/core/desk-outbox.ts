@@ -1,5 +1,5 @@
 import type { ChatMessage } from "../../protocol/index.js";
-import type { ConversationStore, OutboxItem } from "../store/store.js";
+import type { ConversationStore, OutboxItem } from "./store.js";
 import type { Conversation } from "./conversation.js";
 import { DeskSessionClosedError, type Desk, type DeskSession } from "./desk.js";
 import { retryContext, type LaneHandler } from "./outbox.js";

@@ -28,6 +28,12 @@ export interface DeskSession {
 export interface Desk {
   readonly name: string;
   readonly capabilities: DeskCapabilities;
+  /**
+   * Ids of the desk session chosen when the conversation starts (a visitor token), stored with it and indexed, so
+   * that every retried open reuses them and a desk webhook finds the conversation before the session is open.
+   * `stableRefId`: the conversation's channel says its `refId` is a stable, unguessable account id.
+   */
+  initialIds?(conversation: { channel: string; refId?: string }, stableRefId: boolean): Record<string, string>;
   open(conversation: Conversation): Promise<DeskSession>;
   /**
    * Delivers one customer message (text and/or files) to the session. `retry.since` (epoch ms) is set when an

@@ -1,4 +1,4 @@
-import type { ConversationStore, OutboxItem, OutboxLane } from "../store/store.js";
+import type { ConversationStore, OutboxItem, OutboxLane } from "./store.js";
 import type { Conversation } from "./conversation.js";
 import { NoAgentAvailableError } from "./desk.js";
 import { AdapterError } from "./errors.js";

@@ -11,7 +11,7 @@ import { toView, type Conversation } from "../core/conversation.js";
 import { isWhisper, type ConversationService } from "../core/conversations.js";
 import { GatewayError, invalidPayload } from "../core/errors.js";
 import type { Logger } from "../logger.js";
-import type { ConversationStore } from "../store/store.js";
+import type { ConversationStore } from "../core/store.js";
 import type { TranscriptMailer } from "../transcript/mailer.js";
 import { renderTranscriptPdf } from "../transcript/pdf.js";
 import { bearer } from "./auth.js";

@@ -15,7 +15,7 @@ import type { ConnectorDispatcher, DeliveryOutcome } from "../core/connectors.js
 import { seesWhispers, toView, type Conversation } from "../core/conversation.js";
 import type { Actor, ConversationService } from "../core/conversations.js";
 import { GatewayError } from "../core/errors.js";
-import type { ConversationStore } from "../store/store.js";
+import type { ConversationStore } from "../core/store.js";
 import type { Logger } from "../logger.js";
 import type { Fanout } from "./fanout.js";
 import { presenceRoom, type Presence } from "./presence.js";

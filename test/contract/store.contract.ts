@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ChatMessage } from "../../protocol/index.js";
 import type { Conversation } from "../../server/core/conversation.js";
-import type { ConversationStore, MessageDraft } from "../../server/store/store.js";
+import type { ConversationStore, MessageDraft } from "../../server/core/store.js";
 
 let counter = 0;
 const uid = (prefix: string) => `${prefix}_${process.pid}_${Date.now()}_${++counter}`;

@@ -8,7 +8,7 @@ describe(".env.example", () => {
   });
 
   it("documents every variable", () => {
-    for (const [name, schema] of Object.entries(ConfigSchema.shape)) {
+    for (const [name, schema] of Object.entries(ConfigSchema.shape) as [string, { description?: string }][]) {
       expect(schema.description, name).toBeTruthy();
     }
   });

@@ -4,10 +4,9 @@ import { secretsEqual } from "../../core/api-keys.js";
 import type { Conversation } from "../../core/conversation.js";
 import { systemParticipant, type ConversationService } from "../../core/conversations.js";
 import { GatewayError, invalidPayload } from "../../core/errors.js";
-import { expressFastJson, type FastJsonHandler, type FastJsonRoute } from "../../http/fast-json.js";
 import type { Logger } from "../../logger.js";
-import type { ConversationStore } from "../../store/store.js";
-import type { RapidProChannel } from "./index.js";
+import type { ConversationStore } from "../../core/store.js";
+import type { RapidProChannel } from "./channel.js";
 import type { RapidProConfig } from "./config.js";
 import {
   CHANNEL,
@@ -41,7 +40,7 @@ const rapidProActor = { id: "rapidpro", name: "RapidPro", role: "connector" as c
  * LiveAgents mediator call them (`/live-agents/sendMessageToClient` is the Rocket.Chat webhook). Bodies are JSON
  * whatever their Content-Type; answers come within RapidPro's 15 s budget, as soon as the work is durably recorded.
  */
-export function liveAgentsRoutes(deps: LiveAgentsDeps, fast = liveAgentsFastRoute(deps)): Router {
+export function liveAgentsRoutes(deps: LiveAgentsDeps): Router {
   const router = Router();
   // RapidPro sends JSON, but flow authors may delete the Content-Type header: parse whatever it says.
   const json = express.json({ type: () => true, limit: deps.maxPayloadBytes, strict: true });
@@ -89,13 +88,15 @@ export function liveAgentsRoutes(deps: LiveAgentsDeps, fast = liveAgentsFastRout
     });
   });
 
-  router.post(SEND_MESSAGE_TO_AGENT_PATH, guard, json, expressFastJson(fast.handler));
+  // 200 when the message is with the agent, 202 when it is recorded and no agent has the conversation yet.
+  const sendMessageToAgent = sendMessageToAgentHandler(deps);
+  router.post("/live-agents/sendMessageToAgent", guard, json, async (req, res) => {
+    const answer = await sendMessageToAgent(req.headers, req.body);
+    res.status(answer.status).json(answer.body);
+  });
 
   return router;
 }
-
-/** Where flows send each of the contact's messages for the agent: the hot one of the live-agents endpoints. */
-export const SEND_MESSAGE_TO_AGENT_PATH = "/live-agents/sendMessageToAgent";
 
 /** Mailroom's flow simulator marks its webhooks: conversations it opens are marked simulated. */
 const simulated = (headers: IncomingHttpHeaders): boolean => headers["x-mailroom-mode"] === "simulation";
@@ -137,22 +138,12 @@ function startConversation(deps: LiveAgentsDeps) {
   };
 }
 
-/**
- * `sendMessageToAgent` as a fast JSON route (`SEND_MESSAGE_TO_AGENT_PATH`; `liveAgentsRoutes` serves it through
- * express for the requests the fast path leaves): any Content-Type, the token checked as the express route checks it,
- * then `200` (with the agent) or `202` (recorded, no agent yet) and `{ conversationId, messageId }`.
- */
-export function liveAgentsFastRoute(deps: LiveAgentsDeps): FastJsonRoute {
-  return {
-    handler: sendMessageToAgentHandler(deps),
-    anyContentType: true,
-    authorize: liveAgentsAuthorizer(deps.config),
-  };
-}
-
-function sendMessageToAgentHandler(deps: LiveAgentsDeps): FastJsonHandler {
+function sendMessageToAgentHandler(deps: LiveAgentsDeps) {
   const start = startConversation(deps);
-  return async (headers, rawBody) => {
+  return async (
+    headers: IncomingHttpHeaders,
+    rawBody: unknown,
+  ): Promise<{ status: 200 | 202; body: { conversationId: string; messageId: string } }> => {
     const body = parseFlowWebhook(rawBody);
     const message = contactMessage(body);
     if (message.text.trim() === "" && message.attachments.length === 0) {
@@ -177,11 +168,7 @@ function sendMessageToAgentHandler(deps: LiveAgentsDeps): FastJsonHandler {
     const current = (await deps.store.get(conversation.id)) ?? conversation;
     // 202: recorded, and known not to be with an agent yet (no room so far); it is delivered when there is one.
     const delivered = !deps.externalDesk || current.desk.openedAt !== undefined;
-    return {
-      status: delivered ? 200 : 202,
-      contentType: "application/json; charset=utf-8",
-      body: JSON.stringify({ conversationId: current.id, messageId: recorded.id }),
-    };
+    return { status: delivered ? 200 : 202, body: { conversationId: current.id, messageId: recorded.id } };
   };
 }
 

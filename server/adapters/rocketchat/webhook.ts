@@ -1,4 +1,3 @@
-import type { IncomingHttpHeaders } from "node:http";
 import { Readable } from "node:stream";
 import type { ReadableStream } from "node:stream/web";
 import { Router } from "express";
@@ -6,9 +5,8 @@ import { secretsEqual } from "../../core/api-keys.js";
 import type { ConversationService } from "../../core/conversations.js";
 import { GatewayError, invalidPayload } from "../../core/errors.js";
 import type { UrlSigner } from "../../core/signed-urls.js";
-import { expressFastJson, type FastAnswer, type FastJsonHandler } from "../../http/fast-json.js";
 import type { Logger } from "../../logger.js";
-import type { ConversationStore } from "../../store/store.js";
+import type { ConversationStore } from "../../core/store.js";
 import type { RocketChatClient } from "./client.js";
 import { DESK_NAME, VISITOR_TOKEN_PREFIX, WebhookPayloadSchema, eventsFromWebhook } from "./mapper.js";
 
@@ -28,30 +26,31 @@ const FILE_PATH = "/files/rocketchat";
 export const WEBHOOK_PATHS = ["/webhooks/rocketchat", "/live-agents/sendMessageToClient"] as const;
 
 /**
- * The Omnichannel webhook: the request's headers and JSON body in, `200 text/plain` out (`ok`, or `ignored` for a
- * room Liaison does not handle); a refusal is thrown as a GatewayError. Served by the app's fast JSON routes at
- * `WEBHOOK_PATHS`, and by `rocketChatRoutes` for the requests those leave to express.
+ * Inbound routes: the Omnichannel webhook (`WEBHOOK_PATHS`: JSON in, `200 text/plain` out, `ok`, or `ignored` for a
+ * room Liaison does not handle) and the signed links to agents' files.
  */
-export function rocketChatWebhook(deps: RocketChatRoutesDeps): FastJsonHandler {
+export function rocketChatRoutes(deps: RocketChatRoutesDeps): Router {
+  const router = Router();
   const fileUrl = (file: { id: string; name: string; jwt?: string }): string => {
     const path = `${FILE_PATH}/${encodeURIComponent(file.id)}/${encodeURIComponent(file.name)}`;
     return `${deps.publicUrl.replace(/\/+$/, "")}${deps.signer.sign(path, file.jwt === undefined ? {} : { jwt: file.jwt })}`;
   };
-  const answer = (body: string): FastAnswer => ({ status: 200, contentType: "text/plain; charset=utf-8", body });
 
-  return async (headers: IncomingHttpHeaders, body: unknown): Promise<FastAnswer> => {
+  router.post([...WEBHOOK_PATHS], (req, _res, next) => {
     if (deps.webhookToken !== undefined) {
-      const given = headers["x-rocketchat-livechat-token"];
+      const given = req.headers["x-rocketchat-livechat-token"];
       if (typeof given !== "string" || !secretsEqual(given, deps.webhookToken)) {
         throw new GatewayError("unauthorized", "Missing or wrong X-RocketChat-Livechat-Token.");
       }
     }
-    const parsed = WebhookPayloadSchema.safeParse(body);
+    next();
+  });
+
+  router.post([...WEBHOOK_PATHS], async (req, res) => {
+    const parsed = WebhookPayloadSchema.safeParse(req.body);
     if (!parsed.success) throw invalidPayload(parsed.error.issues, "Not a Rocket.Chat Omnichannel webhook payload.");
     const payload = parsed.data;
-    // Made only when something is logged: a pino child serialises its bindings when made, one per webhook.
-    let child: Logger | undefined;
-    const log = () => (child ??= deps.logger.child({ webhook: payload.type, rid: payload._id }));
+    const log = deps.logger.child({ webhook: payload.type, rid: payload._id });
 
     const conversation =
       (payload._id === undefined ? undefined : await deps.store.findByDeskRef(DESK_NAME, "rid", payload._id)) ??
@@ -62,31 +61,19 @@ export function rocketChatWebhook(deps: RocketChatRoutesDeps): FastJsonHandler {
       if (payload.visitor?.token?.startsWith(VISITOR_TOKEN_PREFIX) === true) {
         // One of ours whose room we have not recorded yet (the webhook overtook the room's creation): ask
         // Rocket.Chat to send it again rather than lose it.
-        log().info({}, "webhook for a room not yet bound; asking for a retry");
+        log.info({}, "webhook for a room not yet bound; asking for a retry");
         throw new GatewayError("unavailable", "Room not known yet; retry.");
       }
-      if (deps.logger.isLevelEnabled("debug")) log().debug({}, "webhook for a room Liaison does not handle");
-      return answer("ignored");
+      log.debug({}, "webhook for a room Liaison does not handle");
+      res.type("text/plain").send("ignored");
+      return;
     }
     const events = eventsFromWebhook(payload, fileUrl);
     await deps.core.applyDeskEvents(conversation, events);
-    if (deps.logger.isLevelEnabled("debug")) {
-      log().debug({ conversationId: conversation.id, events: events.length }, "webhook recorded");
-    }
+    log.debug({ conversationId: conversation.id, events: events.length }, "webhook recorded");
     // Rocket.Chat stores this body as the room's crmData and echoes it in later webhooks: keep it short.
-    return answer("ok");
-  };
-}
-
-/**
- * Inbound routes: the Omnichannel webhook (`WEBHOOK_PATHS`, for the requests the fast JSON routes leave to express:
- * another content type, a compressed body…) and the signed links to agents' files.
- */
-export function rocketChatRoutes(deps: RocketChatRoutesDeps, webhook = rocketChatWebhook(deps)): Router {
-  const router = Router();
-  for (const path of WEBHOOK_PATHS) {
-    router.post(path, expressFastJson(webhook));
-  }
+    res.type("text/plain").send("ok");
+  });
 
   router.get(`${FILE_PATH}/:fileId/:name`, async (req, res) => {
     const fileId = String(req.params.fileId);

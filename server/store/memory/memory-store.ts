@@ -11,8 +11,8 @@ import type {
   MessageDraft,
   OutboxItem,
   OutboxLane,
-} from "../store.js";
-import { connectorOrderingKey } from "../store.js";
+} from "../../core/store.js";
+import { connectorOrderingKey } from "../../core/store.js";
 
 interface Row {
   conversation: Conversation;

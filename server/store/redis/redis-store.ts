@@ -13,7 +13,7 @@ import {
   type MessageDraft,
   type OutboxItem,
   type OutboxLane,
-} from "../store.js";
+} from "../../core/store.js";
 import {
   APPEND,
   BIND_DESK,

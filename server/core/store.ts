@@ -1,5 +1,5 @@
 import type { ConversationState, Message, StoredMessage } from "../../protocol/index.js";
-import type { Conversation } from "../core/conversation.js";
+import type { Conversation } from "./conversation.js";
 
 /**
  * A message before the store gives it its `seq`. `append` and `init` take their drafts over (the memory store
