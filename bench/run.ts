@@ -45,7 +45,6 @@ import {
   type Worker,
 } from "./lib/procs.js";
 import { median, mergeSorted, percentile } from "./lib/stats.js";
-import { nativeMasking } from "../server/socket/native-masking.js";
 import { targets, type ClosedResult, type OpenResult, type Target, type WorkerConfig } from "./lib/types.js";
 
 const { values: flags } = parseArgs({
@@ -1156,7 +1155,7 @@ function markdownReport(
       "**Liaison**: `server/main.ts`, memory store, API key auth, customer rate limits raised out of the way, `LOG_LEVEL=warn`.",
     "- Every measurement runs on a freshly started server process; the servers of one round start together and are measured one after another, in an order rotated each round. " +
       `Every server runs with the Node flags \`npm start\` gives Liaison (${serverNodeFlags.length > 0 ? serverNodeFlags.map((flag) => `\`${flag}\``).join(" ") : "none"}) and the same \`node_modules\` ` +
-      `(ws unmasks client frames ${nativeMasking() ? "with `bufferutil`'s native code, Liaison's optional dependency" : "in JavaScript: `bufferutil` is not loaded"}; the load generator's ws masks them the same way), so the ratios compare code, not runtime settings.`,
+      "(ws unmasks client frames with `bufferutil`, Liaison's optional dependency, when it loads; the load generator's ws masks them the same way), so the ratios compare code, not runtime settings.",
     "- The load generator (`bench/load.ts`) runs in separate processes, WebSocket transport only. Conversations are set up as real clients do " +
       '(Liaison: `POST /api/customer/init`, customer socket joins with its token, API-key agent socket joins with `role: "agent"`).',
     `- Relay: closed loop, one ~${MESSAGE_BYTES}-byte message in flight per conversation, alternating customer → agent and agent → customer; ` +

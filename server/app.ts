@@ -4,7 +4,7 @@ import express from "express";
 import type { AppServer } from "./socket/types.js";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
+import { createAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
 import type { AdapterInstance, AdapterModule, GatewaySettings } from "./adapters/contract.js";
 import { adapterModules } from "./adapters/index.js";
@@ -20,7 +20,6 @@ import { LocalBus } from "./core/local-bus.js";
 import { UrlSigner } from "./core/signed-urls.js";
 import type { Clock } from "./core/ports.js";
 import { connectorRoutes } from "./http/connectors.js";
-import { ConnectionAdmission } from "./http/admission.js";
 import { cors } from "./http/cors.js";
 import { customerRoutes } from "./http/customer.js";
 import { errorHandler, notFound, sendError, shuttingDownError } from "./http/errors.js";
@@ -29,13 +28,13 @@ import { createLogger, type Logger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { Fanout } from "./socket/fanout.js";
 import { Presence, presenceRoom } from "./socket/presence.js";
-import { nativeMasking } from "./socket/native-masking.js";
 import { createSocketServer } from "./socket/server.js";
 import { MemoryStore } from "./store/memory/memory-store.js";
 import { RedisStore } from "./store/redis/redis-store.js";
 import { ClusterBus } from "./socket/cluster-bus.js";
 import type { ConversationStore } from "./core/store.js";
 import { createTranscriptMailer } from "./transcript/mailer.js";
+import { defaultTuning, type Tuning } from "./tuning.js";
 
 export interface App {
   readonly config: Config;
@@ -55,11 +54,14 @@ export interface AppOptions {
   logger?: Logger;
   store?: ConversationStore;
   clock?: Clock;
+  /** Shorter timings for tests (a lease that passes in a second); production uses `defaultTuning`. */
+  tuning?: Partial<Tuning>;
 }
 
 /** The composition root: config → logger → store → core → http + socket. The only place that picks implementations. */
 export function createApp(config: Config, options: AppOptions = {}): App {
   const logger = options.logger ?? createLogger(config);
+  const tuning: Tuning = { ...defaultTuning, ...options.tuning };
   const clock = options.clock ?? (() => new Date());
   const nodeId = config.NODE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const redisUrl = config.REDIS_URL;
@@ -83,7 +85,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     store,
     {
       ackTimeoutMs: config.CONNECTOR_ACK_TIMEOUT_MS,
-      maxInFlight: config.CONNECTOR_MAX_IN_FLIGHT,
+      maxInFlight: tuning.connectorMaxInFlight,
       maxRefusals: config.CONNECTOR_MAX_REFUSALS,
       ...(redisUrl === undefined ? {} : { nodeId }),
       onUndeliverable: (channel, entry, reason): Promise<void> => core.connectorUndeliverable(channel, entry, reason),
@@ -150,12 +152,12 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   );
   const outboxOptions: OutboxOptions = {
     baseDelayMs: 500,
-    maxDelayMs: config.DESK_RETRY_MAX_SECONDS * 1000,
+    maxDelayMs: tuning.retryMaxMs,
     noAgentBaseMs: 2_000,
-    noAgentMaxMs: config.NO_AGENT_RETRY_MAX_SECONDS * 1000,
+    noAgentMaxMs: tuning.noAgentRetryMaxMs,
     pollMs: 1_000,
     nodeId,
-    leaseMs: config.OUTBOX_LEASE_MS,
+    leaseMs: tuning.outboxLeaseMs,
   };
   const workers: OutboxWorker[] = [];
   const lane = (handler: LaneHandler): OutboxWorker => {
@@ -238,11 +240,6 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   web.use(notFound);
   web.use(errorHandler(logger));
   const httpServer = createServer(web);
-  const admission = new ConnectionAdmission(httpServer, {
-    maxOpening: config.MAX_OPENING_CONNECTIONS,
-    openingTimeoutMs: 2_000,
-  });
-  metrics.watchWaitingConnections(() => admission.queued);
   // Several nodes: Socket.IO's Redis adapter links them (cross-node emits, fetchSockets, the bus above).
   const adapterClients =
     redisUrl === undefined
@@ -260,7 +257,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           return { pub, sub };
         })();
   const fanout = new Fanout(bus);
-  const presence = new Presence(config.PRESENCE_GRACE_MS, (conversationId, member) => {
+  const presence = new Presence(tuning.presenceGraceMs, (conversationId, member) => {
     // Gone from this node; maybe reconnected to another: the presence room spans the cluster.
     io.in(presenceRoom(conversationId, member))
       .fetchSockets()
@@ -283,11 +280,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     },
   );
   if (adapterClients) {
-    io.adapter(
-      config.REDIS_ADAPTER === "sharded"
-        ? createShardedAdapter(adapterClients.pub, adapterClients.sub, { channelPrefix: `${config.REDIS_PREFIX}sio` })
-        : createAdapter(adapterClients.pub, adapterClients.sub, { key: `${config.REDIS_PREFIX}sio` }),
-    );
+    // The classic (pub/sub) adapter: the store connects to one Redis, never a Cluster, where sharded pub/sub would
+    // spread nothing.
+    io.adapter(createAdapter(adapterClients.pub, adapterClients.sub, { key: `${config.REDIS_PREFIX}sio` }));
   }
   if (bus instanceof ClusterBus) bus.attach(io);
 
@@ -310,15 +305,11 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     metrics,
     listen: () =>
       new Promise((resolve, reject) => {
-        const { listener } = admission;
-        listener.once("error", reject);
-        listener.listen(config.PORT, config.HOST, () => {
-          listener.off("error", reject);
-          listener.on("error", (error) => logger.error({ err: error }, "listening socket error"));
-          // The HTTP server serves the connections the admission hands it: it starts its request and header
-          // timeouts (slow clients) on "listening", as when it listens itself.
-          httpServer.emit("listening");
-          const port = (listener.address() as AddressInfo).port;
+        httpServer.once("error", reject);
+        httpServer.listen(config.PORT, config.HOST, () => {
+          httpServer.off("error", reject);
+          httpServer.on("error", (error) => logger.error({ err: error }, "listening socket error"));
+          const port = (httpServer.address() as AddressInfo).port;
           logger.info(
             {
               host: config.HOST,
@@ -326,7 +317,6 @@ export function createApp(config: Config, options: AppOptions = {}): App {
               desk: config.DESK,
               node: nodeId,
               store: redisUrl === undefined ? "memory" : "redis",
-              nativeMasking: nativeMasking(),
             },
             "listening",
           );
@@ -339,10 +329,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       // 1. /ready answers 503 and no new connection is accepted (the load balancer moves traffic away).
       shuttingDown = true;
       clearInterval(sweeper);
-      const stopped = admission.close();
-      // The HTTP server listens on nothing itself; its close stops its timeout checks and ends idle keep-alive
-      // connections (and reports, harmlessly, that it was not listening).
-      httpServer.close(() => undefined);
+      const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
       // 2. Deliveries under way finish (or their leases pass to another node); nothing new starts here.
       connectors.stop();
       await Promise.all(workers.map((worker) => worker.stop(config.SHUTDOWN_GRACE_MS)));

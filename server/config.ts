@@ -35,17 +35,7 @@ const CoreConfigSchema = z.object({
       "Redis URL: all state in Redis, nodes linked by the Socket.IO Redis adapter; unset: embedded store, one node",
     ),
   REDIS_PREFIX: z.string().min(1).default("liaison:").describe("prefix of every Redis key"),
-  REDIS_ADAPTER: z
-    .enum(["classic", "sharded"])
-    .default("classic")
-    .describe("Socket.IO Redis adapter: classic pub/sub or sharded pub/sub (Redis 7+)"),
   NODE_ID: z.string().min(1).optional().describe("this node's name in leases and logs (default: host-pid-random)"),
-  OUTBOX_LEASE_MS: z.coerce
-    .number()
-    .int()
-    .min(1_000)
-    .default(30_000)
-    .describe("how long a node holds a conversation's outbox; a dead node's work moves to another after this"),
   API_KEYS: csv.default([]).describe("comma-separated API keys for connectors, agents and back-office calls (secret)"),
   CORS_ORIGINS: csv.default(["*"]).describe("allowed browser origins, comma-separated; * for any"),
   LOG_LEVEL: z
@@ -89,7 +79,6 @@ const CoreConfigSchema = z.object({
   CONNECTOR_ACK_TIMEOUT_MS: positiveInt
     .default(10_000)
     .describe("a connector delivery not acked within this is offered again"),
-  CONNECTOR_MAX_IN_FLIGHT: positiveInt.default(100).describe("unacknowledged deliveries per connector channel"),
   CONNECTOR_MAX_REFUSALS: positiveInt
     .default(5)
     .describe("times a connector may refuse a message ({ ok: false }) before it is given up and reported to agents"),
@@ -101,19 +90,7 @@ const CoreConfigSchema = z.object({
   CUSTOMER_EVENTS_BURST: positiveInt.default(30).describe("events a customer socket may send in a burst"),
   TRANSCRIPT_EMAILS_PER_HOUR: positiveInt.default(3).describe("e-mailed transcripts per conversation per hour"),
   ENDED_RETENTION_HOURS: positiveInt.default(168).describe("how long ended conversations (and transcripts) are kept"),
-  PRESENCE_GRACE_MS: positiveInt
-    .default(30_000)
-    .describe("how long a participant whose sockets all dropped may take to come back before they count as gone"),
   SHUTDOWN_GRACE_MS: positiveInt.default(10_000).describe("how long a SIGTERM waits for in-flight work"),
-  MAX_OPENING_CONNECTIONS: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .default(8)
-    .describe(
-      "new connections let in at once until their first request is read; more wait, accepted, in arrival order " +
-        "(a reconnection storm then slows handshakes instead of freezing the server); 0 lets every one in",
-    ),
   SIGNING_SECRET: z
     .string()
     .min(32)
@@ -132,8 +109,6 @@ const CoreConfigSchema = z.object({
     .string()
     .default("All our agents are busy right now. Please stay: you will be connected as soon as one is free.")
     .describe("the noAgentAvailable activity text"),
-  DESK_RETRY_MAX_SECONDS: positiveInt.default(300).describe("longest wait between two delivery attempts to a desk"),
-  NO_AGENT_RETRY_MAX_SECONDS: positiveInt.default(60).describe("longest wait between two tries to reach an agent"),
 });
 
 /** The core's variables and every adapter's, in one schema (an adapter's variables are its own to name). */

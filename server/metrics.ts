@@ -82,18 +82,6 @@ export class Metrics implements CoreMetrics {
     });
   }
 
-  /** `liaison_connections_waiting`, read at each scrape (see `ConnectionAdmission`). */
-  watchWaitingConnections(read: () => number): void {
-    new Gauge({
-      name: "liaison_connections_waiting",
-      help: "Connections accepted and waiting to be served (MAX_OPENING_CONNECTIONS are being opened)",
-      registers: [this.registry],
-      collect() {
-        this.set(read());
-      },
-    });
-  }
-
   messageIn(channel: string, role: Role): void {
     let byRole = this.pendingIn.get(channel);
     if (!byRole) {

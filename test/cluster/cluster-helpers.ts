@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import type { Tuning } from "../../server/tuning.js";
 import { freePort, TEST_API_KEY } from "../helpers/app.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -14,10 +15,14 @@ export interface GatewayNode {
 }
 
 /** One gateway node as its own process (`server/main.ts` through tsx), on Redis, ready when this resolves. */
-export async function startNode(name: string, env: Record<string, string>): Promise<GatewayNode> {
+export async function startNode(
+  name: string,
+  env: Record<string, string>,
+  tuning: Partial<Tuning> = {},
+): Promise<GatewayNode> {
   const port = await freePort();
   const logs: string[] = [];
-  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
+  const child = spawn(process.execPath, ["--import", "tsx", "test/cluster/node.ts", JSON.stringify(tuning)], {
     cwd: root,
     env: {
       ...process.env,

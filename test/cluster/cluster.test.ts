@@ -39,8 +39,10 @@ async function customer(node: GatewayNode) {
 describe("three nodes on one Redis behave like one", () => {
   const nodes: GatewayNode[] = [];
   beforeAll(async () => {
-    const env = { REDIS_URL: redis.url, REDIS_PREFIX: PREFIX, PRESENCE_GRACE_MS: "1000" };
-    nodes.push(...(await Promise.all(["n1", "n2", "n3"].map((name) => startNode(name, env)))));
+    const env = { REDIS_URL: redis.url, REDIS_PREFIX: PREFIX };
+    nodes.push(
+      ...(await Promise.all(["n1", "n2", "n3"].map((name) => startNode(name, env, { presenceGraceMs: 1_000 })))),
+    );
   });
   afterAll(async () => {
     await Promise.all(nodes.map((node) => node.kill("SIGTERM")));
@@ -188,36 +190,6 @@ describe("three nodes on one Redis behave like one", () => {
   });
 });
 
-describe("the sharded Socket.IO Redis adapter (REDIS_ADAPTER=sharded, Redis 7+; the default is classic pub/sub)", () => {
-  it("carries a conversation across two nodes as the classic adapter does", async () => {
-    const env = { REDIS_URL: redis.url, REDIS_PREFIX: "sharded:", REDIS_ADAPTER: "sharded" };
-    const [a, b] = await Promise.all([startNode("s1", env), startNode("s2", env)]);
-    try {
-      const sara = await customer(a);
-      const agent = await open(b, TEST_API_KEY);
-      await request(agent, "joinConversation", {
-        conversationId: sara.init.conversationId,
-        id: "agent-s",
-        name: "Sam",
-        role: "agent",
-      });
-      const agentInbox = collectMessages(agent);
-      await request(sara.socket, "sendMessage", {
-        conversationId: sara.init.conversationId,
-        text: "over sharded pub/sub",
-      });
-      await request(agent, "sendMessage", { conversationId: sara.init.conversationId, text: "received" });
-      await agentInbox.waitFor(1);
-      expect(agentInbox.messages.map(text)).toEqual(["over sharded pub/sub"]);
-      await expect
-        .poll(() => sara.inbox.messages.filter((m) => m.type === "ChatMessage").map(text))
-        .toEqual(["received"]);
-    } finally {
-      await Promise.all([a.kill("SIGTERM"), b.kill("SIGTERM")]);
-    }
-  });
-});
-
 /** A TCP proxy that can hold back the server's answers: the request arrives, the client never hears back. */
 async function holdingProxy(targetPort: number) {
   let holding = false;
@@ -267,10 +239,9 @@ describe("three nodes with the Rocket.Chat desk", () => {
       ROCKETCHAT_USER_ID: DEFAULT_FAKE_USER.userId,
       ROCKETCHAT_AUTH_TOKEN: DEFAULT_FAKE_USER.authToken,
       ROCKETCHAT_TIMEOUT_MS: "30000",
-      OUTBOX_LEASE_MS: "1500",
-      DESK_RETRY_MAX_SECONDS: "1",
     };
-    nodes.push(...(await Promise.all(["r1", "r2", "r3"].map((name) => startNode(name, env)))));
+    const tuning = { outboxLeaseMs: 1_500, retryMaxMs: 1_000 };
+    nodes.push(...(await Promise.all(["r1", "r2", "r3"].map((name) => startNode(name, env, tuning)))));
     // Rocket.Chat's webhook lands on the third node.
     rocketChat.setWebhookUrl(`${nodes[2]?.url ?? ""}/webhooks/rocketchat`);
   });

@@ -224,7 +224,7 @@ describe("connectors: at-least-once delivery to SMS-style channels", () => {
 
 describe("connectors: a message a connector refuses for good", () => {
   it("is given up after CONNECTOR_MAX_REFUSALS, reported to agents, and never blocks other conversations", async () => {
-    const gateway = await startTestApp({ CONNECTOR_MAX_REFUSALS: "3", CONNECTOR_MAX_IN_FLIGHT: "2" });
+    const gateway = await startTestApp({ CONNECTOR_MAX_REFUSALS: "3" }, { tuning: { connectorMaxInFlight: 2 } });
     const sockets: Socket[] = [];
     try {
       const init = async (refId: string) =>

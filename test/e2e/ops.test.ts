@@ -32,7 +32,6 @@ describe("operations endpoints", () => {
     expect(response.headers.get("content-type")).toMatch(/^text\/plain/);
     const text = await response.text();
     expect(text).toMatch(/^liaison_connected_sockets 1$/m);
-    expect(text).toMatch(/^liaison_connections_waiting 0$/m);
     expect(text).toMatch(/^liaison_conversations\{state="queued"\} [1-9]/m);
     expect(text).toMatch(/^liaison_messages_in_total\{channel="web",role="customer"\} 1$/m);
     expect(text).toMatch(/^liaison_process_resident_memory_bytes \d+/m);

@@ -10,7 +10,7 @@ describe("presence and resume edge cases", () => {
   let gateway: TestApp;
   const sockets: Socket[] = [];
   beforeAll(async () => {
-    gateway = await startTestApp({ PRESENCE_GRACE_MS: "300" });
+    gateway = await startTestApp({}, { tuning: { presenceGraceMs: 300 } });
   });
   afterAll(async () => {
     await gateway.close();

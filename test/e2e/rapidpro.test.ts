@@ -26,20 +26,21 @@ async function scenario(
   const rapidPro = await startFakeRapidPro(options.rp);
   cleanups.push(() => rapidPro.close());
   const closeFlow = rapidPro.addFlow({ name: "After chat" });
-  const gateway = await startTestApp({
-    ROCKETCHAT_URL: rocketChat.url,
-    ROCKETCHAT_WEBHOOK_TOKEN: RC_SECRET,
-    ROCKETCHAT_USER_ID: DEFAULT_FAKE_USER.userId,
-    ROCKETCHAT_AUTH_TOKEN: DEFAULT_FAKE_USER.authToken,
-    RAPIDPRO_URL: rapidPro.url,
-    RAPIDPRO_TOKEN: rapidPro.token,
-    RAPIDPRO_WEBHOOK_TOKEN: FLOW_TOKEN,
-    RAPIDPRO_CLOSE_FLOW: closeFlow.uuid,
-    RAPIDPRO_REGISTER_WAIT_MS: "3000",
-    DESK_RETRY_MAX_SECONDS: "1",
-    NO_AGENT_RETRY_MAX_SECONDS: "1",
-    ...options.env,
-  });
+  const gateway = await startTestApp(
+    {
+      ROCKETCHAT_URL: rocketChat.url,
+      ROCKETCHAT_WEBHOOK_TOKEN: RC_SECRET,
+      ROCKETCHAT_USER_ID: DEFAULT_FAKE_USER.userId,
+      ROCKETCHAT_AUTH_TOKEN: DEFAULT_FAKE_USER.authToken,
+      RAPIDPRO_URL: rapidPro.url,
+      RAPIDPRO_TOKEN: rapidPro.token,
+      RAPIDPRO_WEBHOOK_TOKEN: FLOW_TOKEN,
+      RAPIDPRO_CLOSE_FLOW: closeFlow.uuid,
+      RAPIDPRO_REGISTER_WAIT_MS: "3000",
+      ...options.env,
+    },
+    { tuning: { retryMaxMs: 1_000, noAgentRetryMaxMs: 1_000 } },
+  );
   cleanups.push(() => gateway.close());
   // Existing installations point Rocket.Chat's webhook at the old mediator path.
   rocketChat.setWebhookUrl(`${gateway.url}/live-agents/sendMessageToClient`);

@@ -27,15 +27,16 @@ afterEach(async () => {
 async function scenario(fakeOptions: FakeRocketChatOptions = {}, env: Record<string, string> = {}) {
   const fake = await startFakeRocketChat({ secretToken: SECRET, retryIntervalMs: 100, ...fakeOptions });
   cleanups.push(() => fake.close());
-  const gateway = await startTestApp({
-    ROCKETCHAT_URL: fake.url,
-    ROCKETCHAT_WEBHOOK_TOKEN: SECRET,
-    ROCKETCHAT_USER_ID: DEFAULT_FAKE_USER.userId,
-    ROCKETCHAT_AUTH_TOKEN: DEFAULT_FAKE_USER.authToken,
-    NO_AGENT_RETRY_MAX_SECONDS: "1",
-    DESK_RETRY_MAX_SECONDS: "1",
-    ...env,
-  });
+  const gateway = await startTestApp(
+    {
+      ROCKETCHAT_URL: fake.url,
+      ROCKETCHAT_WEBHOOK_TOKEN: SECRET,
+      ROCKETCHAT_USER_ID: DEFAULT_FAKE_USER.userId,
+      ROCKETCHAT_AUTH_TOKEN: DEFAULT_FAKE_USER.authToken,
+      ...env,
+    },
+    { tuning: { retryMaxMs: 1_000, noAgentRetryMaxMs: 1_000 } },
+  );
   cleanups.push(() => gateway.close());
   fake.setWebhookUrl(`${gateway.url}/webhooks/rocketchat`);
   return { fake, gateway };

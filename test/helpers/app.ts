@@ -1,6 +1,7 @@
 import { createServer } from "node:net";
 import { createApp, type App } from "../../server/app.js";
 import { loadConfig } from "../../server/config.js";
+import type { Tuning } from "../../server/tuning.js";
 
 export const TEST_API_KEY = "test-api-key-0123456789";
 
@@ -22,10 +23,14 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * The real app on 127.0.0.1 with the built-in socket desk unless `overrides` (env variables) say otherwise. The
- * port is chosen first so that PUBLIC_URL (the base of the links the gateway hands out) is right.
+ * The real app on 127.0.0.1 with the built-in socket desk unless `overrides` (env variables) say otherwise, with
+ * `options.tuning`'s shorter timings. The port is chosen first so that PUBLIC_URL (the base of the links the gateway
+ * hands out) is right.
  */
-export async function startTestApp(overrides: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(
+  overrides: Record<string, string> = {},
+  options: { tuning?: Partial<Tuning> } = {},
+): Promise<TestApp> {
   const port = overrides.PORT ?? String(await freePort());
   const config = loadConfig({
     HOST: "127.0.0.1",
@@ -37,7 +42,7 @@ export async function startTestApp(overrides: Record<string, string> = {}): Prom
     INIT_RATE_LIMIT: "10000",
     ...overrides,
   });
-  const app = createApp(config);
+  const app = createApp(config, options);
   const bound = await app.listen();
   const url = `http://127.0.0.1:${bound}`;
   return { app, url, port: bound, apiKey: TEST_API_KEY, close: () => app.close() };

@@ -44,8 +44,6 @@ describe("loadConfig", () => {
     // No desk configured: the built-in socket desk takes the hand-offs.
     expect(config.DESK).toBe("socket");
     expect(config.REDIS_URL).toBeUndefined();
-    // The store connects to one Redis, where sharded pub/sub spreads nothing (README, "Several nodes on Redis").
-    expect(config.REDIS_ADAPTER).toBe("classic");
     expect(config.SMTP_URL).toBeUndefined();
   });
 

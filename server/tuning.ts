@@ -1,0 +1,28 @@
+/**
+ * Timings and bounds that belong to the gateway's design, not to a deployment: they are constants, and only tests
+ * shorten them (through `createApp`'s options) so that a lease or a grace period passes in a second.
+ */
+export interface Tuning {
+  /**
+   * How long a node holds a conversation's outbox lane without renewing it (renewed every third of it while it
+   * works): after a node dies, another takes its conversations over within this. Longer than any one delivery's
+   * timeout would be safer still, but the lease is renewed while a delivery runs, so it only bounds recovery.
+   */
+  outboxLeaseMs: number;
+  /** How long a participant whose sockets all dropped may take to come back before they count as gone. */
+  presenceGraceMs: number;
+  /** Unacknowledged deliveries per connector channel: a slow connector cannot hold the whole queue. */
+  connectorMaxInFlight: number;
+  /** The longest wait between two delivery attempts after a transient failure (backoff doubles up to it). */
+  retryMaxMs: number;
+  /** The longest wait between two tries to reach an agent while the desk has none. */
+  noAgentRetryMaxMs: number;
+}
+
+export const defaultTuning: Readonly<Tuning> = Object.freeze({
+  outboxLeaseMs: 30_000,
+  presenceGraceMs: 30_000,
+  connectorMaxInFlight: 100,
+  retryMaxMs: 300_000,
+  noAgentRetryMaxMs: 60_000,
+});
