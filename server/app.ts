@@ -20,7 +20,8 @@ import { LocalBus } from "./core/local-bus.js";
 import { UrlSigner } from "./core/signed-urls.js";
 import type { Clock } from "./core/ports.js";
 import { connectorRoutes } from "./http/connectors.js";
-import { cors } from "./http/cors.js";
+import cors from "cors";
+import { corsOptions } from "./http/cors.js";
 import { customerRoutes } from "./http/customer.js";
 import { errorHandler, notFound, sendError, shuttingDownError } from "./http/errors.js";
 import { opsRoutes } from "./http/ops.js";
@@ -190,7 +191,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     res.setHeader("X-Content-Type-Options", "nosniff");
     next();
   });
-  web.use(cors(config.CORS_ORIGINS));
+  const corsPolicy = corsOptions(config.CORS_ORIGINS);
+  web.use(cors(corsPolicy));
   // While shutting down, inbound work (webhooks, flow calls, init) is refused with 503 so senders retry on another
   // node, rather than accepted by a node that is about to stop working its outbox.
   web.use((req, res, next) => {
@@ -272,7 +274,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     { core, store, fanout, presence, clusterPresence: redisUrl !== undefined, connectors, logger },
     {
       path: config.SOCKET_PATH,
-      corsOrigins: config.CORS_ORIGINS,
+      cors: corsPolicy,
       maxPayloadBytes: config.MAX_PAYLOAD_BYTES,
       apiKeys,
       customerRateLimit: { perSecond: config.CUSTOMER_EVENTS_PER_SECOND, burst: config.CUSTOMER_EVENTS_BURST },

@@ -1,4 +1,5 @@
 import type { Server as HttpServer } from "node:http";
+import type { CorsOptions } from "cors";
 import { Server } from "socket.io";
 import type { ApiKeys } from "../core/api-keys.js";
 import type { Logger } from "../logger.js";
@@ -10,7 +11,8 @@ import { jsonParser } from "./json-parser.js";
 
 export interface SocketServerOptions {
   path: string;
-  corsOrigins: readonly string[];
+  /** The gateway's one CORS policy (the REST API's too). */
+  cors: CorsOptions;
   maxPayloadBytes: number;
   apiKeys: ApiKeys;
   /** Limit for customer sockets (API-key sockets relay many customers and are trusted). */
@@ -22,7 +24,7 @@ export interface SocketServerOptions {
 export function createSocketServer(httpServer: HttpServer, deps: SocketDeps, options: SocketServerOptions): AppServer {
   const io: AppServer = new Server(httpServer, {
     path: options.path,
-    cors: { origin: options.corsOrigins.includes("*") ? true : [...options.corsOrigins] },
+    cors: options.cors,
     // A hard cap well above the per-event one, so an oversize event gets a `payload_too_large` ack rather than a
     // dropped connection; only something far beyond it is cut off by the transport.
     maxHttpBufferSize: options.maxPayloadBytes * 2,
