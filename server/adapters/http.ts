@@ -1,11 +1,11 @@
 /** Small pieces every adapter client needs the same way. */
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import type { IncomingHttpHeaders } from "node:http";
+import { Agent, interceptors, request as undiciRequest, type Dispatcher } from "undici";
 
 /** An external API's answer, read whole. */
 export interface ApiResponse {
   readonly status: number;
-  /** Lower-case names; a repeated header is joined with ", " by Node. */
+  /** Lower-case names; a repeated header is an array. */
   readonly headers: IncomingHttpHeaders;
   readonly text: string;
 }
@@ -21,18 +21,24 @@ export interface ApiRequest {
   readonly maxResponseBytes?: number;
 }
 
-/**
- * Sockets to the same desk or bot platform are kept open between calls (every message is a call). An idle socket is
- * closed after 4 s, before the usual 5 s of Node and nginx servers, so a call rarely meets a socket the other side
- * has just closed; Node also honours a `Keep-Alive: timeout=N` hint from the server.
- */
-const IDLE_SOCKET_MS = 4_000;
-const agents = {
-  http: new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS, scheduling: "lifo" }),
-  https: new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS, scheduling: "lifo" }),
-};
-
 const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * One connection pool per upstream (undici's `Agent` keeps a `Pool` per origin), shared by every adapter: every
+ * message is a call, so connections stay open between calls. An idle connection is closed after 4 s, before the usual
+ * 5 s of Node and nginx servers, so a call rarely meets a connection the other side has just closed (undici also
+ * honours a server's `Keep-Alive: timeout=N`). When one does, a GET is sent again at once (the retry interceptor,
+ * for a connection reset only); a POST goes back to its caller, whose retry knows whether a repeat is harmless.
+ */
+const dispatcher: Dispatcher = new Agent({ keepAliveTimeout: 4_000, connections: 64 }).compose(
+  interceptors.retry({
+    methods: ["GET"],
+    maxRetries: 1,
+    minTimeout: 0,
+    statusCodes: [],
+    errorCodes: ["ECONNRESET", "EPIPE", "UND_ERR_SOCKET"],
+  }),
+);
 
 /** The error of a call that did not finish within its `timeoutMs`. */
 export class ApiTimeoutError extends Error {
@@ -44,102 +50,44 @@ export class ApiTimeoutError extends Error {
 }
 
 /**
- * One call to an external API over `node:http(s)` with keep-alive sockets. Cheaper per call than `fetch`, whose
- * web-streams machinery cost a third of the gateway's CPU on the desk path in the benchmark. Rejects with Node's
- * network error (its `code`, e.g. ECONNREFUSED, is in the message) or `ApiTimeoutError`; any HTTP status resolves.
+ * One call to an external API through undici. Rejects with the network error (its `code`, e.g. ECONNREFUSED, is in
+ * the message) or `ApiTimeoutError`; any HTTP status resolves.
  */
 export async function apiRequest(url: URL, request: ApiRequest): Promise<ApiResponse> {
-  const headers = { ...request.headers };
-  let body: string | Uint8Array | undefined;
+  const signal = AbortSignal.timeout(request.timeoutMs);
+  const maxBytes = request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  let headers = request.headers;
+  let body: string | Uint8Array | null = null;
   if (request.body instanceof FormData) {
-    // The multipart encoding (boundary, per-part headers) as fetch would send it; uploads are rare.
+    // Encoded as fetch encodes it (boundary, each part's headers): Node's global FormData is its own bundled undici's,
+    // which this undici does not take as a body. Uploads are rare.
     const encoded = new Response(request.body);
     body = new Uint8Array(await encoded.arrayBuffer());
-    headers["content-type"] = encoded.headers.get("content-type") ?? "multipart/form-data";
-  } else {
+    headers = { ...headers, "content-type": encoded.headers.get("content-type") ?? "multipart/form-data" };
+  } else if (request.body !== undefined) {
     body = request.body;
   }
-  if (body !== undefined)
-    headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.byteLength);
-  const maxBytes = request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-  const deadline = performance.now() + request.timeoutMs;
   try {
-    return await exchange(url, request.method, headers, body, maxBytes, request.timeoutMs);
-  } catch (error) {
-    // The keep-alive race: the server closed an idle socket just as this request went out on it. Nothing reached
-    // the server's application, so a GET is sent again at once on a fresh socket; anything else goes back to its
-    // caller, whose retry knows whether a repeat is harmless.
-    const remainingMs = Math.floor(deadline - performance.now());
-    if (!(error instanceof StaleSocketError) || request.method !== "GET" || remainingMs <= 0) throw error;
-    return exchange(url, request.method, headers, body, maxBytes, remainingMs);
-  }
-}
-
-/** A request that failed on a reused keep-alive socket before any answer came: the server had closed it. */
-class StaleSocketError extends Error {
-  readonly code: unknown;
-  constructor(cause: Error) {
-    super(cause.message, { cause });
-    this.name = cause.name;
-    this.code = (cause as { code?: unknown }).code;
-  }
-}
-
-function exchange(
-  url: URL,
-  method: ApiRequest["method"],
-  headers: Record<string, string>,
-  body: string | Uint8Array | undefined,
-  maxBytes: number,
-  timeoutMs: number,
-): Promise<ApiResponse> {
-  const https = url.protocol === "https:";
-  return new Promise<ApiResponse>((resolve, reject) => {
-    const req = (https ? httpsRequest : httpRequest)(url, {
-      method,
-      headers,
-      agent: https ? agents.https : agents.http,
-    });
-    let settled = false;
-    let answered = false;
-    const settle = (outcome: ApiResponse | Error) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (outcome instanceof Error) {
-        // The socket is not handed back for reuse: it may hold the rest of an answer nobody reads.
-        req.destroy();
-        const stale =
-          req.reusedSocket && !answered && /^(ECONNRESET|EPIPE)$/.test(String((outcome as { code?: unknown }).code));
-        reject(stale ? new StaleSocketError(outcome) : outcome);
-      } else {
-        resolve(outcome);
+    const response = await undiciRequest(url, { method: request.method, headers, body, signal, dispatcher });
+    const chunks: Buffer[] = [];
+    let length = 0;
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      length += chunk.length;
+      if (length > maxBytes) {
+        response.body.destroy();
+        throw new Error(`answer longer than ${maxBytes} bytes`);
       }
+      chunks.push(chunk);
+    }
+    return {
+      status: response.statusCode,
+      headers: response.headers,
+      text: Buffer.concat(chunks, length).toString("utf8"),
     };
-    const timer = setTimeout(() => settle(new ApiTimeoutError(timeoutMs)), timeoutMs);
-    // Node may report one failure on the request and on the answer both: every report after the first is ignored.
-    req.on("error", settle);
-    req.once("response", (res) => {
-      answered = true;
-      res.on("error", settle);
-      const chunks: Buffer[] = [];
-      let length = 0;
-      res.on("data", (chunk: Buffer) => {
-        length += chunk.length;
-        if (length > maxBytes) settle(new Error(`answer longer than ${maxBytes} bytes`));
-        else chunks.push(chunk);
-      });
-      res.once("end", () => {
-        const text = chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks, length).toString("utf8");
-        settle({ status: res.statusCode ?? 0, headers: res.headers, text });
-      });
-      // The socket died mid-answer without an error event.
-      res.once("close", () => {
-        if (!res.complete) settle(new Error("connection closed before the answer was complete"));
-      });
-    });
-    req.end(body);
-  });
+  } catch (error) {
+    if (signal.aborted) throw new ApiTimeoutError(request.timeoutMs);
+    throw error;
+  }
 }
 
 /** A header's value as one string (undefined when absent). */

@@ -43,17 +43,18 @@ describe("apiRequest (the adapters' HTTP client)", () => {
     expect(request?.text).toBe(body);
   });
 
-  it("keeps the connection open between calls: consecutive calls share one socket", async () => {
+  it("keeps connections open between calls: ten consecutive calls reuse them", async () => {
     const { url, received } = await start((_req, res) => res.end("{}"));
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 10; i++) {
       const response = await apiRequest(new URL(`${url}/ping`), { method: "GET", headers: {}, timeoutMs: 2_000 });
       expect(response.status).toBe(200);
     }
-    expect(received).toHaveLength(3);
-    expect(new Set(received.map((request) => request.socket)).size).toBe(1);
+    expect(received).toHaveLength(10);
+    // The pool may open a second connection while the first is being released, never one per call.
+    expect(new Set(received.map((request) => request.socket)).size).toBeLessThanOrEqual(2);
   });
 
-  it("sends a GET again on a fresh socket when the server had closed the reused one (the keep-alive race)", async () => {
+  it("sends a GET again on a fresh socket when the server closed the one it went out on (the keep-alive race)", async () => {
     let dropped: Socket | undefined;
     const { url, received } = await start((request, res) => {
       if (received.length === 2) {
@@ -69,7 +70,6 @@ describe("apiRequest (the adapters' HTTP client)", () => {
     expect(JSON.parse((await get()).text)).toEqual({ n: 1 });
     expect(JSON.parse((await get()).text)).toEqual({ n: 3 });
     expect(received).toHaveLength(3);
-    expect(received[1]!.socket).toBe(received[0]!.socket);
     expect(received[2]!.socket).not.toBe(dropped);
   });
 
@@ -82,7 +82,8 @@ describe("apiRequest (the adapters' HTTP client)", () => {
       apiRequest(new URL(`${url}/message`), { method: "POST", headers: {}, body: "{}", timeoutMs: 2_000 });
     await post();
     const error = await post().catch((caught: unknown) => caught);
-    expect((error as { code?: unknown }).code).toBe("ECONNRESET");
+    // undici's "other side closed": not a refusal, so the outbox treats the outcome as unknown.
+    expect((error as { code?: unknown }).code).toBe("UND_ERR_SOCKET");
     expect(received).toHaveLength(2);
   });
 
