@@ -82,41 +82,6 @@ export const SendMessageSchema = z.preprocess(
 );
 export type SendMessage = SendChatMessage | SendTyping;
 
-const CLIENT_ID = /^[\w.:@+\-=/]+$/;
-const isClientId = (value: string): boolean => value.length >= 1 && value.length <= 128 && CLIENT_ID.test(value);
-const COMMON_KEYS: ReadonlySet<string> = new Set(["type", "id", "conversationId", "text", "tag", "replaces"]);
-
-/**
- * The common `sendMessage` (a chat message carrying only `type`, `id`, `conversationId`, `text`, `tag` and
- * `replaces`, all strings) checked without zod: the same rules, the same output as `SendMessageSchema`. Anything
- * else (recipients, files, typing, a value in doubt) gives undefined and goes through the schema, which also words
- * every error. A test holds the two equal over generated payloads. On the message path this saves zod's generic
- * walk (about 5,000 instructions a message).
- */
-export function parseCommonSendMessage(value: unknown): z.output<typeof SendMessageSchema> | undefined {
-  if (typeof value !== "object" || value === null || Object.getPrototypeOf(value) !== Object.prototype) return;
-  const fields = value as Record<string, unknown>;
-  for (const key in fields) {
-    if (!COMMON_KEYS.has(key) || typeof fields[key] !== "string") return;
-  }
-  const { type, id, conversationId, text = "", tag = "", replaces } = fields as Record<string, string | undefined>;
-  if (type !== undefined && type !== "ChatMessage") return;
-  if (conversationId === undefined || conversationId.length < 1 || conversationId.length > 64) return;
-  if ((id !== undefined && !isClientId(id)) || (replaces !== undefined && !isClientId(replaces))) return;
-  if ((tag !== "" && tag !== "whisper") || text.trim().length === 0) return;
-  const message: z.output<typeof SendChatMessageSchema> = {
-    type: "ChatMessage",
-    conversationId,
-    to: [],
-    text,
-    attachments: [],
-    tag,
-  };
-  if (id !== undefined) message.id = id;
-  if (replaces !== undefined) message.replaces = replaces;
-  return message;
-}
-
 /** `endConversation`. */
 export const EndConversationSchema = z.object({
   conversationId: ConversationIdSchema,

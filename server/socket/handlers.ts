@@ -4,7 +4,6 @@ import {
   LeaveConversationSchema,
   RegisterConnectorSchema,
   SendMessageSchema,
-  parseCommonSendMessage,
   type ConversationInfo,
   type Member,
   type Message,
@@ -185,7 +184,6 @@ export function release(
 export const sendMessage = defineHandler({
   event: "sendMessage",
   schema: SendMessageSchema,
-  fastParse: parseCommonSendMessage,
   async handle(context: SocketContext, payload) {
     // A joined socket sends with what its session knows of the conversation (the fields a send reads never change
     // after init; whether it is still open is checked by the store as it appends): no read before the write.

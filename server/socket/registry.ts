@@ -14,8 +14,6 @@ export type HandlerResult = { ok: true } & Record<string, unknown> & { [AFTER_AC
 export interface EventHandler<Schema extends z.ZodType, Context> {
   event: string;
   schema: Schema;
-  /** A cheaper check of the event's common shape, giving exactly the schema's output, or undefined: use the schema. */
-  fastParse?: (payload: unknown) => z.output<Schema> | undefined;
   handle(context: Context, payload: z.output<Schema>): Promise<HandlerResult>;
 }
 
@@ -108,13 +106,9 @@ class SocketDispatcher<Context> {
       if (approximateSize(payload, this.options.maxPayloadBytes) > this.options.maxPayloadBytes) {
         throw new GatewayError("payload_too_large", `Events are limited to ${this.options.maxPayloadBytes} bytes.`);
       }
-      let data = handler.fastParse?.(payload);
-      if (data === undefined) {
-        const parsed = handler.schema.safeParse(payload);
-        if (!parsed.success) throw invalidPayload(parsed.error.issues);
-        data = parsed.data;
-      }
-      const result = await handler.handle(this.context, data);
+      const parsed = handler.schema.safeParse(payload);
+      if (!parsed.success) throw invalidPayload(parsed.error.issues);
+      const result = await handler.handle(this.context, parsed.data);
       after = result[AFTER_ACK];
       if (after !== undefined) delete result[AFTER_ACK];
       response = result;

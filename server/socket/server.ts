@@ -7,7 +7,6 @@ import type { StoredMessage } from "../../protocol/index.js";
 import { handlers, release, type SocketContext, type SocketDeps, type SocketState } from "./handlers.js";
 import { HandlerTable, attachHandlers } from "./registry.js";
 import type { AppServer, AppSocket } from "./types.js";
-import { jsonParser } from "./json-parser.js";
 
 export interface SocketServerOptions {
   path: string;
@@ -29,7 +28,6 @@ export function createSocketServer(httpServer: HttpServer, deps: SocketDeps, opt
     // dropped connection; only something far beyond it is cut off by the transport.
     maxHttpBufferSize: options.maxPayloadBytes * 2,
     serveClient: false,
-    parser: jsonParser,
   });
 
   io.use((socket, next) => {
