@@ -17,6 +17,7 @@ import type { Channel } from "./core/channel.js";
 import { DeskLane } from "./core/desk-outbox.js";
 import { OutboxWorker, type LaneHandler, type OutboxOptions } from "./core/outbox.js";
 import { LocalBus } from "./core/local-bus.js";
+import { OutageLog } from "./core/outage-log.js";
 import { UrlSigner } from "./core/signed-urls.js";
 import type { Clock } from "./core/ports.js";
 import { connectorRoutes } from "./http/connectors.js";
@@ -66,6 +67,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const clock = options.clock ?? (() => new Date());
   const nodeId = config.NODE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const redisUrl = config.REDIS_URL;
+  // Redis down: one warning when it goes, one when it is back (ioredis reports every reconnection attempt).
+  const redisOutage = new OutageLog(logger, "redis");
   const store =
     options.store ??
     (redisUrl === undefined
@@ -75,8 +78,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           prefix: config.REDIS_PREFIX,
           campaignRetentionMs: config.ENDED_RETENTION_HOURS * 3_600_000,
           onEvent: (event, detail) => {
-            if (event === "error") logger.warn({ err: detail }, "redis error");
-            else logger.info({ event }, "redis connection");
+            if (event === "error") redisOutage.failed(detail);
+            else if (event === "ready") redisOutage.succeeded();
+            else logger.debug({ event }, "redis connection");
           },
         }));
   const metrics = new Metrics(() => store.countByState());
@@ -209,6 +213,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       ping: () => store.ping(),
       problems: (): Record<string, string> => {
         const problems: Record<string, string> = {};
+        for (const worker of workers) {
+          const problem = worker.problem();
+          if (problem !== undefined) problems[worker.destination] = problem;
+        }
         for (const [module, instance] of adapters) {
           const now = instance.problem?.();
           const all = [...(now === undefined ? [] : [now]), ...(instance.warnings ?? [])];
@@ -254,8 +262,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
             enableAutoPipelining: true,
           });
           const sub = pub.duplicate({ enableAutoPipelining: false });
-          for (const client of [pub, sub])
-            client.on("error", (error: unknown) => logger.warn({ err: error }, "redis adapter error"));
+          for (const client of [pub, sub]) {
+            client.on("error", (error: unknown) => redisOutage.failed(error));
+            client.on("ready", () => redisOutage.succeeded());
+          }
           return { pub, sub };
         })();
   const fanout = new Fanout(bus);

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { z } from "zod";
 import type { AdapterModule } from "./adapters/contract.js";
 import { adapterModules } from "./adapters/index.js";
@@ -150,6 +150,16 @@ export class ConfigError extends Error {
     super(`invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join("\n")}`);
     this.name = "ConfigError";
   }
+}
+
+/**
+ * Loads a `.env` file (by default the working directory's) into the environment when there is one; a variable the
+ * environment already has keeps its value. Returns whether a file was read.
+ */
+export function loadEnvFile(path = ".env"): boolean {
+  if (!existsSync(path)) return false;
+  process.loadEnvFile(path);
+  return true;
 }
 
 /** Parses the environment once; throws ConfigError listing every problem, each naming its variable. */

@@ -22,11 +22,26 @@ export const redactPaths = [
   "SMTP_URL",
 ];
 
-export function createLogger(config: { LOG_LEVEL: LevelWithSilent }): Logger {
+/**
+ * The gateway's logger: one JSON object per line (what log collectors read), or, when the output is a terminal
+ * (someone running `npm start` or `npm run dev`), the same lines made readable by pino-pretty.
+ */
+export function createLogger(
+  config: { LOG_LEVEL: LevelWithSilent },
+  terminal: boolean = process.stdout.isTTY === true,
+): Logger {
   return pino({
     level: config.LOG_LEVEL,
     base: { service: "liaison" },
     redact: { paths: redactPaths, censor: "[redacted]" },
     timestamp: pino.stdTimeFunctions.isoTime,
+    ...(terminal
+      ? {
+          transport: {
+            target: "pino-pretty",
+            options: { translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,service" },
+          },
+        }
+      : {}),
   });
 }

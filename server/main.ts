@@ -1,8 +1,9 @@
-import { ConfigError, loadConfig } from "./config.js";
+import { ConfigError, loadConfig, loadEnvFile } from "./config.js";
 import { runGateway } from "./run.js";
 
 let config;
 try {
+  loadEnvFile();
   config = loadConfig();
 } catch (error) {
   if (error instanceof ConfigError) {

@@ -2,6 +2,7 @@ import type { ConversationStore, OutboxItem, OutboxLane } from "./store.js";
 import type { Conversation } from "./conversation.js";
 import { NoAgentAvailableError } from "./desk.js";
 import { AdapterError } from "./errors.js";
+import { OutageLog } from "./outage-log.js";
 import type { CoreLogger, CoreMetrics } from "./ports.js";
 
 /**
@@ -69,6 +70,10 @@ export class OutboxWorker {
   private stopped = false;
   private readonly now: () => number;
   private readonly random: () => number;
+  /** The destination failing transiently (network, 5xx, 429): logged once per outage, reported by `/ready`. */
+  private readonly outage: OutageLog;
+  /** The store failing the scan for due work. */
+  private readonly scanOutage: OutageLog;
 
   constructor(
     private readonly store: ConversationStore,
@@ -79,6 +84,18 @@ export class OutboxWorker {
   ) {
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
+    this.outage = new OutageLog(logger, handler.destination, this.now);
+    this.scanOutage = new OutageLog(logger, `${handler.lane} outbox scan`, this.now);
+  }
+
+  /** Metric label and `/ready` key of the lane's destination (`desk:<name>`, `channel:<name>`). */
+  get destination(): string {
+    return this.handler.destination;
+  }
+
+  /** Why the destination cannot be reached now (for `/ready`); undefined while it can. */
+  problem(): string | undefined {
+    return this.outage.problem();
   }
 
   /** Scans for due work now and every `pollMs` (work left by a previous run, deferred retries). */
@@ -88,8 +105,11 @@ export class OutboxWorker {
       if (this.stopped) return;
       this.store
         .outboxDue(this.handler.lane, this.now(), 500)
-        .then((ids) => ids.forEach((id) => this.notify(id)))
-        .catch((error: unknown) => this.logger.warn({ err: error }, "outbox scan failed"))
+        .then((ids) => {
+          this.scanOutage.succeeded();
+          ids.forEach((id) => this.notify(id));
+        })
+        .catch((error: unknown) => this.scanOutage.failed(error))
         .finally(() => {
           if (!this.stopped) {
             this.timer = setTimeout(tick, this.options.pollMs);
@@ -173,6 +193,7 @@ export class OutboxWorker {
         const started = this.now();
         try {
           await this.handler.deliver(conversation, item);
+          this.outage.succeeded();
           await this.store.outboxComplete(conversationId, lane, item.id);
           this.metrics.delivered(this.handler.destination);
         } catch (error) {
@@ -196,6 +217,8 @@ export class OutboxWorker {
     const attempts = item.attempts + 1;
     const message = error instanceof Error ? error.message : String(error);
     if (error instanceof NoAgentAvailableError && this.handler.noAgent) {
+      // The desk answered: it works, it only has nobody free.
+      this.outage.succeeded();
       await this.handler.noAgent(conversation, error.reason);
       const delay = error.retryAfterMs ?? this.backoff(attempts, this.options.noAgentBaseMs, this.options.noAgentMaxMs);
       await this.defer(conversation, item, attempts, delay, message);
@@ -220,7 +243,9 @@ export class OutboxWorker {
       await this.store.outboxComplete(conversation.id, this.handler.lane, item.id);
       return true;
     }
-    if (!(error instanceof AdapterError)) {
+    if (error instanceof AdapterError) {
+      this.outage.failed(error);
+    } else {
       this.logger.error(
         { err: error, conversationId: conversation.id, item: item.id },
         "outbox item failed unexpectedly",

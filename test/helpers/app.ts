@@ -1,7 +1,6 @@
 import { createServer } from "node:net";
-import { createApp, type App } from "../../server/app.js";
+import { createApp, type App, type AppOptions } from "../../server/app.js";
 import { loadConfig } from "../../server/config.js";
-import type { Tuning } from "../../server/tuning.js";
 
 export const TEST_API_KEY = "test-api-key-0123456789";
 
@@ -24,13 +23,10 @@ export async function freePort(): Promise<number> {
 
 /**
  * The real app on 127.0.0.1 with the built-in socket desk unless `overrides` (env variables) say otherwise, with
- * `options.tuning`'s shorter timings. The port is chosen first so that PUBLIC_URL (the base of the links the gateway
+ * `options` (shorter timings, a logger of the test's own). The port is chosen first so that PUBLIC_URL (the base of the links the gateway
  * hands out) is right.
  */
-export async function startTestApp(
-  overrides: Record<string, string> = {},
-  options: { tuning?: Partial<Tuning> } = {},
-): Promise<TestApp> {
+export async function startTestApp(overrides: Record<string, string> = {}, options: AppOptions = {}): Promise<TestApp> {
   const port = overrides.PORT ?? String(await freePort());
   const config = loadConfig({
     HOST: "127.0.0.1",

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../server/config.js";
+import { ConfigError, loadConfig, loadEnvFile } from "../../server/config.js";
 import { createLogger, redactPaths } from "../../server/logger.js";
 
 /** Runs `load` and returns the ConfigError it throws (fails the test if it throws anything else, or nothing). */
@@ -141,11 +141,40 @@ describe("loadConfig", () => {
     expect(config.PORT).toBe(1234);
   });
 
+  it("names the desks and bots the build has when DESK or BOT names another", () => {
+    const error = configError(() => loadConfig({ DESK: "zendesk", BOT: "eliza" }));
+    expect(error.problems).toEqual(["DESK: must be socket, rocketchat", "BOT: must be none"]);
+  });
+
+  it("takes the first configured desk unless DESK names one", () => {
+    expect(loadConfig({ ROCKETCHAT_URL: "https://chat.example.org" }).DESK).toBe("rocketchat");
+    expect(loadConfig({ ROCKETCHAT_URL: "https://chat.example.org", DESK: "socket" }).DESK).toBe("socket");
+  });
+
   it("reads only the environment it is given", () => {
     const a = loadConfig({ GREETING_TEXT: "Hello from A" });
     const b = loadConfig({ GREETING_TEXT: "Hello from B" });
     expect(a.GREETING_TEXT).toBe("Hello from A");
     expect(b.GREETING_TEXT).toBe("Hello from B");
+  });
+});
+
+describe("loadEnvFile", () => {
+  it("loads a .env file into the environment, leaving variables already set as they are", () => {
+    const path = secretFile(".env", "LIAISON_TEST_FROM_FILE=file\nLIAISON_TEST_ALREADY_SET=file\n");
+    process.env.LIAISON_TEST_ALREADY_SET = "environment";
+    try {
+      expect(loadEnvFile(path)).toBe(true);
+      expect(process.env.LIAISON_TEST_FROM_FILE).toBe("file");
+      expect(process.env.LIAISON_TEST_ALREADY_SET).toBe("environment");
+    } finally {
+      delete process.env.LIAISON_TEST_FROM_FILE;
+      delete process.env.LIAISON_TEST_ALREADY_SET;
+    }
+  });
+
+  it("does nothing without a file", () => {
+    expect(loadEnvFile(join(secretsDir, "missing.env"))).toBe(false);
   });
 });
 

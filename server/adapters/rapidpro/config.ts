@@ -38,11 +38,13 @@ export const RapidProConfigSchema = z.object({
   ATTENDED_TEXT: z
     .string()
     .default("You are now being attended by: {agent}")
-    .describe("sent when an agent takes the chat; ATTENDED_TEXT_<lang> (e.g. ATTENDED_TEXT_ES) per language"),
+    .describe(
+      "sent when an agent takes the chat; ATTENDED_TEXT_<LANG> per contact language (RapidPro's code: ATTENDED_TEXT_SPA)",
+    ),
   CLOSED_TEXT: z
     .string()
     .default("The conversation with the agent has ended.")
-    .describe("sent when the agent closes; CLOSED_TEXT_<lang> per language"),
+    .describe("sent when the agent closes; CLOSED_TEXT_<LANG> per contact language (CLOSED_TEXT_SPA)"),
   UNDELIVERED_TEXT: z
     .string()
     .default("Sorry, your last message could not be delivered to the agent.")
@@ -53,7 +55,7 @@ export type RapidProConfig = z.output<typeof RapidProConfigSchema>;
 
 export const rapidProSecrets = ["RAPIDPRO_TOKEN", "RAPIDPRO_WEBHOOK_TOKEN"] as const;
 
-/** `ATTENDED_TEXT_ES=...`, `CLOSED_TEXT_PT_BR=...`: per-language texts read from the environment. */
+/** `ATTENDED_TEXT_SPA=...`, `CLOSED_TEXT_PT_BR=...`: per-language texts read from the environment. */
 export function localizedTexts(env: Readonly<Record<string, string | undefined>>): {
   attended: Record<string, string>;
   closed: Record<string, string>;
