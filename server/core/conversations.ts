@@ -122,6 +122,20 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     caller: { trusted: boolean } = { trusted: false },
     extras: { deskNote?: string; simulated?: boolean } = {},
   ): Promise<{ conversation: Conversation; created: boolean }> {
+    if (!caller.trusted) {
+      // Only a direct channel's customer opens their own conversation. On a connector channel (SMS) the connector
+      // reaches the customer's number: opened anonymously, anyone could make it text any number.
+      if (!this.options.directChannels.includes(request.channel)) {
+        throw new GatewayError("forbidden", `Conversations on ${request.channel} are opened with an API key.`);
+      }
+      // A repeated requestId hands out the conversation and its token: without an API key, only an id nobody can
+      // guess does.
+      if (request.requestId !== undefined && !unguessable(request.requestId)) {
+        throw new GatewayError("invalid_payload", "Without an API key, requestId must be a random UUID.", {
+          fields: [{ path: "requestId", message: "a random (v4) UUID, or a requestId the gateway issued" }],
+        });
+      }
+    }
     const now = this.clock().toISOString();
     const name = [request.firstName, request.lastName].filter((part) => part !== undefined && part !== "").join(" ");
     const conversation: Conversation = {
@@ -178,6 +192,12 @@ export class ConversationService implements DeskEffects, ChannelEffects {
         "conflict",
         "This account already has an open conversation: resume it with its token, or call init with an API key.",
       );
+    }
+    if (!result.created && result.matchedBy === "requestId" && !caller.trusted) {
+      // A retry of the same request (its answer was lost) gets its conversation again; a different one does not.
+      if (!sameRequest(result.conversation, request)) {
+        throw new GatewayError("conflict", "This requestId was used for another request.");
+      }
     }
     if (result.created) {
       this.logger.info({ conversationId: conversation.id, channel: conversation.channel }, "conversation started");
@@ -682,6 +702,27 @@ export class ConversationService implements DeskEffects, ChannelEffects {
   private customerAccount(conversation: Conversation): string | undefined {
     return conversation.refId ?? conversation.customer.phone ?? conversation.customer.email;
   }
+}
+
+/**
+ * Whether an id has the form of one drawn at random with at least 122 bits: a v4 UUID (what the SDK and browsers'
+ * `crypto.randomUUID` make), or one `newRequestId` made (128 bits). The form is all a server can check.
+ */
+function unguessable(id: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i.test(id) || /^r_[\w-]{22}$/.test(id);
+}
+
+/** Whether an init asks for what the conversation was opened with: the same customer, channel and account. */
+function sameRequest(conversation: Conversation, request: InitRequestParsed): boolean {
+  const { customer } = conversation;
+  return (
+    customer.firstName === request.firstName &&
+    customer.lastName === request.lastName &&
+    customer.email === request.email &&
+    customer.phone === request.phone &&
+    conversation.channel === request.channel &&
+    conversation.refId === request.refId
+  );
 }
 
 export function isWhisper(message: Message): boolean {

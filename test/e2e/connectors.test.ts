@@ -31,7 +31,11 @@ describe("connectors: at-least-once delivery to SMS-style channels", () => {
   /** An SMS customer: the connector calls init with the customer's number. */
   const smsConversation = async (channel = "sms") => {
     const refId = `+9230000${String(++phone).padStart(5, "0")}`;
-    const res = await postJson(`${gateway.url}/api/customer/init`, { firstName: "Bilal", channel, refId });
+    const res = await postJson(
+      `${gateway.url}/api/customer/init`,
+      { firstName: "Bilal", channel, refId },
+      { authorization: `Bearer ${gateway.apiKey}` },
+    );
     expect(res.status).toBe(200);
     return { ...(res.body as InitResponse), refId };
   };
@@ -228,8 +232,13 @@ describe("connectors: a message a connector refuses for good", () => {
     const sockets: Socket[] = [];
     try {
       const init = async (refId: string) =>
-        (await postJson(`${gateway.url}/api/customer/init`, { firstName: "Ana", channel: "sms", refId }))
-          .body as InitResponse;
+        (
+          await postJson(
+            `${gateway.url}/api/customer/init`,
+            { firstName: "Ana", channel: "sms", refId },
+            { authorization: `Bearer ${gateway.apiKey}` },
+          )
+        ).body as InitResponse;
       const blocked = await init("+923000000001");
       const fine = await init("+923000000002");
       const connector = await connect(gateway.url, { apiKey: gateway.apiKey });
@@ -299,7 +308,11 @@ describe("connectors: what a registered connector may do", () => {
     };
     try {
       const sms = (
-        await postJson(`${gateway.url}/api/customer/init`, { firstName: "A", channel: "sms", refId: "+9230001" })
+        await postJson(
+          `${gateway.url}/api/customer/init`,
+          { firstName: "A", channel: "sms", refId: "+9230001" },
+          { authorization: `Bearer ${gateway.apiKey}` },
+        )
       ).body as InitResponse;
       const connector = await open();
       await request(connector, "registerConnector", { id: "sms", name: "gw", channel: "sms" });

@@ -101,16 +101,22 @@ function useGateway(overrides: Record<string, string> = {}) {
     return socket;
   };
 
+  /** A conversation as its customer opens it (web), or as a connector does (any other channel: with the API key). */
   const init = async (body: Record<string, unknown> = {}): Promise<InitResponse> => {
     counter += 1;
-    const res = await postJson(`${gateway().url}/api/customer/init`, {
-      firstName: "Sara",
-      lastName: "Khan",
-      email: `sara.${counter}@example.com`,
-      channel: "web",
-      subject: "billing",
-      ...body,
-    });
+    const channel = typeof body.channel === "string" ? body.channel : "web";
+    const res = await postJson(
+      `${gateway().url}/api/customer/init`,
+      {
+        firstName: "Sara",
+        lastName: "Khan",
+        email: `sara.${counter}@example.com`,
+        channel: "web",
+        subject: "billing",
+        ...body,
+      },
+      channel === "web" ? {} : { authorization: `Bearer ${gateway().apiKey}` },
+    );
     expect(res.status).toBe(200);
     return res.body as InitResponse;
   };

@@ -91,7 +91,7 @@ let unique = 0;
 const nextRef = (): string => `+9230012${String(++unique).padStart(5, "0")}`;
 
 describe("POST /api/customer/init", () => {
-  const { post, init, inspect } = useGateway({ MAX_TEXT_LENGTH: "300" });
+  const { post, init, inspect, gateway } = useGateway({ MAX_TEXT_LENGTH: "300" });
 
   it("starts a conversation, hands it to the built-in desk and answers with a token for it", async () => {
     const before = Date.now();
@@ -140,26 +140,27 @@ describe("POST /api/customer/init", () => {
   });
 
   it("accepts the capitalised spellings and the reqestId alias", async () => {
-    const body = await init({
-      FirstName: "Bilal",
-      LastName: "Ahmed",
-      Channel: "WhatsApp",
-      RefId: nextRef(),
-      Language: "ur-PK",
-      Subject: "sales",
-      reqestId: "req-capitalised-1",
-    });
+    const body = await init(
+      {
+        FirstName: "Bilal",
+        LastName: "Ahmed",
+        Channel: "WhatsApp",
+        RefId: nextRef(),
+        Language: "ur-PK",
+        Subject: "sales",
+        reqestId: "req-capitalised-1",
+      },
+      { authorization: `Bearer ${gateway().apiKey}` },
+    );
     expect(body.participant.name).toBe("Bilal Ahmed");
     expect(body.requestId).toBe("req-capitalised-1");
     const info = await inspect(body.conversationId);
     expect(info.conversation).toMatchObject({ channel: "whatsapp", language: "ur-PK", subject: "sales" });
 
-    const again = await init({
-      firstName: "Bilal",
-      channel: "web",
-      email: "b@example.com",
-      RequestId: "req-capitalised-1",
-    });
+    const again = await init(
+      { firstName: "Bilal", channel: "web", email: "b@example.com", RequestId: "req-capitalised-1" },
+      { authorization: `Bearer ${gateway().apiKey}` },
+    );
     expect(again.conversationId).toBe(body.conversationId);
   });
 
@@ -196,8 +197,8 @@ describe("POST /api/customer/init", () => {
     expect((await post({ ...valid, comment: "x".repeat(300) })).status).toBe(200);
   });
 
-  it("returns the same conversation and token for a repeated requestId", async () => {
-    const body = { firstName: "Sara", channel: "web", email: "sara@example.com", requestId: "req-repeat-1" };
+  it("returns the same conversation and token for a repeated request (same requestId, same request)", async () => {
+    const body = { firstName: "Sara", channel: "web", email: "sara@example.com", requestId: crypto.randomUUID() };
     const first = await init(body);
     const second = await init(body);
     expect(second.conversationId).toBe(first.conversationId);
@@ -211,7 +212,7 @@ describe("POST /api/customer/init", () => {
     const repeated = await init({
       firstName: "Sara",
       channel: "web",
-      email: "x@example.com",
+      email: "sara@example.com",
       requestId: generated.requestId,
     });
     expect(repeated.conversationId).toBe(generated.conversationId);
@@ -219,6 +220,50 @@ describe("POST /api/customer/init", () => {
     // Nothing was recorded twice: the conversation still holds its one hand-off.
     const info = await inspect(first.conversationId);
     expect(info.messages.map((m) => (m.type === "ActivityMessage" ? m.activityType : m.type))).toEqual(["handOff"]);
+  });
+
+  it("never hands a conversation to an anonymous caller who reuses its requestId for another request", async () => {
+    const requestId = crypto.randomUUID();
+    const victim = await init({ firstName: "Sara", channel: "web", email: "sara@example.com", requestId });
+    for (const other of [
+      { firstName: "Mallory", channel: "web", email: "sara@example.com" },
+      { firstName: "Sara", channel: "web", email: "mallory@example.com" },
+      { firstName: "Sara", lastName: "Khan", channel: "web", email: "sara@example.com" },
+      { firstName: "Sara", channel: "web", email: "sara@example.com", phone: "+923001234567" },
+      { firstName: "Sara", channel: "web", email: "sara@example.com", refId: "account-1" },
+    ]) {
+      const attempt = await post({ ...other, requestId });
+      expectHttpError(attempt, 409, "conflict");
+      expect(JSON.stringify(attempt.body)).not.toContain(victim.token);
+    }
+    // An API-key caller (a back office retrying its own call) gets the conversation of its requestId.
+    const backOffice = await init(
+      { firstName: "Someone", channel: "web", email: "else@example.com", requestId },
+      { authorization: `Bearer ${gateway().apiKey}` },
+    );
+    expect(backOffice.conversationId).toBe(victim.conversationId);
+  });
+
+  it("takes only unguessable requestIds from anonymous callers; any from API-key callers", async () => {
+    const body = { firstName: "Sara", channel: "web", email: "sara@example.com" };
+    const notRandom = ["1", "req-repeat-1", "x".repeat(40), "6ba7b810-9dad-11d1-80b4-00c04fd430c8", "r_short"];
+    for (const requestId of notRandom) {
+      expectHttpError(await post({ ...body, requestId }), 400, "invalid_payload", "requestId");
+    }
+    for (const requestId of [crypto.randomUUID(), "r_0123456789abcdefABCD-_"]) {
+      expect((await post({ ...body, requestId })).status).toBe(200);
+    }
+    const keyed = await post({ ...body, requestId: "order-8812" }, { authorization: `Bearer ${gateway().apiKey}` });
+    expect(keyed.status).toBe(200);
+  });
+
+  it("opens conversations on connector channels for API-key callers only (no texts to unverified numbers)", async () => {
+    const sms = { firstName: "Bilal", channel: "sms", refId: "+923001234567" };
+    expectHttpError(await post(sms), 403, "forbidden");
+    expectHttpError(await post(sms, { authorization: "Bearer wrong-key" }), 403, "forbidden");
+    expect((await post(sms, { authorization: `Bearer ${gateway().apiKey}` })).status).toBe(200);
+    // The web widget's customers (a direct channel) open their own.
+    expect((await post({ firstName: "Sara", channel: "web", email: "sara@example.com" })).status).toBe(200);
   });
 
   it("gives each new requestId its own conversation and token", async () => {
@@ -240,7 +285,7 @@ describe("POST /api/customer/init: channel + refId", () => {
     expect(same.conversationId).toBe(first.conversationId);
     expect(same.token).toBe(first.token);
 
-    const otherChannel = await init({ firstName: "Bilal", channel: "sms", refId });
+    const otherChannel = await init({ firstName: "Bilal", channel: "sms", refId }, connector);
     expect(otherChannel.conversationId).not.toBe(first.conversationId);
 
     await end(first);
@@ -323,10 +368,11 @@ describe("POST /api/customer/init: rate limit", () => {
 });
 
 describe("POST /api/customer/init: ALLOWED_CHANNELS", () => {
-  const { post } = useGateway({ ALLOWED_CHANNELS: "web,sms" });
+  const { post, gateway } = useGateway({ ALLOWED_CHANNELS: "web,sms" });
 
   it("accepts the listed channels and refuses invented ones, naming the field", async () => {
-    expect((await post({ firstName: "A", channel: "sms", refId: "+92300" })).status).toBe(200);
+    const apiKey = { authorization: `Bearer ${gateway().apiKey}` };
+    expect((await post({ firstName: "A", channel: "sms", refId: "+92300" }, apiKey)).status).toBe(200);
     expectHttpError(
       await post({ firstName: "A", channel: "made-up", refId: "+92300" }),
       400,

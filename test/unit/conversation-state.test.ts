@@ -170,8 +170,9 @@ describe("ConversationService", () => {
       subject: "billing",
       ...overrides,
     });
+    /** Opened as its customer opens it (web), or as a connector does (any other channel: trusted). */
     const start = async (overrides: Partial<InitRequestParsed> = {}) =>
-      (await core.init(request(overrides))).conversation;
+      (await core.init(request(overrides), { trusted: (overrides.channel ?? "web") !== "web" })).conversation;
     const log = (id: string) => store.read(id, 0);
     const activities = async (id: string, type: ActivityMessage["activityType"]) =>
       (await log(id)).filter((m) => m.type === "ActivityMessage" && m.activityType === type);
@@ -241,26 +242,34 @@ describe("ConversationService", () => {
 
     it("returns the same conversation for a repeated requestId and for the same channel + refId", async () => {
       const { core } = setup();
-      const base: InitRequestParsed = { firstName: "Sara", channel: "sms", language: "en", refId: "+923001234567" };
-      const first = await core.init({ ...base, requestId: "req-1" });
-      const again = await core.init({ ...base, requestId: "req-1" });
+      const base: InitRequestParsed = { firstName: "Sara", channel: "web", language: "en", refId: "account-17" };
+      const requestId = crypto.randomUUID();
+      const first = await core.init({ ...base, requestId });
+      const again = await core.init({ ...base, requestId });
       expect(again.created).toBe(false);
       expect(again.conversation.id).toBe(first.conversation.id);
       const sameAccount = await core.init({ ...base, requestId: "req-2" }, { trusted: true });
       expect(sameAccount.created).toBe(false);
       expect(sameAccount.conversation.id).toBe(first.conversation.id);
       // Only a trusted (API-key) caller gets an open conversation by its account.
-      await expect(core.init({ ...base, requestId: "req-3" })).rejects.toMatchObject({ code: "conflict" });
-      const otherAccount = await core.init({ ...base, refId: "+923009999999" });
+      await expect(core.init({ ...base, requestId: crypto.randomUUID() })).rejects.toMatchObject({ code: "conflict" });
+      const otherAccount = await core.init({ ...base, refId: "account-18" });
       expect(otherAccount.created).toBe(true);
+    });
+
+    it("opens a connector channel's conversation for a trusted caller only", async () => {
+      const { core } = setup();
+      const sms: InitRequestParsed = { firstName: "Sara", channel: "sms", language: "en", refId: "+923001234567" };
+      await expect(core.init(sms)).rejects.toMatchObject({ code: "forbidden" });
+      expect((await core.init(sms, { trusted: true })).created).toBe(true);
     });
 
     it("starts a new conversation for a refId whose conversation has ended", async () => {
       const { core, fresh } = setup();
       const base: InitRequestParsed = { firstName: "Sara", channel: "sms", language: "en", refId: "+923001234567" };
-      const first = (await core.init(base)).conversation;
+      const first = (await core.init(base, { trusted: true })).conversation;
       await core.end(await fresh(first.id), agent, "resolved");
-      const next = await core.init(base);
+      const next = await core.init(base, { trusted: true });
       expect(next.created).toBe(true);
       expect(next.conversation.id).not.toBe(first.id);
     });
@@ -467,7 +476,7 @@ describe("ConversationService", () => {
       expect(await codeOf(core.send(conversation, agent, text("not a chat", { replaces: handOff?.id ?? "" })))).toBe(
         "invalid_payload",
       );
-      const other = await start({ email: "someone@example.com", requestId: "another" });
+      const other = await start({ email: "someone@example.com", requestId: crypto.randomUUID() });
       const { message: elsewhere } = await core.send(other, agent, text("elsewhere"));
       expect(await codeOf(core.send(conversation, agent, text("cross", { replaces: elsewhere.id })))).toBe(
         "invalid_payload",
