@@ -35,7 +35,7 @@ import { connectorRoutes } from "./http/connectors.js";
 import { ConnectionAdmission } from "./http/admission.js";
 import { cors } from "./http/cors.js";
 import { fastJsonRoutes, type FastJsonRoute } from "./http/fast-json.js";
-import { customerRoutes } from "./http/customer.js";
+import { customerRoutes, transcriptLimits } from "./http/customer.js";
 import { errorHandler, notFound, sendError, shuttingDownError } from "./http/errors.js";
 import { opsRoutes } from "./http/ops.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -49,6 +49,7 @@ import { RedisStore } from "./store/redis/redis-store.js";
 import { ClusterBus } from "./socket/cluster-bus.js";
 import type { ConversationStore } from "./store/store.js";
 import { createTranscriptMailer } from "./transcript/mailer.js";
+import { TranscriptRenderer } from "./transcript/renderer.js";
 
 export interface App {
   readonly config: Config;
@@ -214,6 +215,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           from: config.MAIL_FROM,
           logger: logger.child({ component: "mailer" }),
         });
+  const renderer = new TranscriptRenderer({
+    observe: (outcome, seconds) => metrics.transcriptRender.observe({ outcome }, seconds),
+  });
   let shuttingDown = false;
 
   const web = express();
@@ -266,7 +270,12 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       maxTextLength: config.MAX_TEXT_LENGTH,
       initRateLimit: config.INIT_RATE_LIMIT,
       allowedChannels: config.ALLOWED_CHANNELS,
-      emailsPerHour: config.TRANSCRIPT_EMAILS_PER_HOUR,
+      renderer,
+      transcriptLimits: transcriptLimits({
+        perAddressPerMinute: config.TRANSCRIPTS_PER_MINUTE,
+        pdfsPerHour: config.TRANSCRIPT_PDFS_PER_HOUR,
+        emailsPerHour: config.TRANSCRIPT_EMAILS_PER_HOUR,
+      }),
       observeSmtp: (outcome, seconds) =>
         metrics.adapterLatency.observe({ adapter: "smtp", operation: "send", outcome }, seconds),
     }),
@@ -436,6 +445,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       if (adapterClients)
         await Promise.all([adapterClients.pub.quit(), adapterClients.sub.quit()]).catch(() => undefined);
       mailer?.close();
+      await renderer.close();
       await store.close();
       logger.info({}, "closed");
     },

@@ -132,6 +132,10 @@ const CoreConfigSchema = z.object({
     .describe("the noAgentAvailable activity text"),
   DESK_RETRY_MAX_SECONDS: positiveInt.default(300).describe("longest wait between two delivery attempts to a desk"),
   NO_AGENT_RETRY_MAX_SECONDS: positiveInt.default(60).describe("longest wait between two tries to reach an agent"),
+  TRANSCRIPTS_PER_MINUTE: positiveInt
+    .default(10)
+    .describe("transcript requests (PDF or e-mail) per client address per minute; API-key callers are not counted"),
+  TRANSCRIPT_PDFS_PER_HOUR: positiveInt.default(20).describe("PDF transcripts per conversation per hour"),
 });
 
 export const ConfigSchema = CoreConfigSchema.extend(RocketChatConfigSchema.shape).extend(RapidProConfigSchema.shape);
