@@ -1,5 +1,5 @@
-import { parentPort } from "node:worker_threads";
-import { renderTranscriptPdf, type TranscriptInput } from "./pdf.js";
+import { parentPort, workerData } from "node:worker_threads";
+import { renderTranscriptPdf, type TranscriptBranding, type TranscriptInput } from "./pdf.js";
 
 /** A job from {@link TranscriptRenderer}. */
 export interface RenderRequest {
@@ -12,9 +12,11 @@ export type RenderReply = { id: number; ok: true; pdf: Uint8Array } | { id: numb
 
 const port = parentPort;
 if (port === null) throw new Error("render-worker.ts runs as a worker thread");
+// Given once when the worker starts: the logo is not copied with every transcript.
+const branding = workerData as TranscriptBranding | undefined;
 
 port.on("message", ({ id, input }: RenderRequest) => {
-  renderTranscriptPdf(input).then(
+  renderTranscriptPdf(input, branding).then(
     (pdf) => {
       // pdfkit's chunks may sit in Node's shared buffer pool, which cannot be transferred: copy into a buffer of
       // the PDF's own.

@@ -1,9 +1,11 @@
 import { Worker } from "node:worker_threads";
 import { GatewayError } from "../core/errors.js";
-import type { TranscriptInput } from "./pdf.js";
+import type { TranscriptBranding, TranscriptInput } from "./pdf.js";
 import type { RenderReply, RenderRequest } from "./render-worker.js";
 
 export interface TranscriptRendererOptions {
+  /** The organisation's name and logo on every transcript (default: the title "Conversation transcript"). */
+  branding?: TranscriptBranding;
   /** Transcripts that may wait while another renders; more are refused with `unavailable` (default 8). */
   maxWaiting?: number;
   /** A render that takes longer is abandoned, its worker replaced, and its caller told `unavailable` (default 60 s). */
@@ -97,7 +99,7 @@ export class TranscriptRenderer {
   }
 
   private spawn(): Worker {
-    const worker = startWorker();
+    const worker = startWorker(this.options.branding);
     // An idle worker must not keep a stopping process alive; a request waiting for it does that while needed.
     worker.unref();
     worker.on("message", (reply: RenderReply) => {
@@ -143,11 +145,11 @@ export class TranscriptRenderer {
  * (tsx, vitest) it is the `.ts` file, which Node cannot load by itself and a worker does not inherit the parent's
  * loader: the worker registers tsx's loader first.
  */
-function startWorker(): Worker {
+function startWorker(branding: TranscriptBranding | undefined): Worker {
   const compiled = import.meta.url.endsWith(".js");
   const script = new URL(`./render-worker.${compiled ? "js" : "ts"}`, import.meta.url);
-  if (compiled) return new Worker(script);
+  if (compiled) return new Worker(script, { workerData: branding });
   const tsx = import.meta.resolve("tsx/esm/api");
   const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); });`;
-  return new Worker(bootstrap, { eval: true });
+  return new Worker(bootstrap, { eval: true, workerData: branding });
 }
