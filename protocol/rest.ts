@@ -27,6 +27,7 @@ const canonicalInitKeys: Record<string, string> = {
   requestid: "requestId",
   reqestid: "requestId",
   timestamp: "timestamp",
+  timezone: "timeZone",
 };
 
 function foldInitKeys(value: unknown, ctx: z.RefinementCtx): unknown {
@@ -44,6 +45,15 @@ function foldInitKeys(value: unknown, ctx: z.RefinementCtx): unknown {
 }
 
 const optionalText = (max: number) => z.string().trim().max(max).optional();
+
+/** The zone's canonical name (`asia/karachi` → `Asia/Karachi`), or undefined for a zone the runtime does not know. */
+function canonicalTimeZone(zone: string): string | undefined {
+  try {
+    return new Intl.DateTimeFormat("en-US", { timeZone: zone }).resolvedOptions().timeZone;
+  } catch {
+    return undefined;
+  }
+}
 
 const InitFieldsSchema = z
   .object({
@@ -78,6 +88,23 @@ const InitFieldsSchema = z
     subject: optionalText(256),
     requestId: ClientIdSchema.optional(),
     timestamp: z.iso.datetime({ offset: true }).optional(),
+    /**
+     * The customer's IANA time zone (`Intl.DateTimeFormat().resolvedOptions().timeZone` in a browser): their
+     * transcript prints times in it. Absent: UTC.
+     */
+    timeZone: z
+      .string()
+      .trim()
+      .max(64)
+      .transform((zone, ctx) => {
+        const canonical = canonicalTimeZone(zone);
+        if (canonical === undefined) {
+          ctx.addIssue({ code: "custom", message: "must be an IANA time zone such as Asia/Karachi" });
+          return z.NEVER;
+        }
+        return canonical;
+      })
+      .optional(),
   })
   .refine((body) => body.refId !== undefined || body.phone !== undefined || body.email !== undefined, {
     message: "at least one of refId, phone or email is required",

@@ -216,6 +216,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           logger: logger.child({ component: "mailer" }),
         });
   const renderer = new TranscriptRenderer({
+    branding: {
+      title: config.TRANSCRIPT_TITLE,
+      ...(config.TRANSCRIPT_LOGO_FILE === undefined ? {} : { logo: config.TRANSCRIPT_LOGO_FILE }),
+    },
     observe: (outcome, seconds) => metrics.transcriptRender.observe({ outcome }, seconds),
   });
   let shuttingDown = false;

@@ -179,7 +179,11 @@ export function customerRoutes(deps: CustomerRoutesDeps): Router {
     const messages = (await deps.store.read(conversation.id, 0)).filter(forCustomer);
     let pdf: Buffer;
     try {
-      pdf = await deps.renderer.render({ conversation: toView(conversation), messages });
+      pdf = await deps.renderer.render({
+        conversation: toView(conversation),
+        messages,
+        ...(conversation.timeZone === undefined ? {} : { timeZone: conversation.timeZone }),
+      });
     } catch (error) {
       setRetryAfter(res, error);
       throw error;
@@ -194,7 +198,12 @@ export function customerRoutes(deps: CustomerRoutesDeps): Router {
     }
     const started = performance.now();
     try {
-      await mail.mailer.send({ to: mail.to, conversation: toView(conversation), pdf });
+      await mail.mailer.send({
+        to: mail.to,
+        conversation: toView(conversation),
+        pdf,
+        ...(conversation.timeZone === undefined ? {} : { timeZone: conversation.timeZone }),
+      });
       deps.observeSmtp("ok", (performance.now() - started) / 1000);
     } catch (error) {
       deps.observeSmtp("error", (performance.now() - started) / 1000);
