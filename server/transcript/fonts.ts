@@ -21,9 +21,9 @@ export const FONT_NAMES: readonly FontName[] = [
 /**
  * Where each font comes from: `[package, path inside it]`. DejaVu Sans covers Latin, Greek, Cyrillic, Arabic-script
  * and Hebrew text; Noto Sans Devanagari adds Hindi, Marathi and Nepali (fontkit shapes its conjuncts and vowel
- * signs); Noto Sans CJK SC, in its GB 2312 + GB 18030 subset, Chinese (simplified and most traditional
- * characters) and Japanese kana; Noto Emoji draws emoji in monochrome, which is what a PDF can carry portably.
- * CJK and emoji have one weight only: a bold CJK face would be another 8 MB to read for the sender's name alone.
+ * signs); Noto Sans CJK SC adds Chinese, simplified and traditional, and Japanese kana (the package's subset has
+ * every unified ideograph of the basic block, but no Korean Hangul); Noto Emoji draws emoji in monochrome, which is what a PDF can carry portably. CJK and emoji have one weight only: a bold CJK face would be
+ * another 8 MB to read for the sender's name alone.
  */
 const SOURCES: Record<FontName, readonly [string, string]> = {
   regular: ["dejavu-fonts-ttf", "ttf/DejaVuSans.ttf"],
