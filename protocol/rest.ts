@@ -27,6 +27,7 @@ const canonicalInitKeys: Record<string, string> = {
   requestid: "requestId",
   reqestid: "requestId",
   timestamp: "timestamp",
+  timezone: "timeZone",
 };
 
 function foldInitKeys(value: unknown, ctx: z.RefinementCtx): unknown {
@@ -44,6 +45,15 @@ function foldInitKeys(value: unknown, ctx: z.RefinementCtx): unknown {
 }
 
 const optionalText = (max: number) => z.string().trim().max(max).optional();
+
+/** The zone's canonical name (`asia/karachi` → `Asia/Karachi`), or undefined for a zone the runtime does not know. */
+function canonicalTimeZone(zone: string): string | undefined {
+  try {
+    return new Intl.DateTimeFormat("en-US", { timeZone: zone }).resolvedOptions().timeZone;
+  } catch {
+    return undefined;
+  }
+}
 
 const InitFieldsSchema = z
   .object({
@@ -78,6 +88,23 @@ const InitFieldsSchema = z
     subject: optionalText(256),
     requestId: ClientIdSchema.optional(),
     timestamp: z.iso.datetime({ offset: true }).optional(),
+    /**
+     * The customer's IANA time zone (`Intl.DateTimeFormat().resolvedOptions().timeZone` in a browser): their
+     * transcript prints times in it. Absent: UTC.
+     */
+    timeZone: z
+      .string()
+      .trim()
+      .max(64)
+      .transform((zone, ctx) => {
+        const canonical = canonicalTimeZone(zone);
+        if (canonical === undefined) {
+          ctx.addIssue({ code: "custom", message: "must be an IANA time zone such as Asia/Karachi" });
+          return z.NEVER;
+        }
+        return canonical;
+      })
+      .optional(),
   })
   .refine((body) => body.refId !== undefined || body.phone !== undefined || body.email !== undefined, {
     message: "at least one of refId, phone or email is required",
@@ -98,14 +125,35 @@ export const InitResponseSchema = z.object({
 });
 export type InitResponse = z.infer<typeof InitResponseSchema>;
 
+/**
+ * What `/api/customer/transcript/:id/:type` serves for an ended conversation (an open or unknown one is `404`):
+ * - `GET …/pdf`: the PDF transcript.
+ * - `POST …/email` (body {@link TranscriptEmailRequest}, optional): e-mails it, PDF attached, to the customer's address
+ *   from `init`; `GET …/email` does the same for older callers.
+ *
+ * Authorized by the customer's `token` or an API key, sent as `Authorization: Bearer <credential>`. A `?token=` query
+ * parameter is still accepted, but a URL ends up in proxy and server logs: prefer the header.
+ *
+ * Rate limited (`429 rate_limited` with `Retry-After`): per client address (API-key callers excepted), and per
+ * conversation, separately for PDFs and e-mails.
+ */
 export const TranscriptTypeSchema = z.enum(["pdf", "email"]);
 export type TranscriptType = z.infer<typeof TranscriptTypeSchema>;
 
+/** The query string of the transcript routes. */
 export const TranscriptQuerySchema = z.object({
+  /** The customer's token; `Authorization: Bearer` is preferred (a query string is logged by proxies). */
   token: z.string().max(256).optional(),
-  /** With an API key only: send the e-mail transcript to this address instead of the customer's. */
+  /** `GET …/email` with an API key only: send the transcript to this address instead of the customer's. */
   to: z.email().max(320).optional(),
 });
+
+/** The body of `POST /api/customer/transcript/:id/email`; it may be left out. */
+export const TranscriptEmailRequestSchema = z.strictObject({
+  /** With an API key only: send the transcript to this address instead of the customer's. */
+  to: z.email().max(320).optional(),
+});
+export type TranscriptEmailRequest = z.infer<typeof TranscriptEmailRequestSchema>;
 
 /** `POST /api/connectors/:channel/messages`: a third-party or campaign message to a customer of the channel. */
 export const ConnectorMessageRequestSchema = z

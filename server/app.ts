@@ -23,7 +23,7 @@ import type { Clock } from "./core/ports.js";
 import { connectorRoutes } from "./http/connectors.js";
 import cors from "cors";
 import { corsOptions } from "./http/cors.js";
-import { customerRoutes } from "./http/customer.js";
+import { customerRoutes, transcriptLimits } from "./http/customer.js";
 import { errorHandler, notFound, sendError, shuttingDownError } from "./http/errors.js";
 import { opsRoutes } from "./http/ops.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -37,6 +37,7 @@ import { ClusterBus } from "./socket/cluster-bus.js";
 import type { ConversationStore } from "./core/store.js";
 import { createTranscriptMailer } from "./transcript/mailer.js";
 import { defaultTuning, type Tuning } from "./tuning.js";
+import { TranscriptRenderer } from "./transcript/renderer.js";
 
 export interface App {
   readonly config: Config;
@@ -186,6 +187,13 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           from: config.MAIL_FROM,
           logger: logger.child({ component: "mailer" }),
         });
+  const renderer = new TranscriptRenderer({
+    branding: {
+      title: config.TRANSCRIPT_TITLE,
+      ...(config.TRANSCRIPT_LOGO_FILE === undefined ? {} : { logo: config.TRANSCRIPT_LOGO_FILE }),
+    },
+    observe: (outcome, seconds) => metrics.transcriptRender.observe({ outcome }, seconds),
+  });
   let shuttingDown = false;
 
   const web = express();
@@ -240,7 +248,12 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       maxTextLength: config.MAX_TEXT_LENGTH,
       initRateLimit: config.INIT_RATE_LIMIT,
       allowedChannels: config.ALLOWED_CHANNELS,
-      emailsPerHour: config.TRANSCRIPT_EMAILS_PER_HOUR,
+      renderer,
+      transcriptLimits: transcriptLimits({
+        perAddressPerMinute: config.TRANSCRIPTS_PER_MINUTE,
+        pdfsPerHour: config.TRANSCRIPT_PDFS_PER_HOUR,
+        emailsPerHour: config.TRANSCRIPT_EMAILS_PER_HOUR,
+      }),
       observeSmtp: (outcome, seconds) =>
         metrics.adapterLatency.observe({ adapter: "smtp", operation: "send", outcome }, seconds),
     }),
@@ -359,6 +372,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       if (adapterClients)
         await Promise.all([adapterClients.pub.quit(), adapterClients.sub.quit()]).catch(() => undefined);
       mailer?.close();
+      await renderer.close();
       await store.close();
       logger.info({}, "closed");
     },

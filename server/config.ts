@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { z } from "zod";
 import type { AdapterModule } from "./adapters/contract.js";
 import { adapterModules } from "./adapters/index.js";
+import { readLogo } from "./transcript/logo.js";
 
 const csv = z
   .string()
@@ -109,6 +110,30 @@ const CoreConfigSchema = z.object({
     .string()
     .default("All our agents are busy right now. Please stay: you will be connected as soon as one is free.")
     .describe("the noAgentAvailable activity text"),
+  TRANSCRIPTS_PER_MINUTE: positiveInt
+    .default(10)
+    .describe("transcript requests (PDF or e-mail) per client address per minute; API-key callers are not counted"),
+  TRANSCRIPT_PDFS_PER_HOUR: positiveInt.default(20).describe("PDF transcripts per conversation per hour"),
+  TRANSCRIPT_TITLE: z
+    .string()
+    .trim()
+    .min(1)
+    .max(200)
+    .default("Conversation transcript")
+    .describe("heading of every transcript: the organisation's name (e.g. Example Bank) or what it calls the document"),
+  // Parsed into the file's bytes: read once, here, so that a bad file stops the server before it listens.
+  TRANSCRIPT_LOGO_FILE: z
+    .string()
+    .transform((path, ctx) => {
+      try {
+        return readLogo(path);
+      } catch (error) {
+        ctx.addIssue((error as Error).message);
+        return z.NEVER;
+      }
+    })
+    .optional()
+    .describe("PNG or JPEG logo printed above the heading of every transcript (read once at start)"),
 });
 
 /** The core's variables and every adapter's, in one schema (an adapter's variables are its own to name). */

@@ -65,6 +65,14 @@ export class Metrics implements CoreMetrics {
     registers: [this.registry],
   });
 
+  readonly transcriptRender = new Histogram({
+    name: "liaison_transcript_render_seconds",
+    help: "Time to render a PDF transcript (in the worker thread), by outcome (ok, error, timeout)",
+    labelNames: ["outcome"],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
   constructor(countByState: () => Promise<Record<ConversationState, number>>) {
     collectDefaultMetrics({ register: this.registry, prefix: "liaison_" });
     // These walk every handle or descriptor on each scrape: with 10,000 sockets, a scrape stalled the event loop

@@ -71,11 +71,13 @@ export async function initConversation(
  *
  * @param baseUrl - the gateway's base URL
  * @param conversationId - the conversation
- * @param auth - the customer's `token` or an `apiKey`, sent as `Authorization: Bearer`
+ * @param auth - the customer's `token` or an `apiKey`, sent as `Authorization: Bearer` (never in the URL, which
+ *   proxies log)
  * @param opts - `timeoutMs`
  * @returns the PDF bytes
- * @throws {@link LiaisonError} `not_found` (unknown or not yet ended), `unauthorized`, `forbidden`, `timeout`,
- *   `bad_response` (not a PDF)
+ * @throws {@link LiaisonError} `not_found` (unknown or not yet ended), `unauthorized`, `forbidden`, `rate_limited`
+ *   (see `retryAfterSeconds`), `unavailable` (the gateway is busy rendering others: retry after
+ *   `retryAfterSeconds`), `timeout`, `bad_response` (not a PDF)
  */
 export async function fetchTranscriptPdf(
   baseUrl: string,
@@ -100,15 +102,16 @@ export async function fetchTranscriptPdf(
 
 /**
  * Has the gateway e-mail the transcript (PDF attached) of an ended conversation:
- * `GET /api/customer/transcript/:id/email`. It goes to the customer's address from `init`, or to `opts.to`,
+ * `POST /api/customer/transcript/:id/email`. It goes to the customer's address from `init`, or to `opts.to`,
  * which only an API key may choose.
  *
  * @param baseUrl - the gateway's base URL
  * @param conversationId - the conversation
- * @param auth - an `apiKey` (then `opts.to` is allowed) or the customer's `token`
+ * @param auth - an `apiKey` (then `opts.to` is allowed) or the customer's `token`, sent as `Authorization: Bearer`
  * @param opts - `to` (API key only) and `timeoutMs`
  * @throws {@link LiaisonError} `invalid_payload` (no address on file, or `to` with a token), `not_configured`
- *   (no mail transport), `not_found`, `unauthorized`, `timeout`
+ *   (no mail transport), `not_found`, `unauthorized`, `rate_limited` (see `retryAfterSeconds`), `unavailable`,
+ *   `timeout`
  */
 export function emailTranscript(
   baseUrl: string,
@@ -128,18 +131,18 @@ export async function emailTranscript(
   auth: TranscriptAuth,
   opts: RestOptions & { to?: string } = {},
 ): Promise<void> {
-  let path = `/api/customer/transcript/${encodeURIComponent(conversationId)}/email`;
-  if (opts.to !== undefined) {
-    if (!("apiKey" in auth)) {
-      throw new LiaisonError("invalid_payload", "only an API key may choose the transcript recipient", {
-        details: { to: "requires an API key" },
-      });
-    }
-    path += `?to=${encodeURIComponent(opts.to)}`;
+  if (opts.to !== undefined && !("apiKey" in auth)) {
+    throw new LiaisonError("invalid_payload", "only an API key may choose the transcript recipient", {
+      details: { to: "requires an API key" },
+    });
   }
   const response = await request(
-    endpoint(baseUrl, path),
-    { method: "GET", headers: { authorization: bearer(auth) } },
+    endpoint(baseUrl, `/api/customer/transcript/${encodeURIComponent(conversationId)}/email`),
+    {
+      method: "POST",
+      headers: { authorization: bearer(auth), "content-type": "application/json" },
+      body: JSON.stringify(opts.to === undefined ? {} : { to: opts.to }),
+    },
     opts.timeoutMs,
   );
   await readBytes(response);

@@ -35,6 +35,8 @@ export interface Conversation {
   language: string;
   url?: string;
   comment?: string;
+  /** The customer's IANA time zone, when their client said (transcripts print times in it). */
+  timeZone?: string;
   state: ConversationState;
   desk: DeskBinding;
   agent?: Participant;

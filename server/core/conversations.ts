@@ -163,6 +163,7 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     if (request.phone !== undefined) conversation.customer.phone = request.phone;
     if (request.url !== undefined) conversation.url = request.url;
     if (request.comment !== undefined) conversation.comment = request.comment;
+    if (request.timeZone !== undefined) conversation.timeZone = request.timeZone;
     if (extras.simulated === true) conversation.simulated = true;
     if (caller.trusted) conversation.verified = true;
 

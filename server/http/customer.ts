@@ -1,10 +1,12 @@
-import { Router } from "express";
+import { Router, type Request, type Response } from "express";
 import {
   InitRequestSchema,
+  TranscriptEmailRequestSchema,
   TranscriptQuerySchema,
   TranscriptTypeSchema,
   type InitResponse,
   type StoredMessage,
+  type TranscriptType,
 } from "../../protocol/index.js";
 import { secretsEqual, type ApiKeys } from "../core/api-keys.js";
 import { toView, type Conversation } from "../core/conversation.js";
@@ -13,8 +15,9 @@ import { GatewayError, invalidPayload } from "../core/errors.js";
 import type { Logger } from "../logger.js";
 import type { ConversationStore } from "../core/store.js";
 import type { TranscriptMailer } from "../transcript/mailer.js";
-import { renderTranscriptPdf } from "../transcript/pdf.js";
+import type { TranscriptInput } from "../transcript/pdf.js";
 import { bearer } from "./auth.js";
+import { consumeOrRefuse, createLimiter, setRetryAfter, type Limiter, type LimiterOptions } from "./limits.js";
 import { rateLimit } from "./rate-limit.js";
 
 export interface CustomerRoutesDeps {
@@ -27,15 +30,53 @@ export interface CustomerRoutesDeps {
   initRateLimit: number;
   /** Channels init accepts; empty: any. */
   allowedChannels: readonly string[];
-  /** E-mailed transcripts per conversation per hour: the address is the customer's word, not verified. */
-  emailsPerHour: number;
+  /** Renders PDF transcripts (off the event loop). */
+  renderer: { render(input: TranscriptInput): Promise<Buffer> };
+  transcriptLimits: TranscriptLimits;
   observeSmtp: (outcome: "ok" | "error", seconds: number) => void;
 }
 
-/** `POST /api/customer/init` and `GET /api/customer/transcript/:id/:type`. */
+/** The transcript routes' rate limits (see {@link transcriptLimits}). */
+export interface TranscriptLimits {
+  /** Transcript requests per client address; API-key callers are not counted. */
+  perAddress: Limiter;
+  /** PDFs per conversation. */
+  pdfs: Limiter;
+  /** E-mails per conversation: the address is the customer's word, not verified. */
+  emails: Limiter;
+}
+
+/**
+ * The transcript routes' limits. Counted in this process unless `redis` is given (then shared by every node).
+ */
+export function transcriptLimits(options: {
+  perAddressPerMinute: number;
+  pdfsPerHour: number;
+  emailsPerHour: number;
+  redis?: LimiterOptions["redis"];
+}): TranscriptLimits {
+  const shared = options.redis === undefined ? {} : { redis: options.redis };
+  return {
+    perAddress: createLimiter({
+      name: "transcript-address",
+      points: options.perAddressPerMinute,
+      durationSeconds: 60,
+      ...shared,
+    }),
+    pdfs: createLimiter({ name: "transcript-pdf", points: options.pdfsPerHour, durationSeconds: 3600, ...shared }),
+    emails: createLimiter({
+      name: "transcript-email",
+      points: options.emailsPerHour,
+      durationSeconds: 3600,
+      message: (seconds) => `This transcript was e-mailed too often; retry in ${seconds} s.`,
+      ...shared,
+    }),
+  };
+}
+
+/** `POST /api/customer/init`, `GET /api/customer/transcript/:id/:type` and `POST /api/customer/transcript/:id/email`. */
 export function customerRoutes(deps: CustomerRoutesDeps): Router {
   const router = Router();
-  const emailsSent = new Map<string, number[]>();
 
   router.post("/init", rateLimit({ limit: deps.initRateLimit, windowMs: 60_000 }), async (req, res) => {
     const parsed = InitRequestSchema.safeParse(req.body);
@@ -73,9 +114,43 @@ export function customerRoutes(deps: CustomerRoutesDeps): Router {
     }
     const query = TranscriptQuerySchema.safeParse(req.query);
     if (!query.success) throw invalidPayload(query.error.issues);
-    const credential = query.data.token ?? bearer(req);
+    await transcript(req, res, type.data, query.data.token, query.data.to);
+  });
+
+  router.post("/transcript/:id/email", async (req, res) => {
+    const query = TranscriptQuerySchema.safeParse(req.query);
+    if (!query.success) throw invalidPayload(query.error.issues);
+    const body = TranscriptEmailRequestSchema.safeParse(req.body ?? {});
+    if (!body.success) throw invalidPayload(body.error.issues);
+    const { to } = body.data;
+    if (to !== undefined && query.data.to !== undefined && to !== query.data.to) {
+      throw invalidPayload([{ path: ["to"], message: "the body and the query name different recipients" }]);
+    }
+    await transcript(req, res, "email", query.data.token, to ?? query.data.to);
+  });
+
+  /**
+   * Serves a transcript. Rendering is by far the most expensive step, so it comes last: every refusal (credential,
+   * conversation, recipient, mail transport, rate limits) is decided before it. The per-conversation limits are
+   * counted only for a caller the conversation admits, so that nobody else can use up its customer's allowance.
+   */
+  async function transcript(
+    req: Request,
+    res: Response,
+    type: TranscriptType,
+    token: string | undefined,
+    requestedTo: string | undefined,
+  ): Promise<void> {
+    const credential = token ?? bearer(req);
+    // Counted before the credential is checked: this limit is also what stops tokens being guessed from one address.
+    if (credential === undefined || !deps.apiKeys.verify(credential)) {
+      await consumeOrRefuse(res, deps.transcriptLimits.perAddress, req.ip ?? "unknown");
+    }
     if (credential === undefined) {
-      throw new GatewayError("unauthorized", "Send the conversation token (?token= or Authorization: Bearer).");
+      throw new GatewayError(
+        "unauthorized",
+        "Send the conversation token as Authorization: Bearer <token> (or ?token=).",
+      );
     }
     const conversation = await deps.store.get(String(req.params.id));
     if (!conversation) throw new GatewayError("not_found", "No such conversation.");
@@ -83,43 +158,52 @@ export function customerRoutes(deps: CustomerRoutesDeps): Router {
     if (conversation.state !== "ended") {
       throw new GatewayError("not_found", "The transcript is available once the conversation has ended.");
     }
-    const messages = (await deps.store.read(conversation.id, 0)).filter(forCustomer);
-    const pdf = await renderTranscriptPdf({ conversation: toView(conversation), messages });
 
-    if (type.data === "pdf") {
+    let mail: { mailer: TranscriptMailer; to: string } | undefined;
+    if (type === "email") {
+      if (requestedTo !== undefined && caller !== "apiKey") {
+        throw new GatewayError("forbidden", "Only API-key callers may choose the recipient.");
+      }
+      const to = requestedTo ?? conversation.customer.email;
+      if (to === undefined) {
+        throw new GatewayError("invalid_payload", "No e-mail address is on file for this conversation.", undefined, {
+          status: 422,
+        });
+      }
+      if (!deps.mailer) throw new GatewayError("not_configured", "No mail transport is configured (SMTP_URL).");
+      mail = { mailer: deps.mailer, to };
+    }
+    const limit = type === "pdf" ? deps.transcriptLimits.pdfs : deps.transcriptLimits.emails;
+    await consumeOrRefuse(res, limit, conversation.id);
+
+    const messages = (await deps.store.read(conversation.id, 0)).filter(forCustomer);
+    let pdf: Buffer;
+    try {
+      pdf = await deps.renderer.render({
+        conversation: toView(conversation),
+        messages,
+        ...(conversation.timeZone === undefined ? {} : { timeZone: conversation.timeZone }),
+      });
+    } catch (error) {
+      setRetryAfter(res, error);
+      throw error;
+    }
+
+    if (mail === undefined) {
       res.setHeader("Content-Type", "application/pdf");
       res.setHeader("Content-Disposition", `attachment; filename="transcript-${conversation.id}.pdf"`);
       res.setHeader("Cache-Control", "no-store");
       res.status(200).send(pdf);
       return;
     }
-    if (query.data.to !== undefined && caller !== "apiKey") {
-      throw new GatewayError("forbidden", "Only API-key callers may choose the recipient.");
-    }
-    const to = query.data.to ?? conversation.customer.email;
-    if (to === undefined) {
-      throw new GatewayError("invalid_payload", "No e-mail address is on file for this conversation.", undefined, {
-        status: 422,
-      });
-    }
-    if (!deps.mailer) throw new GatewayError("not_configured", "No mail transport is configured (SMTP_URL).");
-    const hourAgo = Date.now() - 3_600_000;
-    const recent = (emailsSent.get(conversation.id) ?? []).filter((at) => at > hourAgo);
-    if (recent.length >= deps.emailsPerHour) {
-      const retryAfter = Math.max(1, Math.ceil(((recent[0] ?? hourAgo) - hourAgo) / 1000));
-      res.setHeader("Retry-After", String(retryAfter));
-      throw new GatewayError("rate_limited", "This transcript was e-mailed too often; retry later.", {
-        retryAfterSeconds: retryAfter,
-      });
-    }
-    recent.push(Date.now());
-    emailsSent.set(conversation.id, recent);
-    if (emailsSent.size > 10_000) {
-      for (const [id, times] of emailsSent) if (!times.some((at) => at > hourAgo)) emailsSent.delete(id);
-    }
     const started = performance.now();
     try {
-      await deps.mailer.send({ to, conversation: toView(conversation), pdf });
+      await mail.mailer.send({
+        to: mail.to,
+        conversation: toView(conversation),
+        pdf,
+        ...(conversation.timeZone === undefined ? {} : { timeZone: conversation.timeZone }),
+      });
       deps.observeSmtp("ok", (performance.now() - started) / 1000);
     } catch (error) {
       deps.observeSmtp("error", (performance.now() - started) / 1000);
@@ -127,7 +211,7 @@ export function customerRoutes(deps: CustomerRoutesDeps): Router {
       throw new GatewayError("unavailable", "The mail server did not accept the transcript; try again later.");
     }
     res.status(200).end();
-  });
+  }
 
   return router;
 }

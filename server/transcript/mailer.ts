@@ -4,11 +4,12 @@ import type { ConversationView } from "../../protocol/index.js";
 /** Sends PDF transcripts by e-mail. */
 export interface TranscriptMailer {
   /**
-   * Sends `pdf` to `to` (one address) as `transcript-<conversation id>.pdf`.
+   * Sends `pdf` to `to` (one address) as `transcript-<conversation id>.pdf`; the body gives the conversation's start
+   * in `timeZone` (the customer's, when known) or UTC.
    * Resolves once the SMTP server accepted the message; rejects with the transport's error otherwise (connection
    * refused, timeout, recipient rejected...).
    */
-  send(mail: { to: string; conversation: ConversationView; pdf: Buffer }): Promise<void>;
+  send(mail: { to: string; conversation: ConversationView; pdf: Buffer; timeZone?: string }): Promise<void>;
   /** Closes the SMTP connection(s); sends after this fail. */
   close(): void;
 }
@@ -36,9 +37,9 @@ export function createTranscriptMailer(options: {
     socketTimeout: SOCKET_TIMEOUT_MS,
   });
   return {
-    async send({ to, conversation, pdf }) {
+    async send({ to, conversation, pdf, timeZone }) {
       const name = conversation.customer.name.trim();
-      const started = formatUtc(conversation.createdAt);
+      const started = formatTime(conversation.createdAt, timeZone);
       const subject = conversation.subject.trim();
       const about = subject === "" ? "your conversation" : `your conversation “${subject}”`;
       const info = await transport.sendMail({
@@ -85,8 +86,27 @@ function safeFileName(id: string): string {
   return id.replace(/[^\w.-]/g, "_");
 }
 
-function formatUtc(iso: string): string {
+/** `2026-11-21 15:00 (Asia/Karachi)`, or `2026-11-21 10:00 UTC`; anything unparsable is printed as given. */
+function formatTime(iso: string, timeZone: string | undefined): string {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
-  return `${date.toISOString().slice(0, 19).replace("T", " ")} UTC`;
+  if (timeZone !== undefined) {
+    try {
+      const parts = new Intl.DateTimeFormat("en-US", { ...FIELDS, timeZone }).formatToParts(date);
+      const part = (type: Intl.DateTimeFormatPartTypes) => parts.find((candidate) => candidate.type === type)?.value;
+      return `${part("year")}-${part("month")}-${part("day")} ${part("hour")}:${part("minute")} (${timeZone})`;
+    } catch {
+      // A zone this runtime does not know: UTC, said so.
+    }
+  }
+  return `${date.toISOString().slice(0, 16).replace("T", " ")} UTC`;
 }
+
+const FIELDS: Intl.DateTimeFormatOptions = {
+  year: "numeric",
+  month: "2-digit",
+  day: "2-digit",
+  hour: "2-digit",
+  minute: "2-digit",
+  hourCycle: "h23",
+};

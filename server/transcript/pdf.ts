@@ -1,6 +1,3 @@
-import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
 import PDFDocument from "pdfkit";
 import type {
   ActivityMessage,
@@ -9,29 +6,53 @@ import type {
   Participant,
   StoredMessage,
 } from "../../protocol/index.js";
+import { imageSize } from "./logo.js";
+import { FONT_NAMES, glyphRuns, type Face, type FontName, type TranscriptFonts, loadFonts } from "./fonts.js";
 
 /** What a transcript is made of. */
 export interface TranscriptInput {
   conversation: ConversationView;
   /** The conversation's recorded messages, in any order: they are printed by `seq`. */
   messages: readonly StoredMessage[];
+  /** The customer's IANA time zone (from `init`): times are printed in it, else in UTC. */
+  timeZone?: string;
   /** Printed in the footer and used as the PDF creation date (defaults to now). */
   generatedAt?: Date;
 }
 
+/** The business the transcript comes from: the same for every transcript of a gateway. */
+export interface TranscriptBranding {
+  /** The heading of the first page: the organisation's name, or what it calls the document. */
+  title: string;
+  /** A PNG or JPEG image printed above the heading. */
+  logo?: Uint8Array;
+}
+
+export const DEFAULT_TITLE = "Conversation transcript";
+
 /**
- * Renders a customer-readable PDF transcript: conversation details, then every chat message (oldest first) with its
- * UTC timestamp, sender, text and attachments, and the activities a reader cares about as short system lines.
+ * Renders a customer-readable PDF transcript: the organisation's logo and name, conversation details, then every
+ * chat message (oldest first) with its time, sender, text and attachments, and the activities a customer cares about
+ * as short lines written to them. Desk names, channel names and participant ids are never printed; the conversation
+ * id is, once per page, as the reference a customer quotes to support.
  *
- * Whispers and typing activities are never printed, whatever the caller passes. Text is set in DejaVu Sans (embedded,
- * subset) so accented, Arabic-script and Hebrew text render; right-to-left text is laid out in visual order.
+ * Times are in the customer's time zone when `timeZone` is given (the zone is named at the top), else in UTC.
+ * Whispers and typing activities are never printed, whatever the caller passes. Every script a customer may write
+ * is drawn with a font that has it (see `fonts.ts`); right-to-left text is laid out in visual order.
+ *
+ * CPU-bound (about as long as the messages are many): servers call it through a {@link TranscriptRenderer}, off the
+ * event loop.
  *
  * @returns the PDF file; rejects if the fonts cannot be read or pdfkit fails.
  */
-export async function renderTranscriptPdf(input: TranscriptInput): Promise<Buffer> {
+export async function renderTranscriptPdf(
+  input: TranscriptInput,
+  branding: TranscriptBranding = { title: DEFAULT_TITLE },
+): Promise<Buffer> {
   const fonts = await loadFonts();
   const generatedAt = input.generatedAt ?? new Date();
   const { conversation } = input;
+  const title = branding.title.trim() === "" ? DEFAULT_TITLE : branding.title.trim();
   return new Promise<Buffer>((resolve, reject) => {
     const doc = new PDFDocument({
       size: "A4",
@@ -41,9 +62,10 @@ export async function renderTranscriptPdf(input: TranscriptInput): Promise<Buffe
       displayTitle: true,
       ...(LANGUAGE_TAG.test(conversation.language) ? { lang: conversation.language } : {}),
       info: {
-        Title: `Conversation transcript ${conversation.id}`,
+        Title: `${title} (${conversation.id})`,
+        Author: title,
         Subject: conversation.subject,
-        Creator: "Liaison",
+        Creator: title,
         Producer: "Liaison",
         // pdfkit derives the file ID from the creation date: fixing it makes the output reproducible.
         CreationDate: generatedAt,
@@ -54,8 +76,9 @@ export async function renderTranscriptPdf(input: TranscriptInput): Promise<Buffe
     doc.on("end", () => resolve(Buffer.concat(chunks)));
     doc.on("error", reject);
     try {
-      for (const face of FACES) doc.registerFont(face, fonts[face].data);
-      writeTranscript(new Layout(doc, fonts), input.conversation, input.messages, generatedAt);
+      for (const name of FONT_NAMES) doc.registerFont(name, fonts.files[name]);
+      const clock = new Clock(input.timeZone);
+      writeTranscript(new Layout(doc, fonts), { ...input, generatedAt }, { ...branding, title }, clock);
       doc.end();
     } catch (error) {
       reject(error instanceof Error ? error : new Error(String(error)));
@@ -80,26 +103,33 @@ const DETAIL_SIZE = 9.5;
 const SYSTEM_SIZE = 9;
 const FOOTER_SIZE = 8;
 const BODY_INDENT = 12;
+const LOGO_MAX_WIDTH = 180;
+const LOGO_MAX_HEIGHT = 48;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Content
 
 function writeTranscript(
   layout: Layout,
-  conversation: ConversationView,
-  messages: readonly StoredMessage[],
-  generatedAt: Date,
+  input: TranscriptInput & { generatedAt: Date },
+  branding: TranscriptBranding,
+  clock: Clock,
 ): void {
-  layout.paragraph({ spans: [{ text: "Conversation transcript", face: "bold" }], size: TITLE_SIZE, direction: "ltr" });
+  const { conversation } = input;
+  if (branding.logo !== undefined) {
+    layout.image(branding.logo, LOGO_MAX_WIDTH, LOGO_MAX_HEIGHT);
+    layout.gap(10);
+  }
+  layout.paragraph({ spans: [{ text: branding.title, face: "bold" }], size: TITLE_SIZE });
   layout.gap(6);
+  const agent = conversation.agent && nameOf(conversation.agent);
   const fields: [string, string | undefined][] = [
-    ["Conversation", conversation.id],
-    ["Channel", conversation.channel],
-    ["Subject", conversation.subject],
-    ["Customer", displayName(conversation.customer, conversation)],
-    ["Agent", conversation.agent && displayName(conversation.agent, conversation)],
-    ["Started", formatUtc(conversation.createdAt)],
-    ["Ended", conversation.endedAt && formatUtc(conversation.endedAt)],
+    ["Subject", nonEmpty(conversation.subject)],
+    ["Customer", nameOf(conversation.customer)],
+    ["Agent", agent],
+    ["Started", clock.format(conversation.createdAt)],
+    ["Ended", conversation.endedAt && clock.format(conversation.endedAt)],
+    ["Time zone", clock.zone(conversation.createdAt)],
   ];
   for (const [label, value] of fields) {
     if (value === undefined || value === "") continue;
@@ -116,11 +146,11 @@ function writeTranscript(
   layout.rule();
   layout.gap(4);
 
-  const visible = messages.filter(isPrintable).sort((a, b) => a.seq - b.seq);
+  const visible = input.messages.filter(isPrintable).sort((a, b) => a.seq - b.seq);
   let printed = 0;
   for (const message of visible) {
     if (message.type === "ChatMessage") {
-      writeChatMessage(layout, message, conversation);
+      writeChatMessage(layout, message, conversation, clock);
       printed++;
       continue;
     }
@@ -129,7 +159,7 @@ function writeTranscript(
     layout.gap(4);
     layout.paragraph({
       spans: [
-        { text: `${formatUtc(message.timestamp)}  `, face: "regular", color: MUTED },
+        { text: `${clock.format(message.timestamp)}  `, face: "regular", color: MUTED },
         { text, face: "oblique", color: MUTED },
       ],
       size: SYSTEM_SIZE,
@@ -142,17 +172,20 @@ function writeTranscript(
     layout.paragraph({ spans: [{ text: "No messages.", face: "oblique", color: MUTED }], size: BODY_SIZE });
   }
 
+  const generated = input.generatedAt.toISOString();
+  // The conversation id is the one thing support needs to find the conversation again when a customer writes in
+  // about it (the e-mail that carries the PDF quotes it too); it grants nothing, unlike the customer's token.
   layout.footer(
-    `Conversation ${conversation.id} · generated ${formatUtc(generatedAt.toISOString())}`,
+    `Reference ${conversation.id} · generated ${clock.format(generated)} ${clock.offset(generated)}`,
     (page, pages) => `Page ${page} of ${pages}`,
   );
 }
 
-function writeChatMessage(layout: Layout, message: ChatMessage, conversation: ConversationView): void {
+function writeChatMessage(layout: Layout, message: ChatMessage, conversation: ConversationView, clock: Clock): void {
   const header: Paragraph = {
     spans: [
-      { text: `${formatUtc(message.timestamp)}  `, face: "regular", color: MUTED },
-      { text: displayName(message.from, conversation), face: "bold" },
+      { text: `${clock.format(message.timestamp)}  `, face: "regular", color: MUTED },
+      { text: senderName(message.from, conversation), face: "bold" },
       ...(message.replaces === undefined ? [] : [{ text: "  (edited)", face: "oblique" as const, color: MUTED }]),
     ],
     size: HEADER_SIZE,
@@ -189,29 +222,37 @@ function isPrintable(message: StoredMessage): boolean {
   return message.activityType !== "typing";
 }
 
-/** The system line printed for an activity, or undefined for the activities a reader does not need. */
+/**
+ * The line printed for an activity, written to the customer, or undefined for the activities a customer does not
+ * need. End reasons and delivery errors are left out: they are codes and upstream messages meant for operators.
+ */
 function systemText(message: ActivityMessage, conversation: ConversationView): string | undefined {
   switch (message.activityType) {
     case "greetings":
       return nonEmpty(message.info.text);
     case "handOff":
-      return `Handed to ${message.info.desk}`;
+      return "Waiting for an agent";
     case "noAgentAvailable":
-      return nonEmpty(message.info.text) ?? "No agent is available";
+      return nonEmpty(message.info.text) ?? "No agent is available right now";
     case "participantJoined":
-      return `${displayName(message.info.participant, conversation)} joined`;
+      return isCustomer(message.info.participant, conversation)
+        ? "You joined the conversation"
+        : `${nameOf(message.info.participant) ?? roleName(message.info.role)} joined the conversation`;
     case "participantLeft":
-      return `${displayName(message.info.participant, conversation)} left`;
+      return isCustomer(message.info.participant, conversation)
+        ? "You left the conversation"
+        : `${nameOf(message.info.participant) ?? roleName(message.info.role)} left the conversation`;
     case "endOfConversation": {
-      const by = displayName(message.info.endedBy, conversation);
-      const reason = nonEmpty(message.info.reason);
-      return reason === undefined ? `Conversation ended by ${by}` : `Conversation ended by ${by} (${reason})`;
+      const by = message.info.endedBy;
+      if (isCustomer(by, conversation)) return "You ended the conversation";
+      if (by.role === "system" || by.role === "connector") return "The conversation ended";
+      return `${nameOf(by) ?? roleName(by.role)} ended the conversation`;
     }
-    case "deliveryFailed": {
-      const reason = nonEmpty(message.info.reason);
-      const to = nonEmpty(message.info.destination);
-      return `A message could not be delivered${to === undefined ? "" : ` to ${to}`}${reason === undefined ? "" : ` (${reason})`}`;
-    }
+    case "deliveryFailed":
+      // The destination is the desk (the customer's message did not reach an agent) or the customer's channel.
+      return message.info.destination === conversation.channel || message.info.destination.startsWith("connector:")
+        ? "A message to you could not be delivered"
+        : "Your message could not be delivered to an agent";
     case "typing":
     case "queuePosition":
     case "participantAdded":
@@ -220,24 +261,85 @@ function systemText(message: ActivityMessage, conversation: ConversationView): s
   }
 }
 
-function displayName(participant: Participant, conversation: ConversationView): string {
-  const name = participant.name.trim();
-  if (name !== "") return name;
-  if (participant.id === conversation.customer.id) return "Customer";
-  if (participant.id === conversation.agent?.id) return "Agent";
-  return participant.id;
+function isCustomer(participant: Participant, conversation: ConversationView): boolean {
+  return participant.id === conversation.customer.id;
+}
+
+/** Who a message is from, by name; a nameless sender by their part in the conversation, never by id. */
+function senderName(participant: Participant, conversation: ConversationView): string {
+  const name = nameOf(participant);
+  if (name !== undefined) return name;
+  if (isCustomer(participant, conversation)) return "You";
+  return "Agent";
+}
+
+function roleName(role: string): string {
+  if (role === "customer") return "You";
+  if (role === "bot") return "Assistant";
+  return "An agent";
+}
+
+function nameOf(participant: Participant): string | undefined {
+  return nonEmpty(participant.name.trim());
 }
 
 function nonEmpty(text: string): string | undefined {
   return text.trim() === "" ? undefined : text;
 }
 
-/** `2026-11-21T10:03:12.120Z` → `2026-11-21 10:03:12 UTC`; anything unparsable is printed as given. */
-function formatUtc(iso: string): string {
-  const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return iso;
-  return `${date.toISOString().slice(0, 19).replace("T", " ")} UTC`;
+/** Prints instants as `2026-11-21 10:03:12` in one time zone; anything unparsable is printed as given. */
+class Clock {
+  private readonly formatter: Intl.DateTimeFormat;
+  private readonly timeZone: string | undefined;
+
+  constructor(timeZone: string | undefined) {
+    let formatter: Intl.DateTimeFormat;
+    try {
+      formatter = new Intl.DateTimeFormat("en-US", { ...CLOCK_FIELDS, timeZone: timeZone ?? "UTC" });
+    } catch {
+      // A zone this runtime does not know (init validates it, but the record may be older than the runtime's
+      // time zone data): UTC, and the transcript says so.
+      formatter = new Intl.DateTimeFormat("en-US", { ...CLOCK_FIELDS, timeZone: "UTC" });
+      timeZone = undefined;
+    }
+    this.formatter = formatter;
+    this.timeZone = timeZone;
+  }
+
+  format(iso: string): string {
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return iso;
+    const parts = this.formatter.formatToParts(date);
+    const part = (type: Intl.DateTimeFormatPartTypes) =>
+      parts.find((candidate) => candidate.type === type)?.value ?? "";
+    return `${part("year")}-${part("month")}-${part("day")} ${part("hour")}:${part("minute")}:${part("second")}`;
+  }
+
+  /** `UTC`, or the zone's name with its offset at `iso` (offsets change with daylight saving time). */
+  zone(iso: string): string {
+    return this.timeZone === undefined ? "UTC" : `${this.timeZone} (${this.offset(iso)})`;
+  }
+
+  /** `UTC`, or the zone's offset at `iso`: `UTC+05:00`. */
+  offset(iso: string): string {
+    const date = new Date(iso);
+    if (this.timeZone === undefined || Number.isNaN(date.getTime())) return "UTC";
+    const name = new Intl.DateTimeFormat("en-US", { timeZone: this.timeZone, timeZoneName: "longOffset" })
+      .formatToParts(date)
+      .find((part) => part.type === "timeZoneName")?.value;
+    return (name ?? "GMT").replace("GMT", "UTC");
+  }
 }
+
+const CLOCK_FIELDS: Intl.DateTimeFormatOptions = {
+  year: "numeric",
+  month: "2-digit",
+  day: "2-digit",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  hourCycle: "h23",
+};
 
 function isHttpUrl(value: string): boolean {
   try {
@@ -247,117 +349,6 @@ function isHttpUrl(value: string): boolean {
     return false;
   }
 }
-
-// ---------------------------------------------------------------------------------------------------------------
-// Fonts
-
-type Face = "regular" | "bold" | "oblique";
-const FACES: readonly Face[] = ["regular", "bold", "oblique"];
-const FONT_FILES: Record<Face, string> = {
-  regular: "DejaVuSans.ttf",
-  bold: "DejaVuSans-Bold.ttf",
-  oblique: "DejaVuSans-Oblique.ttf",
-};
-
-interface LoadedFont {
-  data: Buffer;
-  covers(codePoint: number): boolean;
-}
-type Fonts = Record<Face, LoadedFont>;
-
-let fontsLoading: Promise<Fonts> | undefined;
-
-function loadFonts(): Promise<Fonts> {
-  if (fontsLoading === undefined) {
-    fontsLoading = readFonts();
-    // A failed read is not cached: the next transcript tries again.
-    fontsLoading.catch(() => {
-      fontsLoading = undefined;
-    });
-  }
-  return fontsLoading;
-}
-
-async function readFonts(): Promise<Fonts> {
-  const dir = join(dirname(createRequire(import.meta.url).resolve("dejavu-fonts-ttf/package.json")), "ttf");
-  const entries = await Promise.all(
-    FACES.map(async (face) => {
-      const data = await readFile(join(dir, FONT_FILES[face]));
-      return [face, { data, covers: coverage(data) }] as const;
-    }),
-  );
-  return Object.fromEntries(entries) as Fonts;
-}
-
-/**
- * Which code points a TrueType font has glyphs for, from its `cmap` (format 12, else format 4). pdfkit draws a blank
- * box for anything else, so the renderer needs this to pick another face or a replacement character.
- */
-function coverage(font: Buffer): (codePoint: number) => boolean {
-  const starts: number[] = [];
-  const ends: number[] = [];
-  let cmap = -1;
-  for (let i = 0, tables = font.readUInt16BE(4); i < tables; i++) {
-    const record = 12 + i * 16;
-    if (font.toString("latin1", record, record + 4) === "cmap") cmap = font.readUInt32BE(record + 8);
-  }
-  if (cmap < 0) throw new Error("font has no cmap table");
-  let format4 = -1;
-  let format12 = -1;
-  for (let i = 0, subtables = font.readUInt16BE(cmap + 2); i < subtables; i++) {
-    const record = cmap + 4 + i * 8;
-    const platform = font.readUInt16BE(record);
-    const encoding = font.readUInt16BE(record + 2);
-    const offset = cmap + font.readUInt32BE(record + 4);
-    if (platform !== 0 && !(platform === 3 && (encoding === 1 || encoding === 10))) continue;
-    const format = font.readUInt16BE(offset);
-    if (format === 12 && format12 < 0) format12 = offset;
-    if (format === 4 && format4 < 0) format4 = offset;
-  }
-  if (format12 >= 0) {
-    for (let i = 0, groups = font.readUInt32BE(format12 + 12); i < groups; i++) {
-      const group = format12 + 16 + i * 12;
-      starts.push(font.readUInt32BE(group));
-      ends.push(font.readUInt32BE(group + 4));
-    }
-  } else if (format4 >= 0) {
-    const segments = font.readUInt16BE(format4 + 6) / 2;
-    for (let i = 0; i < segments; i++) {
-      const end = font.readUInt16BE(format4 + 14 + i * 2);
-      const start = font.readUInt16BE(format4 + 16 + segments * 2 + i * 2);
-      if (start !== 0xffff) {
-        starts.push(start);
-        ends.push(end);
-      }
-    }
-  } else {
-    throw new Error("font has no Unicode cmap");
-  }
-  return (codePoint) => {
-    let low = 0;
-    let high = starts.length - 1;
-    while (low <= high) {
-      const mid = (low + high) >> 1;
-      if (codePoint < (starts[mid] ?? 0)) high = mid - 1;
-      else if (codePoint > (ends[mid] ?? 0)) low = mid + 1;
-      else return true;
-    }
-    return false;
-  };
-}
-
-/**
- * Urdu letters DejaVu Sans has no glyph for, drawn as the nearest Arabic letter it has (heh goal as heh, yeh barree as
- * Farsi yeh...). A reader sees the word; without this they would see blank boxes in common words such as شکریہ.
- */
-const SUBSTITUTES: Readonly<Record<string, string>> = {
-  "\u06C1": "\u0647",
-  "\u06C2": "\u0647\u0654",
-  "\u06C3": "\u0629",
-  "\u06D2": "\u06CC",
-  "\u06D3": "\u0626",
-};
-const REPLACEMENT = "\uFFFD";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Layout: wrapping, bidi reordering, page breaks. pdfkit's own text flow cannot do these for mixed-direction text
@@ -383,14 +374,15 @@ type BidiType = "L" | "R" | "EN" | "N";
 interface Cell {
   char: string;
   span: number;
-  face: Face;
+  /** The font that draws the character. */
+  font: FontName;
   type: BidiType;
   level: number;
 }
 
 interface Run {
   text: string;
-  face: Face;
+  font: FontName;
   span: number;
   width: number;
 }
@@ -406,7 +398,6 @@ const RTL_SCRIPT =
 const LETTER = /\p{L}/u;
 const DIGIT = /\p{Nd}/u;
 const MARK = /\p{M}/u;
-const CONTROL = /\p{Cc}/u;
 const IGNORABLE = /\p{Default_Ignorable_Code_Point}/u;
 const EMOJI_MODIFIER = /\p{Emoji_Modifier}/u;
 const SPACE = /\s/u;
@@ -420,7 +411,7 @@ class Layout {
 
   constructor(
     readonly doc: PDFKit.PDFDocument,
-    readonly fonts: Fonts,
+    readonly fonts: TranscriptFonts,
   ) {
     this.left = doc.page.margins.left;
     this.width = doc.page.width - doc.page.margins.left - doc.page.margins.right;
@@ -448,6 +439,18 @@ class Layout {
   gap(points: number): void {
     if (this.y === this.top) return;
     this.y = Math.min(this.y + points, this.bottom);
+  }
+
+  /** Draws a PNG or JPEG scaled down (never up) to fit `maxWidth` × `maxHeight`, on the left margin. */
+  image(data: Uint8Array, maxWidth: number, maxHeight: number): void {
+    const size = imageSize(data);
+    if (size === undefined) return;
+    const scale = Math.min(1, maxWidth / size.width, maxHeight / size.height);
+    const width = size.width * scale;
+    const height = size.height * scale;
+    this.ensureSpace(height);
+    this.doc.image(Buffer.from(data.buffer, data.byteOffset, data.byteLength), this.left, this.y, { width, height });
+    this.y += height;
   }
 
   rule(): void {
@@ -485,8 +488,8 @@ class Layout {
     this.y = this.top;
   }
 
-  private measure(face: Face, size: number, text: string): number {
-    return text === "" ? 0 : this.doc.font(face).fontSize(size).widthOfString(text);
+  private measure(font: FontName, size: number, text: string): number {
+    return text === "" ? 0 : this.doc.font(font).fontSize(size).widthOfString(text);
   }
 
   private drawLine(
@@ -500,7 +503,7 @@ class Layout {
       const span = paragraph.spans[run.span];
       const link = span?.link;
       this.doc
-        .font(run.face)
+        .font(run.font)
         .fontSize(paragraph.size)
         .fillColor(span?.color ?? INK)
         .text(run.text, x, y, link === undefined ? { lineBreak: false } : { lineBreak: false, link, underline: true });
@@ -521,40 +524,15 @@ class Layout {
     });
   }
 
-  /** Splits a paragraph into characters, each with the face that can draw it. */
+  /** Splits a paragraph into characters, each with the font that draws it. */
   private cells(paragraph: Paragraph): Cell[] {
     const cells: Cell[] = [];
     paragraph.spans.forEach((span, index) => {
-      const preferred = span.face ?? "regular";
-      for (const raw of span.text) {
-        if (CONTROL.test(raw) && !SPACE.test(raw)) continue;
-        const char = CONTROL.test(raw) ? " " : raw;
-        const previous = cells[cells.length - 1];
-        const sameSpan = previous !== undefined && previous.span === index;
-        // Combining marks stay in their base letter's face, so that they are shaped together.
-        const wanted = MARK.test(char) && sameSpan ? previous.face : preferred;
-        if (IGNORABLE.test(char)) {
-          // fontkit hides these itself; they must not break runs.
-          cells.push({ char, span: index, face: sameSpan ? previous.face : preferred, type: "N", level: 0 });
-          continue;
-        }
-        for (const [drawn, face] of this.resolveGlyphs(char, wanted)) {
-          cells.push({ char: drawn, span: index, face, type: "N", level: 0 });
-        }
+      for (const run of glyphRuns(this.fonts, span.text, span.face ?? "regular")) {
+        for (const char of run.text) cells.push({ char, span: index, font: run.font, type: "N", level: 0 });
       }
     });
     return cells;
-  }
-
-  private resolveGlyphs(char: string, wanted: Face): [string, Face][] {
-    const codePoint = char.codePointAt(0) ?? 0;
-    const face = [wanted, ...FACES].find((candidate) => this.fonts[candidate].covers(codePoint));
-    if (face !== undefined) return [[char, face]];
-    const substitute = SUBSTITUTES[char];
-    if (substitute !== undefined) return [...substitute].flatMap((part) => this.resolveGlyphs(part, wanted));
-    // Skin-tone modifiers are decoration: without the emoji they modify, dropping them reads better than a box.
-    if (EMOJI_MODIFIER.test(char)) return [];
-    return [[REPLACEMENT, "regular"]];
   }
 
   /** Greedy wrapping at spaces; a word longer than the line is broken between characters. */
@@ -579,7 +557,7 @@ class Layout {
         for (let k = i; k < wordEnd; k++) {
           const cell = cells[k];
           if (cell === undefined) break;
-          const charWidth = this.measure(cell.face, size, cell.char);
+          const charWidth = this.measure(cell.font, size, cell.char);
           if (x > 0 && x + charWidth > maxWidth && canBreakBefore(cells, k)) {
             lines.push([lineStart, k]);
             lineStart = k;
@@ -602,15 +580,15 @@ class Layout {
     let width = 0;
     let pieceStart = start;
     for (let k = start; k <= end; k++) {
-      if (k < end && cells[k]?.face === cells[pieceStart]?.face) continue;
-      const face = cells[pieceStart]?.face;
-      if (face !== undefined && k > pieceStart) width += this.measure(face, size, text(cells, pieceStart, k));
+      if (k < end && cells[k]?.font === cells[pieceStart]?.font) continue;
+      const font = cells[pieceStart]?.font;
+      if (font !== undefined && k > pieceStart) width += this.measure(font, size, text(cells, pieceStart, k));
       pieceStart = k;
     }
     return width;
   }
 
-  /** Groups a line's cells into runs of one level, span and face, and orders them visually (rule L2 of UAX #9). */
+  /** Groups a line's cells into runs of one level, span and font, and orders them visually (rule L2 of UAX #9). */
   private runs(cells: readonly Cell[], size: number): Run[] {
     const groups: { start: number; end: number; level: number }[] = [];
     for (let k = 0; k < cells.length; k++) {
@@ -639,14 +617,14 @@ class Layout {
     }
     return groups.map(({ start, end, level }) => {
       const first = cells[start];
-      const face = first?.face ?? "regular";
+      const font = first?.font ?? "regular";
       let runText = text(cells, start, end);
       // fontkit reverses a run itself when its script is right-to-left; a right-to-left run of neutrals only
       // (punctuation after Arabic text) is not recognised as such and is reversed here.
       if (level % 2 === 1 && !cells.slice(start, end).some((cell) => cell.type === "R")) {
         runText = [...runText].reverse().join("");
       }
-      return { text: runText, face, span: first?.span ?? 0, width: this.measure(face, size, runText) };
+      return { text: runText, font, span: first?.span ?? 0, width: this.measure(font, size, runText) };
     });
   }
 }
@@ -662,7 +640,7 @@ function text(cells: readonly Cell[], start: number, end: number): string {
 }
 
 function sameRun(a: Cell, b: Cell): boolean {
-  return a.level === b.level && a.span === b.span && a.face === b.face;
+  return a.level === b.level && a.span === b.span && a.font === b.font;
 }
 
 /** Not inside a grapheme: before a mark, a joiner, a variation selector or a skin-tone modifier. */

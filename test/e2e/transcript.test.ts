@@ -1,8 +1,12 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Socket } from "socket.io-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { InitResponse } from "../../protocol/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { compact, extractPdf } from "../helpers/pdf.js";
+import { flatPng } from "../helpers/png.js";
 import { startSmtpServer } from "../helpers/smtp.js";
 import { collectMessages, connect, nextEvent, postJson, request } from "../helpers/socket.js";
 
@@ -102,7 +106,8 @@ describe("GET /api/customer/transcript/:id/:type", () => {
     expect(text).toContain("It was issued today.");
     expect(text).toContain("refund-8812.pdf");
     expect(text).toContain("https://files.example.org/refund-8812.pdf");
-    expect(text).toMatch(/\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC/);
+    expect(text).toMatch(/\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} Sara Khan Where is my refund/);
+    expect(text).toContain("Time zone: UTC");
     expect(text).not.toContain("SECRET-WHISPER");
     expect(text).not.toMatch(/typing/i);
     expect(text.indexOf("Where is my refund")).toBeLessThan(text.indexOf("It was issued today."));
@@ -172,6 +177,61 @@ describe("GET /api/customer/transcript/:id/:type", () => {
     const response = await get(`/api/customer/transcript/${init.conversationId}/email?token=${init.token}`);
     expect(response.status).toBe(422);
     expect(await response.json()).toMatchObject({ error: { code: "invalid_payload" } });
+  });
+});
+
+describe("a transcript a business sends", () => {
+  it("carries the organisation's name and logo, and the customer's time zone from init", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "liaison-logo-"));
+    const logo = join(dir, "logo.png");
+    writeFileSync(logo, flatPng(300, 80));
+    const gateway = await startTestApp({ TRANSCRIPT_TITLE: "Example Bank", TRANSCRIPT_LOGO_FILE: logo });
+    try {
+      const init = await postJson(`${gateway.url}/api/customer/init`, {
+        firstName: "Sara",
+        channel: "web",
+        email: "sara@example.org",
+        timeZone: "asia/karachi",
+      });
+      expect(init.status).toBe(200);
+      const { conversationId, token, timestamp } = init.body as InitResponse;
+      const customer = await connect(gateway.url);
+      await request(customer, "joinConversation", { conversationId, id: "x", name: "Sara", token });
+      await request(customer, "endConversation", { conversationId });
+      customer.close();
+      const response = await fetch(`${gateway.url}/api/customer/transcript/${conversationId}/pdf`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      const { pages, title } = await extractPdf(Buffer.from(await response.arrayBuffer()), { fonts: true });
+      const text = compact(pages.map((page) => page.text).join(" "));
+      expect(title).toBe(`Example Bank (${conversationId})`);
+      expect(pages[0]?.items.find((item) => item.str.trim() !== "")?.str).toBe("Example Bank");
+      expect(pages[0]?.images).toBe(1);
+      expect(text).toContain("Time zone: Asia/Karachi (UTC+05:00)");
+      const karachi = new Date(Date.parse(timestamp) + 5 * 3_600_000).toISOString().slice(0, 16).replace("T", " ");
+      expect(text).toContain(`Started: ${karachi}`);
+    } finally {
+      await gateway.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses an init whose time zone is not one", async () => {
+    const gateway = await startTestApp();
+    try {
+      const response = await postJson(`${gateway.url}/api/customer/init`, {
+        firstName: "Sara",
+        channel: "web",
+        email: "sara@example.org",
+        timeZone: "Mars/Olympus_Mons",
+      });
+      expect(response.status).toBe(400);
+      expect(response.body).toMatchObject({
+        error: { code: "invalid_payload", details: { fields: [{ path: "timeZone" }] } },
+      });
+    } finally {
+      await gateway.close();
+    }
   });
 });
 

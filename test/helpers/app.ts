@@ -36,6 +36,7 @@ export async function startTestApp(overrides: Record<string, string> = {}, optio
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     API_KEYS: TEST_API_KEY,
     INIT_RATE_LIMIT: "10000",
+    TRANSCRIPTS_PER_MINUTE: "10000",
     ...overrides,
   });
   const app = createApp(config, options);

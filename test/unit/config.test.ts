@@ -5,6 +5,7 @@ import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, loadEnvFile } from "../../server/config.js";
 import { createLogger, redactPaths } from "../../server/logger.js";
+import { flatPng } from "../helpers/png.js";
 
 /** Runs `load` and returns the ConfigError it throws (fails the test if it throws anything else, or nothing). */
 function configError(load: () => unknown): ConfigError {
@@ -132,6 +133,30 @@ describe("loadConfig", () => {
     const error = configError(() => loadConfig({ BOT: "gms", DESK: "rocketchat", SMTP_URL: "http://mail" }));
     const variables = error.problems.map((problem) => problem.split(":")[0]);
     expect(new Set(variables)).toEqual(new Set(["BOT", "DESK", "SMTP_URL"]));
+  });
+
+  it("reads TRANSCRIPT_LOGO_FILE once, a PNG or a JPEG, and names the variable when it cannot be used", () => {
+    const png = flatPng(64, 16);
+    const pngPath = join(secretsDir, "logo.png");
+    writeFileSync(pngPath, png);
+    expect(loadConfig({ TRANSCRIPT_LOGO_FILE: pngPath }).TRANSCRIPT_LOGO_FILE?.equals(png)).toBe(true);
+    // A JPEG's start of image and frame header (SOF0) with its size is what is checked.
+    const jpegPath = join(secretsDir, "logo.jpg");
+    writeFileSync(jpegPath, Buffer.from("ffd8ffc0000b080010004003011100ffd9", "hex"));
+    expect(loadConfig({ TRANSCRIPT_LOGO_FILE: jpegPath }).TRANSCRIPT_LOGO_FILE?.length).toBe(17);
+    expect(loadConfig({}).TRANSCRIPT_LOGO_FILE).toBeUndefined();
+    expect(loadConfig({}).TRANSCRIPT_TITLE).toBe("Conversation transcript");
+
+    const textPath = join(secretsDir, "logo.svg");
+    writeFileSync(textPath, "<svg/>");
+    for (const [path, problem] of [
+      [join(secretsDir, "missing.png"), /^TRANSCRIPT_LOGO_FILE: cannot read .*missing\.png \(ENOENT\)$/],
+      [textPath, /^TRANSCRIPT_LOGO_FILE: .*logo\.svg is not a PNG or JPEG image$/],
+    ] as const) {
+      expect(configError(() => loadConfig({ TRANSCRIPT_LOGO_FILE: path })).problems).toEqual([
+        expect.stringMatching(problem),
+      ]);
+    }
   });
 
   it("returns a frozen object", () => {

@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { initConversation } from "../../clients/sdk/index.js";
+import { emailTranscript, fetchTranscriptPdf, initConversation } from "../../clients/sdk/index.js";
+import { startHttpRecorder, type HttpRecorder } from "../helpers/http-recorder.js";
 
 const servers: ReturnType<typeof createServer>[] = [];
 afterEach(async () => {
@@ -59,5 +60,46 @@ describe("SDK initConversation", () => {
       { timeoutMs: 300 },
     );
     expect(gateway.bodies.map((body) => body.requestId)).toEqual(["mine-1", "mine-1"]);
+  });
+});
+
+describe("SDK transcript helpers", () => {
+  const recorders: HttpRecorder[] = [];
+  afterEach(async () => {
+    for (const recorder of recorders.splice(0)) await recorder.close();
+  });
+  async function gateway(): Promise<HttpRecorder> {
+    const recorder = await startHttpRecorder((request, res) => {
+      if (request.url.endsWith("/pdf")) res.writeHead(200, { "content-type": "application/pdf" }).end("%PDF-1.7");
+      else res.writeHead(200).end();
+    });
+    recorders.push(recorder);
+    return recorder;
+  }
+
+  it("send the credential in the Authorization header, never in the URL (which proxies log)", async () => {
+    const recorder = await gateway();
+    await fetchTranscriptPdf(recorder.url, "c_1", { token: "customer-token" });
+    await emailTranscript(recorder.url, "c_1", { token: "customer-token" });
+    for (const request of recorder.received) {
+      expect(request.headers.authorization).toBe("Bearer customer-token");
+      expect(request.url).not.toContain("customer-token");
+    }
+    expect(recorder.received.map((request) => `${request.method} ${request.url}`)).toEqual([
+      "GET /api/customer/transcript/c_1/pdf",
+      "POST /api/customer/transcript/c_1/email",
+    ]);
+  });
+
+  it("e-mail with POST, the recipient an API key chooses in the JSON body", async () => {
+    const recorder = await gateway();
+    await emailTranscript(recorder.url, "c_1", { apiKey: "back-office-key" }, { to: "records@example.org" });
+    await emailTranscript(recorder.url, "c_2", { apiKey: "back-office-key" });
+    const [chosen, customers] = recorder.received;
+    expect(chosen?.method).toBe("POST");
+    expect(chosen?.url).toBe("/api/customer/transcript/c_1/email");
+    expect(chosen?.headers["content-type"]).toBe("application/json");
+    expect(JSON.parse(chosen?.text ?? "")).toEqual({ to: "records@example.org" });
+    expect(JSON.parse(customers?.text ?? "")).toEqual({});
   });
 });

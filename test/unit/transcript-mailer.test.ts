@@ -138,6 +138,19 @@ describe("createTranscriptMailer", () => {
     expect(markup).not.toContain("<request>");
   });
 
+  it("gives the conversation's start in the customer's time zone when known, else in UTC", async () => {
+    const { port, received } = await startSmtpServer();
+    const mailer = track(createTranscriptMailer({ smtpUrl: `smtp://127.0.0.1:${port}`, from: FROM }));
+    await mailer.send({ to: TO, conversation, pdf: PDF, timeZone: "Asia/Karachi" });
+    await mailer.send({ to: TO, conversation, pdf: PDF });
+    const texts = received.map((mail) => {
+      const text = leaves(mail.raw).find((part) => /content-type:\s*text\/plain/i.test(part.headers));
+      return text === undefined ? "" : decode(text).toString("utf8");
+    });
+    expect(texts[0]).toContain("started 2026-11-21 15:00 (Asia/Karachi)");
+    expect(texts[1]).toContain("started 2026-11-21 10:00 UTC");
+  });
+
   it("rejects, without hanging, when the SMTP server is down", async () => {
     const port = await closedPort();
     const mailer = track(createTranscriptMailer({ smtpUrl: `smtp://127.0.0.1:${port}`, from: FROM }));

@@ -9,6 +9,7 @@ import type {
 } from "../../protocol/index.js";
 import { renderTranscriptPdf } from "../../server/transcript/pdf.js";
 import { compact, extractPdf as extract, type PdfPage as ExtractedPage, pdfLinks } from "../helpers/pdf.js";
+import { flatPng } from "../helpers/png.js";
 
 const customer: Participant = { id: "cust-1", name: "José Álvarez" };
 const agent: Participant = { id: "agent-17", name: "Ali" };
@@ -98,24 +99,36 @@ describe("renderTranscriptPdf", () => {
   it("is a PDF titled after the conversation, long enough to span several pages", () => {
     expect(pdf.subarray(0, 5).toString("latin1")).toBe("%PDF-");
     expect(pages.length).toBeGreaterThan(1);
-    expect(title).toBe("Conversation transcript c_42");
+    expect(title).toBe("Conversation transcript (c_42)");
     expect(all).toContain("Conversation transcript");
     expect(pages[0]?.text).toContain(`Page 1 of ${pages.length}`);
     expect(pages.at(-1)?.text).toContain(`Page ${pages.length} of ${pages.length}`);
   });
 
-  it("lists the conversation details", () => {
+  it("lists the conversation details a customer reads, in UTC when their time zone is unknown, saying so", () => {
     const first = compact(pages[0]?.text ?? "");
-    for (const detail of ["c_42", "web", "Refund request", "José Álvarez", "Ali"]) expect(first).toContain(detail);
-    expect(first).toContain("2026-11-21 10:00:00 UTC");
-    expect(first).toContain("2026-11-21 11:30:00 UTC");
+    for (const detail of ["Subject: Refund request", "Customer: José Álvarez", "Agent: Ali"]) {
+      expect(first).toContain(detail);
+    }
+    expect(first).toContain("Started: 2026-11-21 10:00:00");
+    expect(first).toContain("Ended: 2026-11-21 11:30:00");
+    expect(first).toContain("Time zone: UTC");
   });
 
-  it("prints every chat message with its sender and UTC timestamp, oldest first", () => {
+  it("names the conversation on every page as the reference to quote to support, and nothing else internal", () => {
+    for (const page of pages) expect(page.text).toContain("Reference c_42");
+    // The channel, the desk, participant ids and end reasons are the operators' business.
+    expect(all).not.toMatch(/\bweb\b/);
+    expect(all).not.toContain("rocketchat");
+    for (const id of ["cust-1", "agent-17", "sup-1"]) expect(all).not.toContain(id);
+    expect(all).not.toContain("resolved");
+  });
+
+  it("prints every chat message with its sender and time, oldest first", () => {
     expect(all).toContain("Hello, I was charged twice for my order.");
     expect(all).toContain("I can see the duplicate charge");
-    expect(all).toContain("2026-11-21 10:03:13 UTC José Álvarez");
-    expect(all).toContain("2026-11-21 10:03:17 UTC Ali");
+    expect(all).toContain("2026-11-21 10:03:13 José Álvarez");
+    expect(all).toContain("2026-11-21 10:03:17 Ali");
     for (let i = 0; i < FILLERS; i++) expect(all).toContain(`Filler message ${i} to fill pages.`);
     const positions = [0, 1, 59, 60, 119].map((i) => all.indexOf(`Filler message ${i} `));
     expect(positions).toEqual([...positions].sort((a, b) => a - b));
@@ -129,11 +142,11 @@ describe("renderTranscriptPdf", () => {
     expect(await pdfLinks(pdf)).toEqual([HTTPS_LINK]);
   });
 
-  it("prints the activities a reader needs as system lines", () => {
+  it("prints the activities a customer needs as lines written to them", () => {
     expect(all).toContain("Welcome to Example Support!");
-    expect(all).toContain("Handed to rocketchat");
-    expect(all).toContain("Ali joined");
-    expect(all).toContain("Conversation ended by Ali (resolved)");
+    expect(all).toContain("Waiting for an agent");
+    expect(all).toContain("Ali joined the conversation");
+    expect(all).toContain("Ali ended the conversation");
   });
 
   it("never prints whispers or typing", () => {
@@ -162,7 +175,7 @@ describe("renderTranscriptPdf", () => {
   });
 
   it("keeps each message header on the same page as the message's first line", () => {
-    const header = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC (José Álvarez|Ali)$/;
+    const header = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (José Álvarez|Ali)$/;
     for (const page of pages.slice(0, -1)) {
       const body = page.items.filter((item) => item.str.trim() !== "" && item.y > 50);
       const lowest = Math.min(...body.map((item) => item.y));
@@ -188,5 +201,120 @@ describe("renderTranscriptPdf", () => {
     const text = compact(emptyPages.map((page) => page.text).join(" "));
     expect(text).toContain("No messages.");
     expect(text).not.toContain("INTERNAL-NOTE");
+  });
+});
+
+describe("renderTranscriptPdf for a customer anywhere", () => {
+  const CHINESE = "您好，我的退款到了吗？謝謝";
+  const HINDI = "नमस्ते, मेरा रिफ़ंड कब आएगा?";
+  const EMOJI = "Thanks 👍🏽 ❤️ 🎉";
+  const MIXED = "Order 8812: 退款 ठीक है 👍 done";
+  let pages: ExtractedPage[];
+  let all: string;
+
+  beforeAll(async () => {
+    seq = 0;
+    const pdf = await renderTranscriptPdf({
+      conversation,
+      messages: [chat(customer, CHINESE), chat(customer, HINDI), chat(agent, EMOJI), chat(customer, MIXED)],
+    });
+    ({ pages } = await extract(pdf, { fonts: true }));
+    all = compact(pages.map((page) => page.text).join(" "));
+  });
+
+  const itemsWith = (pattern: RegExp) => pages.flatMap((page) => page.items).filter((item) => pattern.test(item.str));
+
+  it("prints Chinese, Devanagari and emoji as written, with no replacement characters", () => {
+    // Devanagari words are compared where shaping keeps the letters in reading order (a vowel sign such as ि is
+    // drawn, and so extracted, before its consonant).
+    for (const text of ["您好", "我的退款到了吗", "謝謝", "नमस्ते", "मेरा", "आएगा", "ठीक है", "🎉", "❤", "👍", "done"]) {
+      expect(all).toContain(text);
+    }
+    expect(all).not.toContain("\uFFFD");
+  });
+
+  it("draws each script in a font made for it, the Latin around it in DejaVu Sans", () => {
+    const han = itemsWith(/\p{Script=Han}/u);
+    const devanagari = itemsWith(/\p{Script=Devanagari}/u);
+    const emoji = itemsWith(/\p{Emoji_Presentation}/u);
+    for (const found of [han, devanagari, emoji]) expect(found.length).toBeGreaterThan(0);
+    for (const item of han) expect(item.font).toBe("NotoSansHans-Regular");
+    for (const item of devanagari) expect(item.font).toBe("NotoSansDevanagari-Regular");
+    for (const item of emoji) expect(item.font).toBe("NotoEmoji-Regular");
+    for (const item of itemsWith(/Order 8812|Thanks|done/)) expect(item.font).toBe("DejaVuSans");
+  });
+});
+
+describe("renderTranscriptPdf in the customer's time zone", () => {
+  it("prints times in the zone, naming it with its offset", async () => {
+    seq = 0;
+    const pdf = await renderTranscriptPdf({
+      conversation,
+      messages: [chat(customer, "Hello from Karachi")],
+      timeZone: "Asia/Karachi",
+      generatedAt: new Date("2026-11-22T08:00:00.000Z"),
+    });
+    const text = compact((await extract(pdf)).pages.map((page) => page.text).join(" "));
+    expect(text).toContain("Started: 2026-11-21 15:00:00");
+    expect(text).toContain("Ended: 2026-11-21 16:30:00");
+    expect(text).toContain("Time zone: Asia/Karachi (UTC+05:00)");
+    expect(text).toContain("2026-11-21 15:03:12 José Álvarez Hello from Karachi");
+    expect(text).toContain("generated 2026-11-22 13:00:00 UTC+05:00");
+    expect(text).not.toContain("10:03:12");
+  });
+
+  it("follows daylight saving time within the zone", async () => {
+    const summer = { ...conversation, createdAt: "2026-07-01T12:00:00.000Z", endedAt: "2026-07-01T12:30:00.000Z" };
+    const pdf = await renderTranscriptPdf({ conversation: summer, messages: [], timeZone: "Europe/London" });
+    const text = compact((await extract(pdf)).pages.map((page) => page.text).join(" "));
+    expect(text).toContain("Started: 2026-07-01 13:00:00");
+    expect(text).toContain("Time zone: Europe/London (UTC+01:00)");
+  });
+});
+
+describe("renderTranscriptPdf for an organisation", () => {
+  it("prints the organisation's name at the top and its logo above it", async () => {
+    const pdf = await renderTranscriptPdf(
+      { conversation, messages: [] },
+      { title: "Example Bank", logo: flatPng(400, 100) },
+    );
+    const { pages, title } = await extract(pdf, { fonts: true });
+    expect(pages[0]?.items.find((item) => item.str.trim() !== "")?.str).toBe("Example Bank");
+    expect(pages[0]?.images).toBe(1);
+    expect(title).toBe("Example Bank (c_42)");
+  });
+
+  it("writes activities to the customer, and names nobody by id", async () => {
+    const nameless: Participant = { id: "p_7f3a", name: " " };
+    const bot: Participant = { id: "bot-3", name: "" };
+    const view: ConversationView = { ...conversation, customer: nameless, agent: { id: "agent-9", name: "" } };
+    seq = 0;
+    const pdf = await renderTranscriptPdf({
+      conversation: view,
+      messages: [
+        activity(nameless, { activityType: "participantJoined", info: { participant: nameless, role: "customer" } }),
+        activity(bot, { activityType: "participantJoined", info: { participant: bot, role: "bot" } }),
+        chat(nameless, "Is anyone there?"),
+        chat({ id: "agent-9", name: "" }, "Yes, hello."),
+        activity(system, {
+          activityType: "deliveryFailed",
+          info: { messageId: "m3", destination: "rocketchat", reason: "HTTP 500 from upstream" },
+        }),
+        activity(nameless, {
+          activityType: "endOfConversation",
+          info: { reason: "agent-closed", endedBy: { ...nameless, role: "customer" } },
+        }),
+      ],
+    });
+    const text = compact((await extract(pdf)).pages.map((page) => page.text).join(" "));
+    expect(text).toContain("You joined the conversation");
+    expect(text).toContain("Assistant joined the conversation");
+    expect(text).toMatch(/\d\d:\d\d:\d\d You Is anyone there\?/);
+    expect(text).toMatch(/\d\d:\d\d:\d\d Agent Yes, hello\./);
+    expect(text).toContain("Your message could not be delivered to an agent");
+    expect(text).toContain("You ended the conversation");
+    for (const internal of ["p_7f3a", "bot-3", "agent-9", "rocketchat", "HTTP 500", "agent-closed"]) {
+      expect(text).not.toContain(internal);
+    }
   });
 });
