@@ -23,7 +23,7 @@ import type { Clock } from "./core/ports.js";
 import { connectorRoutes } from "./http/connectors.js";
 import cors from "cors";
 import { corsOptions } from "./http/cors.js";
-import { customerRoutes, transcriptLimits } from "./http/customer.js";
+import { customerRoutes, initLimits, transcriptLimits } from "./http/customer.js";
 import { errorHandler, notFound, sendError, shuttingDownError } from "./http/errors.js";
 import { opsRoutes } from "./http/ops.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -196,6 +196,27 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   });
   let shuttingDown = false;
 
+  // Several nodes: Socket.IO's Redis adapter links them (cross-node emits, fetchSockets, the bus above), and the
+  // rate limits count on its publishing client, so that N nodes allow what one does.
+  const adapterClients =
+    redisUrl === undefined
+      ? undefined
+      : (() => {
+          const pub = new Redis(redisUrl, {
+            maxRetriesPerRequest: null,
+            retryStrategy: (n) => Math.min(2_000, 50 * 2 ** Math.min(n, 6)),
+            // A tick's publishes (one per message sent across nodes) go out as one pipeline, in order.
+            enableAutoPipelining: true,
+          });
+          const sub = pub.duplicate({ enableAutoPipelining: false });
+          for (const client of [pub, sub]) {
+            client.on("error", (error: unknown) => redisOutage.failed(error));
+            client.on("ready", () => redisOutage.succeeded());
+          }
+          return { pub, sub };
+        })();
+  const limitsRedis = adapterClients && { client: adapterClients.pub, prefix: config.REDIS_PREFIX };
+
   const web = express();
   web.disable("x-powered-by");
   web.set("trust proxy", trustProxy(config.TRUST_PROXY));
@@ -246,13 +267,18 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       mailer,
       logger,
       maxTextLength: config.MAX_TEXT_LENGTH,
-      initRateLimit: config.INIT_RATE_LIMIT,
+      initLimits: initLimits({
+        perAddressPerMinute: config.INIT_RATE_LIMIT,
+        perApiKeyPerMinute: config.INIT_API_KEY_RATE_LIMIT,
+        ...(limitsRedis === undefined ? {} : { redis: limitsRedis }),
+      }),
       allowedChannels: config.ALLOWED_CHANNELS,
       renderer,
       transcriptLimits: transcriptLimits({
         perAddressPerMinute: config.TRANSCRIPTS_PER_MINUTE,
         pdfsPerHour: config.TRANSCRIPT_PDFS_PER_HOUR,
         emailsPerHour: config.TRANSCRIPT_EMAILS_PER_HOUR,
+        ...(limitsRedis === undefined ? {} : { redis: limitsRedis }),
       }),
       observeSmtp: (outcome, seconds) =>
         metrics.adapterLatency.observe({ adapter: "smtp", operation: "send", outcome }, seconds),
@@ -263,24 +289,6 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   web.use(notFound);
   web.use(errorHandler(logger));
   const httpServer = createServer(web);
-  // Several nodes: Socket.IO's Redis adapter links them (cross-node emits, fetchSockets, the bus above).
-  const adapterClients =
-    redisUrl === undefined
-      ? undefined
-      : (() => {
-          const pub = new Redis(redisUrl, {
-            maxRetriesPerRequest: null,
-            retryStrategy: (n) => Math.min(2_000, 50 * 2 ** Math.min(n, 6)),
-            // A tick's publishes (one per message sent across nodes) go out as one pipeline, in order.
-            enableAutoPipelining: true,
-          });
-          const sub = pub.duplicate({ enableAutoPipelining: false });
-          for (const client of [pub, sub]) {
-            client.on("error", (error: unknown) => redisOutage.failed(error));
-            client.on("ready", () => redisOutage.succeeded());
-          }
-          return { pub, sub };
-        })();
   const fanout = new Fanout(bus);
   const presence = new Presence(tuning.presenceGraceMs, (conversationId, member) => {
     // Gone from this node; maybe reconnected to another: the presence room spans the cluster.
@@ -328,8 +336,11 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     store,
     core,
     metrics,
-    listen: () =>
-      new Promise((resolve, reject) => {
+    listen: async () => {
+      // Links to the other nodes first (cross-node delivery, shared rate limits), for a few seconds at most: a node
+      // whose Redis is down still starts, degraded, and connects when Redis is back.
+      if (adapterClients) await readyWithin([adapterClients.pub, adapterClients.sub], 5_000);
+      return new Promise<number>((resolve, reject) => {
         httpServer.once("error", reject);
         httpServer.listen(config.PORT, config.HOST, () => {
           httpServer.off("error", reject);
@@ -348,7 +359,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           for (const worker of workers) worker.start();
           resolve(port);
         });
-      }),
+      });
+    },
     close: async () => {
       if (shuttingDown) return;
       // 1. /ready answers 503 and no new connection is accepted (the load balancer moves traffic away).
@@ -377,6 +389,22 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       logger.info({}, "closed");
     },
   };
+}
+
+/** Resolves once every client is ready, or after `timeoutMs`, whichever comes first. */
+async function readyWithin(clients: readonly Redis[], timeoutMs: number): Promise<void> {
+  // Not `events.once`, which rejects on the first connection error: only readiness ends the wait.
+  const waiting = clients
+    .filter((client) => client.status !== "ready")
+    .map((client) => new Promise((resolve) => client.once("ready", resolve)));
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(waiting),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /** `TRUST_PROXY`: true/false, a hop count, or Express's named ranges / CIDR list. */

@@ -84,7 +84,14 @@ const CoreConfigSchema = z.object({
     .default(5)
     .describe("times a connector may refuse a message ({ ok: false }) before it is given up and reported to agents"),
   MAX_PAYLOAD_BYTES: positiveInt.default(1_048_576).describe("largest socket event or JSON body"),
-  INIT_RATE_LIMIT: positiveInt.default(30).describe("POST /api/customer/init per client IP per minute"),
+  INIT_RATE_LIMIT: positiveInt
+    .default(30)
+    .describe("POST /api/customer/init per client address per minute, without an API key (all nodes together)"),
+  INIT_API_KEY_RATE_LIMIT: positiveInt
+    .default(1_200)
+    .describe(
+      "POST /api/customer/init per API key per minute (connectors, RapidPro, back offices; all nodes together)",
+    ),
   CUSTOMER_EVENTS_PER_SECOND: positiveInt
     .default(10)
     .describe("events a customer socket may send per second, sustained"),

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { Router, type Request, type Response } from "express";
 import {
   InitRequestSchema,
@@ -18,7 +19,6 @@ import type { TranscriptMailer } from "../transcript/mailer.js";
 import type { TranscriptInput } from "../transcript/pdf.js";
 import { bearer } from "./auth.js";
 import { consumeOrRefuse, createLimiter, setRetryAfter, type Limiter, type LimiterOptions } from "./limits.js";
-import { rateLimit } from "./rate-limit.js";
 
 export interface CustomerRoutesDeps {
   core: ConversationService;
@@ -27,13 +27,39 @@ export interface CustomerRoutesDeps {
   mailer: TranscriptMailer | undefined;
   logger: Logger;
   maxTextLength: number;
-  initRateLimit: number;
+  initLimits: InitLimits;
   /** Channels init accepts; empty: any. */
   allowedChannels: readonly string[];
   /** Renders PDF transcripts (off the event loop). */
   renderer: { render(input: TranscriptInput): Promise<Buffer> };
   transcriptLimits: TranscriptLimits;
   observeSmtp: (outcome: "ok" | "error", seconds: number) => void;
+}
+
+/** The init route's rate limits (see {@link initLimits}). */
+export interface InitLimits {
+  /** Anonymous calls per client address (web widgets). */
+  perAddress: Limiter;
+  /** Calls per API key (connectors, RapidPro, back offices: many customers from one address). */
+  perApiKey: Limiter;
+}
+
+/** The init route's limits. Counted in this process unless `redis` is given (then shared by every node). */
+export function initLimits(options: {
+  perAddressPerMinute: number;
+  perApiKeyPerMinute: number;
+  redis?: LimiterOptions["redis"];
+}): InitLimits {
+  const shared = options.redis === undefined ? {} : { redis: options.redis };
+  return {
+    perAddress: createLimiter({
+      name: "init-address",
+      points: options.perAddressPerMinute,
+      durationSeconds: 60,
+      ...shared,
+    }),
+    perApiKey: createLimiter({ name: "init-key", points: options.perApiKeyPerMinute, durationSeconds: 60, ...shared }),
+  };
 }
 
 /** The transcript routes' rate limits (see {@link transcriptLimits}). */
@@ -78,7 +104,12 @@ export function transcriptLimits(options: {
 export function customerRoutes(deps: CustomerRoutesDeps): Router {
   const router = Router();
 
-  router.post("/init", rateLimit({ limit: deps.initRateLimit, windowMs: 60_000 }), async (req, res) => {
+  router.post("/init", async (req, res) => {
+    const credential = bearer(req);
+    const trusted = credential !== undefined && deps.apiKeys.verify(credential);
+    // Counted before anything else is done; an API key by a digest of it, never the key itself.
+    if (trusted) await consumeOrRefuse(res, deps.initLimits.perApiKey, keyDigest(credential));
+    else await consumeOrRefuse(res, deps.initLimits.perAddress, req.ip ?? "unknown");
     const parsed = InitRequestSchema.safeParse(req.body);
     if (!parsed.success) throw invalidPayload(parsed.error.issues);
     if (deps.allowedChannels.length > 0 && !deps.allowedChannels.includes(parsed.data.channel)) {
@@ -92,8 +123,6 @@ export function customerRoutes(deps: CustomerRoutesDeps): Router {
         tooLong.map(([path]) => ({ path: [path], message: `at most ${deps.maxTextLength} characters` })),
       );
     }
-    const credential = bearer(req);
-    const trusted = credential !== undefined && deps.apiKeys.verify(credential);
     const { conversation } = await deps.core.init(parsed.data, { trusted });
     const body: InitResponse = {
       conversationId: conversation.id,
@@ -215,6 +244,9 @@ export function customerRoutes(deps: CustomerRoutesDeps): Router {
 
   return router;
 }
+
+/** A short, stable name for an API key in a limiter's keys, from which the key cannot be recovered. */
+const keyDigest = (apiKey: string): string => createHash("sha256").update(apiKey).digest("base64url").slice(0, 22);
 
 /** The customer's token opens their own conversation; an API key opens any. */
 function authorize(conversation: Conversation, credential: string, apiKeys: ApiKeys): "customer" | "apiKey" {

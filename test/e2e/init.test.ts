@@ -349,7 +349,7 @@ describe("HTTP errors", () => {
 });
 
 describe("POST /api/customer/init: rate limit", () => {
-  const { post } = useGateway({ INIT_RATE_LIMIT: "2" });
+  const { post, gateway } = useGateway({ INIT_RATE_LIMIT: "2", INIT_API_KEY_RATE_LIMIT: "4" });
 
   it("answers the third call of a minute from one IP with 429 rate_limited and Retry-After", async () => {
     const body = { firstName: "Sara", channel: "web", email: "sara@example.com" };
@@ -364,6 +364,21 @@ describe("POST /api/customer/init: rate limit", () => {
 
     // Per client IP: another client (behind the trusted local proxy) is not limited.
     expect((await post(body, { "x-forwarded-for": "203.0.113.7" })).status).toBe(200);
+  });
+
+  it("counts API-key callers by key, with their own higher limit, not by address", async () => {
+    const key = { authorization: `Bearer ${gateway().apiKey}`, "x-forwarded-for": "198.51.100.9" };
+    const body = { firstName: "Bilal", channel: "sms" };
+    // The address has used up its anonymous allowance; the key has its own.
+    for (let i = 0; i < 3; i++)
+      expect(
+        (await post({ firstName: "A", channel: "web", email: "a@example.com" }, { "x-forwarded-for": "198.51.100.9" }))
+          .status,
+      ).toBe(i < 2 ? 200 : 429);
+    for (let i = 0; i < 4; i++) expect((await post({ ...body, refId: `+9230000000${i}` }, key)).status).toBe(200);
+    const limited = await post({ ...body, refId: "+92300000009" }, key);
+    expectHttpError(limited, 429, "rate_limited");
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
   });
 });
 

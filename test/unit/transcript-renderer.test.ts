@@ -114,8 +114,8 @@ describe("TranscriptRenderer", () => {
       await pool.close();
       process.stdout.write(pdf.toString("base64"));`,
     );
-    // No tsx anywhere: plain node, with the flags the start script uses.
-    const { stdout } = await run(process.execPath, ["--v8-pool-size=1", script], {
+    // No tsx anywhere: plain node, as the start script runs the gateway.
+    const { stdout } = await run(process.execPath, [script], {
       cwd: dir,
       maxBuffer: 16 * 1024 * 1024,
     });
