@@ -309,6 +309,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       maxPayloadBytes: config.MAX_PAYLOAD_BYTES,
       apiKeys,
       customerRateLimit: { perSecond: config.CUSTOMER_EVENTS_PER_SECOND, burst: config.CUSTOMER_EVENTS_BURST },
+      maxQueuedEvents: tuning.maxQueuedEvents,
       onConnectionChange: (delta) => metrics.sockets.inc(delta),
     },
   );

@@ -17,6 +17,11 @@ export interface Tuning {
   retryMaxMs: number;
   /** The longest wait between two tries to reach an agent while the desk has none. */
   noAgentRetryMaxMs: number;
+  /**
+   * Events a socket may have waiting behind the one being handled before it is disconnected: a customer sends one
+   * at a time (its rate limit admits a burst), a connector or an agent application relays many customers at once.
+   */
+  maxQueuedEvents: { customer: number; apiKey: number };
 }
 
 export const defaultTuning: Readonly<Tuning> = Object.freeze({
@@ -25,4 +30,5 @@ export const defaultTuning: Readonly<Tuning> = Object.freeze({
   connectorMaxInFlight: 100,
   retryMaxMs: 300_000,
   noAgentRetryMaxMs: 60_000,
+  maxQueuedEvents: { customer: 64, apiKey: 1_024 },
 });

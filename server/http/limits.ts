@@ -52,8 +52,9 @@ export function createLimiter(options: LimiterOptions): Limiter {
         await limiter.consume(key);
       } catch (error) {
         if (!(error instanceof RateLimiterRes)) throw error;
-        const retryAfterSeconds = Math.max(1, Math.ceil(error.msBeforeNext / 1000));
-        throw new GatewayError("rate_limited", message(retryAfterSeconds), { retryAfterSeconds });
+        const retryAfterMs = Math.max(1, Math.ceil(error.msBeforeNext));
+        const retryAfterSeconds = Math.ceil(retryAfterMs / 1000);
+        throw new GatewayError("rate_limited", message(retryAfterSeconds), { retryAfterSeconds, retryAfterMs });
       }
     },
   };

@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { ErrorInfo } from "../../protocol/index.js";
 import { GatewayError, invalidPayload } from "../core/errors.js";
+import type { Limiter } from "../http/limits.js";
 import type { Logger } from "../logger.js";
 import type { AppSocket } from "./types.js";
 
@@ -33,25 +34,23 @@ export class HandlerTable<Context> {
 }
 
 /**
- * The one path every client event takes: size cap → zod → handler → ack. Events of one socket run one after
- * another, so a client's messages are recorded in the order it sent them. An unexpected throw is logged with its
- * stack and answered `internal`; the socket and the server carry on. One small object per socket (idle sockets are
- * most of a gateway's memory): the handlers themselves are shared.
+ * The one path every client event takes: size cap and rate limit as it arrives → queue → zod → handler → ack. Events
+ * of one socket run one after another, so a client's messages are recorded in the order it sent them. An event over
+ * the size cap or the rate limit is answered at once and never queued; a socket that piles up more events than
+ * `maxQueued` behind the one being handled is disconnected. An unexpected throw is logged with its stack and answered
+ * `internal`; the socket and the server carry on. One small object per socket (idle sockets are most of a gateway's
+ * memory): the handlers themselves are shared.
  */
 class SocketDispatcher<Context> {
   /** Events waiting behind the one being handled (empty almost always: then an event runs at once). */
   private readonly queue: (() => Promise<void>)[] = [];
   private busy = false;
-  private tokens: number;
-  private at = Date.now();
 
   constructor(
     private readonly table: HandlerTable<Context>,
     private readonly context: Context,
     private readonly options: DispatchOptions,
-  ) {
-    this.tokens = options.rateLimit?.burst ?? 0;
-  }
+  ) {}
 
   dispatch(event: unknown, args: unknown[]): void {
     const last = args.at(-1);
@@ -62,8 +61,40 @@ class SocketDispatcher<Context> {
       return;
     }
     const payload = args.length > (ack ? 1 : 0) ? args[0] : undefined;
-    if (this.busy) this.queue.push(() => this.run(handler, payload, ack));
-    else void this.runThenDrain(handler, payload, ack);
+    if (approximateSize(payload, this.options.maxPayloadBytes) > this.options.maxPayloadBytes) {
+      const error = new GatewayError(
+        "payload_too_large",
+        `Events are limited to ${this.options.maxPayloadBytes} bytes.`,
+      );
+      ack?.({ ok: false, error: error.toInfo() });
+      return;
+    }
+    const limiter = this.options.rateLimit;
+    if (!limiter) {
+      this.enqueue(handler, payload, ack);
+      return;
+    }
+    // Counted now, as it arrives. The in-memory limiter settles at once, so events admitted one after another are
+    // queued in the order they came.
+    limiter.limiter.consume(limiter.key).then(
+      () => this.enqueue(handler, payload, ack),
+      (error: unknown) => ack?.({ ok: false, error: toGatewayError(error).toInfo() }),
+    );
+  }
+
+  private enqueue(handler: EventHandler<z.ZodType, Context>, payload: unknown, ack: Ack | undefined): void {
+    if (!this.busy) {
+      void this.runThenDrain(handler, payload, ack);
+      return;
+    }
+    if (this.queue.length >= this.options.maxQueued) {
+      // A client that sends far faster than it is answered (and is not rate limited, or floods within its limit
+      // while the store is slow): its backlog would grow without bound.
+      this.queue.length = 0;
+      this.options.overflow();
+      return;
+    }
+    this.queue.push(() => this.run(handler, payload, ack));
   }
 
   /** Runs an event at once (the usual case: nothing queued), then whatever queued up behind it. */
@@ -81,31 +112,10 @@ class SocketDispatcher<Context> {
     }
   }
 
-  /** A token of the socket's bucket; the wait in ms when there is none. */
-  private take(): number {
-    const limit = this.options.rateLimit;
-    if (!limit) return 0;
-    const now = Date.now();
-    this.tokens = Math.min(limit.burst, this.tokens + ((now - this.at) / 1000) * limit.perSecond);
-    this.at = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return 0;
-    }
-    return Math.ceil(((1 - this.tokens) / limit.perSecond) * 1000);
-  }
-
   private async run(handler: EventHandler<z.ZodType, Context>, payload: unknown, ack: Ack | undefined): Promise<void> {
     let response: Parameters<Ack>[0];
     let after: (() => void) | undefined;
     try {
-      const waitMs = this.take();
-      if (waitMs > 0) {
-        throw new GatewayError("rate_limited", `Too many events; retry in ${waitMs} ms.`, { retryAfterMs: waitMs });
-      }
-      if (approximateSize(payload, this.options.maxPayloadBytes) > this.options.maxPayloadBytes) {
-        throw new GatewayError("payload_too_large", `Events are limited to ${this.options.maxPayloadBytes} bytes.`);
-      }
       const parsed = handler.schema.safeParse(payload);
       if (!parsed.success) throw invalidPayload(parsed.error.issues);
       const result = await handler.handle(this.context, parsed.data);
@@ -131,10 +141,18 @@ class SocketDispatcher<Context> {
 
 interface DispatchOptions {
   maxPayloadBytes: number;
+  /** Events that may wait behind the one being handled before the socket is disconnected. */
+  maxQueued: number;
+  /** Disconnects the socket (its queue passed `maxQueued`). */
+  overflow: () => void;
   /** The socket's logger, made on first use. */
   logger: () => Logger;
-  /** Events per second this socket may send (a token bucket of `burst`); undefined: no limit. */
-  rateLimit?: { perSecond: number; burst: number };
+  /** Counts this socket's events (under `key`); undefined: no limit. */
+  rateLimit?: { limiter: Limiter; key: string };
+}
+
+function toGatewayError(error: unknown): GatewayError {
+  return error instanceof GatewayError ? error : new GatewayError("internal");
 }
 
 /** Routes every event of the socket through the handler table. */

@@ -2,6 +2,7 @@ import type { Server as HttpServer } from "node:http";
 import type { CorsOptions } from "cors";
 import { Server } from "socket.io";
 import type { ApiKeys } from "../core/api-keys.js";
+import { createLimiter } from "../http/limits.js";
 import type { Logger } from "../logger.js";
 import type { StoredMessage } from "../../protocol/index.js";
 import { handlers, release, type SocketContext, type SocketDeps, type SocketState } from "./handlers.js";
@@ -16,6 +17,8 @@ export interface SocketServerOptions {
   apiKeys: ApiKeys;
   /** Limit for customer sockets (API-key sockets relay many customers and are trusted). */
   customerRateLimit: { perSecond: number; burst: number };
+  /** Events a socket may have waiting before it is disconnected (see `Tuning`). */
+  maxQueuedEvents: { customer: number; apiKey: number };
   onConnectionChange?: (delta: 1 | -1) => void;
 }
 
@@ -46,16 +49,31 @@ export function createSocketServer(httpServer: HttpServer, deps: SocketDeps, opt
   });
 
   const table = new HandlerTable(handlers);
+  // Per socket, in this process: a socket lives on one node, so its count is whole here (and stays off Redis on the
+  // message path). `burst` events at once, then `perSecond` on average.
+  const { perSecond, burst } = options.customerRateLimit;
+  const customerEvents = createLimiter({
+    name: "socket-events",
+    points: burst,
+    durationSeconds: Math.max(1, Math.round(burst / perSecond)),
+    message: (seconds) => `Too many events; retry in ${seconds} s.`,
+  });
   const debug = deps.logger.isLevelEnabled("debug");
   io.on("connection", (socket) => {
     const state: SocketState = { principal: socket.data.principal, sessions: new Map() };
     const context = new ConnectionContext(deps, socket, state);
     options.onConnectionChange?.(1);
     if (debug) context.log.debug({}, "socket connected");
+    const customer = state.principal.kind === "customer";
     attachHandlers(socket, table, context, {
       maxPayloadBytes: options.maxPayloadBytes,
+      maxQueued: customer ? options.maxQueuedEvents.customer : options.maxQueuedEvents.apiKey,
+      overflow: () => {
+        context.log.warn({}, "socket disconnected: too many events waiting");
+        socket.disconnect(true);
+      },
       logger: () => context.log,
-      ...(state.principal.kind === "customer" ? { rateLimit: options.customerRateLimit } : {}),
+      ...(customer ? { rateLimit: { limiter: customerEvents, key: socket.id } } : {}),
     });
     socket.on("disconnect", (reason) => {
       options.onConnectionChange?.(-1);
