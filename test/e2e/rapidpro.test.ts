@@ -179,7 +179,9 @@ describe("RapidPro contacts talk to Rocket.Chat agents through /live-agents", ()
       input: { text: "here is my photo", attachments: [`image/jpeg:${photoUrl}`] },
     });
     expect(said.status).toBe(200);
-    await expect.poll(() => rocketChat.files().filter((f) => f.rid === rid && f.name === "photo.jpg").length).toBe(1);
+    await expect
+      .poll(() => rocketChat.files().filter((f) => f.rid === rid && f.name === "photo.jpg" && !f.thumbnailOf).length)
+      .toBe(1);
   });
 });
 
@@ -195,7 +197,11 @@ describe("RapidPro hand-offs when things go wrong", () => {
 
     // RapidPro throttles the workspace while the agent writes three replies.
     rapidPro.failNext(2, 429, { retryAfterSeconds: 1 });
-    for (const text of ["one", "two", "three"]) rocketChat.agentSend(rid, text);
+    // Rocket.Chat sends each webhook on its own: each reply is recorded before the agent types the next.
+    for (const text of ["one", "two", "three"]) {
+      rocketChat.agentSend(rid, text);
+      await rocketChat.whenWebhooksIdle();
+    }
     // Rocket.Chat is down while the contact writes three messages: each call is still answered at once.
     rocketChat.goDown("503");
     for (const text of ["a", "b", "c"]) {
