@@ -237,8 +237,7 @@ export class RocketChatClient {
    * LIMITED_WINDOW_MS (one window running out once is normal traffic; several in a row hold conversations back).
    */
   rateLimitProblem(): string | undefined {
-    const since = this.now() - LIMITED_WINDOW_MS;
-    while (this.limitHits.length > 0 && (this.limitHits[0]?.at ?? 0) < since) this.limitHits.shift();
+    this.forgetLimitHits();
     if (this.limitHits.length < LIMITED_PROBLEM_HITS) return undefined;
     const routes = new Map<string, string | undefined>();
     for (const hit of this.limitHits) routes.set(hit.route, hit.limit ?? routes.get(hit.route));
@@ -328,6 +327,13 @@ export class RocketChatClient {
     const until = this.now() + retryAfter(response, this.now());
     this.gates.set(gate, Math.max(this.gates.get(gate) ?? 0, until));
     this.limitHits.push({ at: this.now(), route: operation, limit: header(response, "x-ratelimit-limit") });
+    this.forgetLimitHits();
+  }
+
+  /** Drops the hits older than LIMITED_WINDOW_MS (also while nobody asks `/ready`). */
+  private forgetLimitHits(): void {
+    const since = this.now() - LIMITED_WINDOW_MS;
+    while (this.limitHits.length > 0 && (this.limitHits[0]?.at ?? 0) < since) this.limitHits.shift();
   }
 }
 
