@@ -57,6 +57,12 @@ export class Metrics implements CoreMetrics {
     labelNames: ["destination"],
     registers: [this.registry],
   });
+  private readonly rateLimited = new Counter({
+    name: "liaison_adapter_rate_limited_total",
+    help: "Requests an external system refused for its rate limit (HTTP 429), by adapter and operation",
+    labelNames: ["adapter", "operation"],
+    registers: [this.registry],
+  });
   readonly adapterLatency = new Histogram({
     name: "liaison_adapter_request_seconds",
     help: "Latency of requests to external systems, by adapter and operation",
@@ -113,8 +119,9 @@ export class Metrics implements CoreMetrics {
     this.deliveryFailures.inc({ destination });
   }
 
-  /** Times one request to an external system (for adapters). */
-  observe(adapter: string, operation: string, outcome: "ok" | "error", seconds: number): void {
+  /** Times one request to an external system (for adapters); counts the ones refused for a rate limit. */
+  observe(adapter: string, operation: string, outcome: "ok" | "error" | "rate_limited", seconds: number): void {
     this.adapterLatency.observe({ adapter, operation, outcome }, seconds);
+    if (outcome === "rate_limited") this.rateLimited.inc({ adapter, operation });
   }
 }

@@ -38,8 +38,12 @@ export interface AdapterDeps<C> {
   signer: UrlSigner;
   /** A child logger named after the adapter. */
   logger: Logger;
-  /** Times one request to the external system (`liaison_adapter_request_seconds`, labelled with the adapter). */
-  observe: (operation: string, outcome: "ok" | "error", seconds: number) => void;
+  /**
+   * Times one request to the external system (`liaison_adapter_request_seconds`, labelled with the adapter); a
+   * request the system refused for its rate limit (a 429) is `rate_limited`, also counted in
+   * `liaison_adapter_rate_limited_total`.
+   */
+  observe: (operation: string, outcome: "ok" | "error" | "rate_limited", seconds: number) => void;
 }
 
 /** An enabled adapter: the port it implements, its inbound routes and its health. */
@@ -55,7 +59,10 @@ export interface AdapterInstance {
    * reported by `/ready` for as long as they last.
    */
   warnings?: readonly string[];
-  /** A problem seen at run time (a rejected credential), reported by `/ready`; undefined while healthy. */
+  /**
+   * A problem seen at run time (a rejected credential, a system that keeps rate-limiting), reported by `/ready`;
+   * undefined while healthy.
+   */
   problem?(): string | undefined;
 }
 

@@ -472,6 +472,48 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     );
   }
 
+  /**
+   * The customer's channel took a message but not one of its files as a file (a type or size it refuses): the
+   * customer got a link to it instead (`link`), or only a line saying it could not be delivered (`dropped`). Agents
+   * see a `deliveryFailed` activity naming the file, and the desk gets a note. `index` is the file's position in the
+   * message, so that a retried delivery reports each file once.
+   */
+  async channelFileNotAttached(
+    conversation: Conversation,
+    message: { id: string },
+    file: { index: number; name: string },
+    outcome: "link" | "dropped",
+    reason: string,
+  ): Promise<void> {
+    const happened =
+      outcome === "link" ? "the customer got a link to it instead" : "the customer got a line saying so instead";
+    await this.appendActivity(
+      conversation,
+      "deliveryFailed",
+      {
+        messageId: message.id,
+        destination: conversation.channel,
+        reason: `${file.name} was not attached (${reason}); ${happened}`,
+      },
+      undefined,
+      {
+        flag: { key: `file:channel:${message.id}:${file.index}`, value: true },
+        ...(this.usesExternalDesk(conversation)
+          ? {
+              outbox: [
+                {
+                  lane: "desk" as const,
+                  kind: "note" as const,
+                  text: `⚠ Not attached for the customer: ${file.name} (${reason}); ${happened}`,
+                },
+              ],
+            }
+          : {}),
+      },
+      { toConnector: false },
+    );
+  }
+
   // --- the desk side -------------------------------------------------------------------------------------------
 
   /** Outbox effect: the desk session is open; record its ids and whoever took the conversation already. */

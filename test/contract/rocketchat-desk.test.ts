@@ -2,6 +2,7 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ChatMessage } from "../../protocol/index.js";
 import { RocketChatDesk, mintVisitorToken } from "../../server/adapters/rocketchat/index.js";
+import { rocketChatMessageId } from "../../server/adapters/rocketchat/mapper.js";
 import { RocketChatError } from "../../server/adapters/rocketchat/client.js";
 import type { Conversation } from "../../server/core/conversation.js";
 import { DeskSessionClosedError, NoAgentAvailableError } from "../../server/core/desk.js";
@@ -18,7 +19,14 @@ afterEach(async () => {
   for (const fake of fakes.splice(0)) await fake.close();
 });
 
-async function setup(options: FakeRocketChatOptions = {}, env: { department?: string; credentials?: boolean } = {}) {
+async function setup(
+  options: FakeRocketChatOptions = {},
+  env: {
+    department?: string;
+    credentials?: boolean;
+    observe?: (operation: string, outcome: "ok" | "error" | "rate_limited", seconds: number) => void;
+  } = {},
+) {
   const fake = await startFakeRocketChat(options);
   fakes.push(fake);
   const desk = new RocketChatDesk({
@@ -33,6 +41,7 @@ async function setup(options: FakeRocketChatOptions = {}, env: { department?: st
     logger: pino({ level: "silent" }),
     fetchHosts: [],
     maxFileBytes: 1_000_000,
+    ...(env.observe === undefined ? {} : { observe: env.observe }),
   });
   return { fake, desk };
 }
@@ -165,12 +174,12 @@ describe("Rocket.Chat desk against the fake Rocket.Chat", () => {
     await desk.send(bound, message);
     // The outbox retries it (the first answer was lost): the file is in the room already and is not posted again.
     await desk.send(bound, message, { since: firstAttempt, outcomeUnknown: true });
-    const files = fake.files().filter((f) => f.rid === session.ids.rid);
+    const files = fake.files().filter((f) => f.rid === session.ids.rid && f.thumbnailOf === undefined);
     expect(files).toHaveLength(1);
     expect(files[0]?.content.equals(png)).toBe(true);
     // Another message with a file of the same name (phones call every photo image.jpg) is a new file.
     await desk.send(bound, chat(c, "", { attachments: message.attachments }));
-    expect(fake.files().filter((f) => f.rid === session.ids.rid)).toHaveLength(2);
+    expect(fake.files().filter((f) => f.rid === session.ids.rid && f.thumbnailOf === undefined)).toHaveLength(2);
     await desk.send(
       bound,
       chat(c, "see this", {
@@ -200,8 +209,14 @@ describe("Rocket.Chat desk against the fake Rocket.Chat", () => {
     expect((error as Error).message).toContain("room-closed");
   });
 
-  it("asks for a retry on 5xx, on a dropped connection, and on 429 after Retry-After, then gates room creation", async () => {
-    const { fake, desk } = await setup();
+  it("asks for a retry on 5xx, on a dropped connection, and on 429 until X-RateLimit-Reset, then gates that route only", async () => {
+    const observed: string[] = [];
+    const { fake, desk } = await setup(
+      {},
+      { observe: (operation, outcome) => observed.push(`${operation} ${outcome}`) },
+    );
+    const c = conversation();
+    const session = await desk.open(c);
     fake.failNext(1, 503);
     await expect(desk.open(conversation())).rejects.toMatchObject({ retryable: true, upstreamStatus: 503 });
     fake.goDown("reset");
@@ -210,14 +225,21 @@ describe("Rocket.Chat desk against the fake Rocket.Chat", () => {
     fake.failNext(1, 429, { retryAfterSeconds: 7 });
     const limited = await desk.open(conversation()).catch((e: unknown) => e);
     expect(limited).toMatchObject({ retryable: true, upstreamStatus: 429 });
-    expect((limited as RocketChatError).retryAfterMs).toBe(7_000);
-    // Every conversation now waits: no request reaches Rocket.Chat until the gate opens.
+    // Rocket.Chat sends no Retry-After: the wait is read from X-RateLimit-Reset.
+    const wait = (limited as RocketChatError).retryAfterMs ?? 0;
+    expect(wait).toBeGreaterThan(6_000);
+    expect(wait).toBeLessThanOrEqual(7_000);
+    expect(observed).toContain("livechat/visitor rate_limited");
+    // Every conversation now waits for that route: no request reaches Rocket.Chat until the gate opens...
     const before = fake.requests.length;
     await expect(desk.open(conversation())).rejects.toMatchObject({ retryable: true, upstreamStatus: 429 });
     expect(fake.requests.length).toBe(before);
+    // ...while other routes, each with its own counter in Rocket.Chat, go on.
+    await desk.send(opened(c, session.ids), chat(c, "still here"));
+    expect(texts(fake, session.ids.rid ?? "")).toEqual(["still here"]);
   });
 
-  it("meets Rocket.Chat's own 5-per-minute visitor limiter with a retryable error and then waits it out", async () => {
+  it("meets Rocket.Chat's own 5-per-minute visitor limiter: the fifth answer says none is left, so nothing is refused", async () => {
     const { fake, desk } = await setup({ rateLimit: true });
     const outcomes: string[] = [];
     for (let i = 0; i < 7; i++) {
@@ -230,7 +252,99 @@ describe("Rocket.Chat desk against the fake Rocket.Chat", () => {
       );
     }
     expect(outcomes).toEqual(["open", "open", "open", "open", "open", "retry:429", "retry:429"]);
-    // Only the first refusal reached Rocket.Chat; the second waited behind the gate.
-    expect(fake.requests.filter((r) => r.status === 429)).toHaveLength(1);
+    // X-RateLimit-Remaining: 0 on the fifth call closed the gate: the two later opens waited without asking.
+    expect(fake.requests.filter((r) => r.status === 429)).toHaveLength(0);
+    expect(fake.requests.filter((r) => r.path === "/api/v1/livechat/visitor")).toHaveLength(5);
+  });
+
+  it("paces every rate-limited route: customer messages of all conversations share one window, and /ready hears of it", async () => {
+    const { fake, desk } = await setup({ rateLimit: true, rateLimitCalls: 2, rateLimitIntervalMs: 300 });
+    const a = conversation();
+    const b = conversation();
+    const [sa, sb] = [await desk.open(a), await desk.open(b)];
+    const [ba, bb] = [opened(a, sa.ids), opened(b, sb.ids)];
+    await desk.send(ba, chat(a, "a1"));
+    await desk.send(bb, chat(b, "b1"));
+    // Two calls per window on livechat/message, whichever room: the third waits for the window, without a request.
+    const before = fake.requests.length;
+    const held = await desk.send(ba, chat(a, "a2")).catch((e: unknown) => e);
+    expect(held).toMatchObject({ retryable: true, upstreamStatus: 429 });
+    expect((held as RocketChatError).retryAfterMs).toBeLessThanOrEqual(300);
+    expect(fake.requests.length).toBe(before);
+    expect(desk.client.rateLimitProblem()).toBeUndefined();
+    // After the window, the outbox's retry goes through; windows that keep filling up make a /ready problem.
+    const sendWhenAllowed = async (c: Conversation, text: string) =>
+      expect
+        .poll(
+          () =>
+            desk.send(c === a ? ba : bb, chat(c, text)).then(
+              () => true,
+              () => false,
+            ),
+          { interval: 50 },
+        )
+        .toBe(true);
+    for (const text of ["a2", "a3", "a4", "a5"]) await sendWhenAllowed(a, text);
+    expect(texts(fake, sa.ids.rid ?? "")).toEqual(["a1", "a2", "a3", "a4", "a5"]);
+    expect(fake.requests.filter((r) => r.status === 429)).toHaveLength(0);
+    const problem = desk.client.rateLimitProblem() ?? "";
+    expect(problem).toContain("livechat/message (2 per window)");
+    expect(problem).toMatch(
+      /^Rocket\.Chat rate-limited .* \d+ times in 5 minutes: raise API_Enable_Rate_Limiter_Limit_Calls_Default or turn API_Enable_Rate_Limiter off$/,
+    );
+  });
+
+  it("counts a resent _id that Rocket.Chat already stored as delivered, after finding it in the room", async () => {
+    for (const version of [7, 5] as const) {
+      const { fake, desk } = await setup({ version });
+      const c = conversation();
+      const session = await desk.open(c);
+      const bound = opened(c, session.ids);
+      const message = chat(c, "Did it arrive?");
+      await desk.send(bound, message);
+      // The first answer was lost (a timeout): the retry finds it stored, and it is not an error.
+      await expect(desk.send(bound, message, { since: Date.now(), outcomeUnknown: true })).resolves.toBeUndefined();
+      expect(texts(fake, session.ids.rid ?? "")).toEqual(["Did it arrive?"]);
+      expect(fake.requests.filter((r) => r.path === "/api/v1/livechat/message" && r.status === 400)).toHaveLength(1);
+    }
+    // The same 400 for an _id stored in ANOTHER room is not a delivery: it stays a refusal.
+    const { desk } = await setup();
+    const first = conversation();
+    const other = conversation();
+    const s1 = await desk.open(first);
+    const s2 = await desk.open(other);
+    const taken = chat(first, "mine");
+    await desk.send(opened(first, s1.ids), taken);
+    const stolen = await desk.client
+      .sendMessage({
+        token: s2.ids.visitorToken ?? "",
+        rid: s2.ids.rid ?? "",
+        msg: "not mine",
+        _id: rocketChatMessageId(opened(first, s1.ids), taken),
+      })
+      .catch((e: unknown) => e);
+    expect(stolen).toMatchObject({ retryable: false, upstreamStatus: 400 });
+  });
+
+  it("reports the session closed when an upload meets a room that is closed (403, by version)", async () => {
+    for (const version of [7, 8] as const) {
+      const { fake, desk } = await setup({ version });
+      const c = conversation();
+      const session = await desk.open(c);
+      fake.closeByAgent(session.ids.rid ?? "");
+      const png = Buffer.from("89504e470d0a1a0a", "hex");
+      const error = await desk
+        .send(
+          opened(c, session.ids),
+          chat(c, "", {
+            attachments: [
+              { type: "image/png", name: "p.png", contentUrl: `data:image/png;base64,${png.toString("base64")}` },
+            ],
+          }),
+        )
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(DeskSessionClosedError);
+      expect(fake.requests.at(-1)).toMatchObject({ path: `/api/v1/livechat/upload/${session.ids.rid}`, status: 403 });
+    }
   });
 });

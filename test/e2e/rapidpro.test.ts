@@ -1,3 +1,5 @@
+import { createServer, request as httpRequest } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { connect, nextEvent, postJson, request } from "../helpers/socket.js";
@@ -180,7 +182,9 @@ describe("RapidPro contacts talk to Rocket.Chat agents through /live-agents", ()
       input: { text: "here is my photo", attachments: [`image/jpeg:${photoUrl}`] },
     });
     expect(said.status).toBe(200);
-    await expect.poll(() => rocketChat.files().filter((f) => f.rid === rid && f.name === "photo.jpg").length).toBe(1);
+    await expect
+      .poll(() => rocketChat.files().filter((f) => f.rid === rid && f.name === "photo.jpg" && !f.thumbnailOf).length)
+      .toBe(1);
   });
 });
 
@@ -196,7 +200,11 @@ describe("RapidPro hand-offs when things go wrong", () => {
 
     // RapidPro throttles the workspace while the agent writes three replies.
     rapidPro.failNext(2, 429, { retryAfterSeconds: 1 });
-    for (const text of ["one", "two", "three"]) rocketChat.agentSend(rid, text);
+    // Rocket.Chat sends each webhook on its own: each reply is recorded before the agent types the next.
+    for (const text of ["one", "two", "three"]) {
+      rocketChat.agentSend(rid, text);
+      await rocketChat.whenWebhooksIdle();
+    }
     // Rocket.Chat is down while the contact writes three messages: each call is still answered at once.
     rocketChat.goDown("503");
     for (const text of ["a", "b", "c"]) {
@@ -397,6 +405,223 @@ describe("RapidPro hand-offs when things go wrong", () => {
         status: "degraded",
         problems: { rapidpro: expect.stringContaining("403") as unknown },
       });
+  });
+
+  it("sends an agent file RapidPro does not take as its link, and tells the agent in the room", async () => {
+    const { rocketChat, rapidPro, gateway, register } = await scenario({ rp: { maxUploadBytes: 64 } });
+    const contact = rapidPro.addContact({ name: "Lina", urns: ["tel:+96170000001"] });
+    const { conversationId } = (await register({ uuid: contact.uuid, name: "Lina" })).json as {
+      conversationId: string;
+    };
+    const rid = await roomOf(gateway, conversationId);
+    await expect.poll(() => sentTexts(rapidPro, contact.uuid).length).toBe(1);
+    const docx = Buffer.from("PK-docx-bytes");
+    rocketChat.agentSendFile(rid, {
+      name: "form.docx",
+      type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+      content: docx,
+      description: "Please fill this in",
+    });
+    await expect.poll(() => sentTexts(rapidPro, contact.uuid).length).toBe(2);
+    const sent = rapidPro.sent(contact.uuid).at(-1);
+    // The reply is not lost: its text goes, with the file's link (Liaison's signed link, which the contact can open).
+    expect(sent?.attachments).toEqual([]);
+    const [caption, line] = (sent?.text ?? "").split("\n");
+    expect(caption).toBe("Please fill this in");
+    const link = /^form\.docx: (https?:\/\/\S+)$/.exec(line ?? "")?.[1] ?? "";
+    expect(link.startsWith(`${gateway.url}/files/rocketchat/`)).toBe(true);
+    expect(Buffer.from(await (await fetch(link)).arrayBuffer()).equals(docx)).toBe(true);
+    expect(rapidPro.media()).toEqual([]);
+    await expect
+      .poll(() => visitorTexts(rocketChat, rid).filter((t) => t.startsWith("⚠ Not attached for the customer")))
+      .toEqual([
+        "⚠ Not attached for the customer: form.docx (RapidPro does not take application/vnd.openxmlformats-officedocument.wordprocessingml.document files); the customer got a link to it instead",
+      ]);
+    // A file RapidPro takes by type but refuses on upload (too large here) goes the same way, named by RapidPro.
+    rocketChat.agentSendFile(rid, { name: "clip.mp4", type: "video/mp4", content: Buffer.alloc(100) });
+    await expect.poll(() => sentTexts(rapidPro, contact.uuid).length).toBe(3);
+    expect(rapidPro.sent(contact.uuid).at(-1)?.text).toMatch(/^clip\.mp4: http/);
+    await expect
+      .poll(() =>
+        visitorTexts(rocketChat, rid)
+          .filter((t) => t.startsWith("⚠ Not attached"))
+          .at(-1),
+      )
+      .toContain("clip.mp4 (RapidPro refused it: Limit for file uploads is 0.00006103515625 MB.)");
+    const failures = (await gateway.app.store.read(conversationId, 0)).filter(
+      (m) => m.type === "ActivityMessage" && m.activityType === "deliveryFailed",
+    );
+    expect(
+      failures.map((m) => (m.type === "ActivityMessage" && m.activityType === "deliveryFailed" ? m.info.reason : "")),
+    ).toEqual([
+      "form.docx was not attached (RapidPro does not take application/vnd.openxmlformats-officedocument.wordprocessingml.document files); the customer got a link to it instead",
+      "clip.mp4 was not attached (RapidPro refused it: Limit for file uploads is 0.00006103515625 MB.); the customer got a link to it instead",
+    ]);
+  });
+
+  it("serves a server older than v8.1.37 with broadcasts: files as links, @ escaped before the text is split", async () => {
+    for (const media of ["links", "upload"] as const) {
+      const { rocketChat, rapidPro, gateway, register } = await scenario({
+        rp: { version: "8.1.30" },
+        env: { RAPIDPRO_SEND: "broadcasts", RAPIDPRO_MEDIA: media },
+      });
+      const contact = rapidPro.addContact({ name: "Ivan", urns: ["tel:+79000000002"] });
+      const { conversationId } = (await register({ uuid: contact.uuid, name: "Ivan" })).json as {
+        conversationId: string;
+      };
+      const rid = await roomOf(gateway, conversationId);
+      const settled = async () => {
+        await rapidPro.whenIdle();
+        return sentTexts(rapidPro, contact.uuid);
+      };
+      await expect.poll(settled).toHaveLength(1);
+      // 600 characters with 100 "@": 700 once escaped, more than the old server's 640.
+      const text = Array.from({ length: 100 }, (_, i) => `a@b${String(i).padStart(2, "0")}`).join(" ");
+      expect(text.length).toBe(599);
+      rocketChat.agentSend(rid, text);
+      await expect.poll(async () => (await settled()).slice(1).join(" ")).toBe(text);
+      expect(
+        rapidPro.broadcasts().every((b) => Object.values(b.translations).every((t) => (t.text?.length ?? 0) <= 640)),
+      ).toBe(true);
+      rocketChat.agentSendFile(rid, { name: "map.png", type: "image/png", content: Buffer.from("png") });
+      await expect
+        .poll(async () => (await settled()).at(-1))
+        .toMatch(/^map\.png: http:\/\/127\.0\.0\.1:\d+\/files\/rocketchat\//);
+      expect(rapidPro.sent(contact.uuid).every((m) => m.attachments.length === 0)).toBe(true);
+      // RAPIDPRO_MEDIA=upload met the old Surveyor endpoint (400 {}): the file went as its link all the same.
+      expect(rapidPro.requests.filter((r) => r.path === "/api/v2/media.json").map((r) => r.status)).toEqual(
+        media === "upload" ? [400] : [],
+      );
+    }
+  });
+
+  it("names in /ready what RapidPro's 403 says: no credentials (a proxy dropped them), a refused role, a rejected token", async () => {
+    let strip = true;
+    let rapidProUrl = "";
+    // A proxy in front of RapidPro that may drop the Authorization header, as a misconfigured one does.
+    const proxy = createServer((req, res) => {
+      const headers = { ...req.headers };
+      if (strip) delete headers.authorization;
+      const upstream = httpRequest(`${rapidProUrl}${req.url ?? ""}`, { method: req.method, headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          proxy.closeAllConnections();
+          proxy.close(() => resolve());
+        }),
+    );
+    // Manual routing: no agent takes the chats, so the only RapidPro calls are the ones each step makes.
+    const { rapidPro, gateway, register } = await scenario({
+      rc: { routing: "manual" },
+      env: { RAPIDPRO_URL: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` },
+    });
+    rapidProUrl = rapidPro.url;
+    const ready = async (app: TestApp) =>
+      ((await (await fetch(`${app.url}/ready`)).json()) as { problems?: Record<string, string> }).problems?.rapidpro ??
+      "";
+    // Each hand-off asks RapidPro for the contact's recent messages (the agent's digest) at once.
+    let phone = 20100000010;
+    const handOff = async (name: string) => {
+      phone += 1;
+      const contact = rapidPro.addContact({ name, urns: [`tel:+${phone}`] });
+      expect((await register({ uuid: contact.uuid, name })).status).toBe(200);
+    };
+    await handOff("Omar");
+    expect(await ready(gateway)).toContain(
+      "RapidPro received no credentials (403: Authentication credentials were not provided.): is RAPIDPRO_TOKEN sent, or does a proxy drop the Authorization header?",
+    );
+    strip = false;
+    rapidPro.setTokenRole("viewer");
+    await handOff("Nadia");
+    expect(await ready(gateway)).toContain(
+      "RapidPro refuses RAPIDPRO_TOKEN's user (403: You do not have permission to perform this action.): API tokens work for administrators and editors",
+    );
+    rapidPro.setTokenRole("administrator");
+    await handOff("Karim");
+    expect(await ready(gateway)).not.toContain("403");
+
+    const wrong = await scenario({ env: { RAPIDPRO_TOKEN: "not-the-token" } });
+    const contact = wrong.rapidPro.addContact({ name: "Rana", urns: ["tel:+201000000099"] });
+    expect((await wrong.register({ uuid: contact.uuid, name: "Rana" })).status).toBe(200);
+    expect(await ready(wrong.gateway)).toContain("RapidPro rejects RAPIDPRO_TOKEN (403: Invalid token)");
+  });
+
+  it("tells the agent plainly when the contact is gone from RapidPro", async () => {
+    const { rocketChat, rapidPro, gateway, register } = await scenario();
+    const contact = rapidPro.addContact({ name: "Zed", urns: ["tel:+27600000001"] });
+    const { conversationId } = (await register({ uuid: contact.uuid, name: "Zed" })).json as {
+      conversationId: string;
+    };
+    const rid = await roomOf(gateway, conversationId);
+    await expect.poll(() => sentTexts(rapidPro, contact.uuid).length).toBe(1);
+    const deleted = await fetch(`${rapidPro.url}/api/v2/contact_actions.json`, {
+      method: "POST",
+      headers: { authorization: `Token ${rapidPro.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ contacts: [contact.uuid], action: "delete" }),
+    });
+    expect(deleted.status).toBe(204);
+    rocketChat.agentSend(rid, "Still there?");
+    await expect
+      .poll(() => visitorTexts(rocketChat, rid).find((t) => t.startsWith("⚠ Not delivered")))
+      .toBe(
+        `⚠ Not delivered to the customer: "Still there?" (the contact is not in RapidPro (deleted?): No such object: ${contact.uuid})`,
+      );
+  });
+
+  it("takes the old mediator's minimal webhook body (an agent known by name, messages without ids), once", async () => {
+    const { rapidPro, gateway, register } = await scenario({ rc: { routing: "manual" } });
+    const contact = rapidPro.addContact({ name: "Amina", urns: ["whatsapp:50255501299"] });
+    const { conversationId } = (await register({ uuid: contact.uuid, name: "Amina" })).json as {
+      conversationId: string;
+    };
+    const rid = await roomOf(gateway, conversationId);
+    const post = (type: string, messages: unknown[]) =>
+      postJson(
+        `${gateway.url}/live-agents/sendMessageToClient`,
+        {
+          _id: rid,
+          visitor: { token: contact.uuid, name: "Amina", email: "", phone: "" },
+          agent: { name: "Jane Doe" },
+          type,
+          messages,
+        },
+        { "x-rocketchat-livechat-token": RC_SECRET },
+      );
+    expect((await post("LivechatSessionTaken", [])).status).toBe(200);
+    expect((await post("Message", [{ msg: "Hello, how can I help?" }])).status).toBe(200);
+    // The same webhook again (a retry): recorded once.
+    expect((await post("Message", [{ msg: "Hello, how can I help?" }])).status).toBe(200);
+    await expect
+      .poll(() => sentTexts(rapidPro, contact.uuid))
+      .toEqual(["You are now being attended by: Jane Doe", "Hello, how can I help?"]);
+    const log = await gateway.app.store.read(conversationId, 0);
+    expect(log.filter((m) => m.type === "ChatMessage" && m.text === "Hello, how can I help?")).toHaveLength(1);
+  });
+
+  it("gets the agent's last words to the contact before the closing text when the close arrives first", async () => {
+    const { rocketChat, rapidPro, gateway, register } = await scenario();
+    const contact = rapidPro.addContact({ name: "Sam", urns: ["tel:+61400000001"] });
+    const { conversationId } = (await register({ uuid: contact.uuid, name: "Sam" })).json as {
+      conversationId: string;
+    };
+    const rid = await roomOf(gateway, conversationId);
+    await expect.poll(() => sentTexts(rapidPro, contact.uuid).length).toBe(1);
+    await rocketChat.whenWebhooksIdle();
+    rocketChat.holdWebhooks();
+    rocketChat.agentSend(rid, "All done, goodbye");
+    rocketChat.closeByAgent(rid);
+    await rocketChat.releaseWebhooks((held) => held.filter((h) => h.type === "LivechatSession"));
+    rocketChat.resumeWebhooks();
+    await rocketChat.whenWebhooksIdle();
+    await expect
+      .poll(() => sentTexts(rapidPro, contact.uuid).slice(1))
+      .toEqual(["All done, goodbye", "The conversation with the agent has ended."]);
   });
 
   it("escapes @ for servers that only have broadcasts", async () => {

@@ -359,6 +359,99 @@ describe("Rocket.Chat desk end to end", () => {
     expect(await state(gateway, customer.init.conversationId)).toBe("ended");
   });
 
+  it("delivers the agent's last message once, live and in the transcript, whichever of it and the close arrives first, and through retries", async () => {
+    const { fake, gateway } = await scenario();
+    const token = { "x-rocketchat-livechat-token": SECRET };
+    const chatTexts = (messages: Message[]) => messages.filter((m) => m.type === "ChatMessage").map(label);
+    const transcript = async (conversationId: string) =>
+      (await gateway.app.store.read(conversationId, 0)).filter((m) => m.type === "ChatMessage").map(label);
+    const redeliver = async (type: string, rid: string) => {
+      const attempt = [...fake.webhookAttempts].reverse().find((a) => a.type === type && a.roomId === rid);
+      const last = attempt?.body.messages?.at(-1);
+      if (type === "Message" && last?.closingMessage === true) throw new Error("picked the closing comment");
+      expect((await postJson(`${gateway.url}/webhooks/rocketchat`, attempt?.body, token)).status).toBe(200);
+    };
+
+    // The close overtakes the agent's last Message webhook: its transcript brings the message first, then the end.
+    const early = await webCustomer(gateway);
+    const room1 = await rid(gateway, early.init.conversationId);
+    await fake.whenWebhooksIdle();
+    fake.holdWebhooks();
+    fake.agentSend(room1, "Bye, take care :wave:");
+    fake.closeByAgent(room1, "Solved");
+    await fake.releaseWebhooks((held) => held.filter((h) => h.type === "LivechatSession"));
+    await expect.poll(() => activities(early.inbox.messages, "endOfConversation").length).toBe(1);
+    expect(early.inbox.messages.map(label).slice(-2)).toEqual(["Bye, take care 👋", "[endOfConversation]"]);
+    // The Message webhook comes after all, then Rocket.Chat's retries of both: nothing doubles.
+    fake.resumeWebhooks();
+    await fake.whenWebhooksIdle();
+    const bye = fake.webhookAttempts.find((a) => a.type === "Message" && a.body.messages?.[0]?.msg?.startsWith("Bye"));
+    expect((await postJson(`${gateway.url}/webhooks/rocketchat`, bye?.body, token)).status).toBe(200);
+    await redeliver("LivechatSession", room1);
+    expect(chatTexts(early.inbox.messages)).toEqual(["Bye, take care 👋"]);
+    expect(await transcript(early.init.conversationId)).toEqual(["Bye, take care 👋"]);
+
+    // The usual order: the Message first, then the close (whose transcript repeats it).
+    const usual = await webCustomer(gateway);
+    const room2 = await rid(gateway, usual.init.conversationId);
+    await fake.whenWebhooksIdle();
+    fake.holdWebhooks();
+    fake.agentSend(room2, "Goodbye");
+    fake.closeByAgent(room2);
+    await fake.releaseWebhooks((held) => held.filter((h) => h.type === "Message"));
+    await fake.releaseWebhooks();
+    await expect.poll(() => activities(usual.inbox.messages, "endOfConversation").length).toBe(1);
+    await redeliver("LivechatSession", room2);
+    expect(chatTexts(usual.inbox.messages)).toEqual(["Goodbye"]);
+    expect(await transcript(usual.init.conversationId)).toEqual(["Goodbye"]);
+    fake.resumeWebhooks();
+  });
+
+  it("forwards every file of an agent message with several, each link serving its original", async () => {
+    const { fake, gateway } = await scenario();
+    const customer = await webCustomer(gateway);
+    const room = await rid(gateway, customer.init.conversationId);
+    const photo = Buffer.from("89504e470d0a1a0a-photo", "latin1");
+    const form = Buffer.from("%PDF-1.4 form");
+    fake.agentSendFiles(room, [
+      { name: "photo.png", type: "image/png", content: photo, description: "Both attached" },
+      { name: "form.pdf", type: "application/pdf", content: form },
+    ]);
+    await expect.poll(() => customer.inbox.messages.filter((m) => m.type === "ChatMessage").length).toBe(1);
+    const message = customer.inbox.messages.find((m): m is ChatMessage => m.type === "ChatMessage");
+    expect(message?.text).toBe("Both attached");
+    expect(message?.attachments.map((a) => [a.name, a.type])).toEqual([
+      ["photo.png", "image/png"],
+      ["form.pdf", "application/pdf"],
+    ]);
+    const bytes = await Promise.all(
+      (message?.attachments ?? []).map(async (a) => Buffer.from(await (await fetch(a.contentUrl)).arrayBuffer())),
+    );
+    expect(bytes[0]?.equals(photo)).toBe(true);
+    expect(bytes[1]?.equals(form)).toBe(true);
+  });
+
+  it("paces customer messages under Rocket.Chat's rate limiter, counts its 429s, and /ready says it keeps limiting", async () => {
+    const { fake, gateway } = await scenario({ rateLimit: true, rateLimitCalls: 2, rateLimitIntervalMs: 400 });
+    const ready = async () => (await fetch(`${gateway.url}/ready`)).json() as Promise<Record<string, unknown>>;
+    const customer = await webCustomer(gateway);
+    const room = await rid(gateway, customer.init.conversationId);
+    // PUBLIC_URL is this machine here: /ready shows that warning, and nothing about rate limits yet.
+    expect(JSON.stringify(await ready())).not.toContain("rate-limited");
+    fake.failNext(1, 429, { retryAfterSeconds: 1 });
+    const texts = ["m1", "m2", "m3", "m4", "m5", "m6", "m7"];
+    for (const text of texts) await customer.send(text);
+    await expect.poll(() => visitorTexts(fake, room), { timeout: 10_000 }).toEqual(texts);
+    const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+    expect(metrics).toMatch(
+      /liaison_adapter_rate_limited_total\{adapter="rocketchat",operation="livechat\/message"\} 1/,
+    );
+    await expect.poll(ready).toMatchObject({
+      status: "degraded",
+      problems: { rocketchat: expect.stringContaining("livechat/message (2 per window)") as unknown },
+    });
+  });
+
   it("shows a queued chat being taken by an agent, and a forward to another agent", async () => {
     const { fake, gateway } = await scenario({
       routing: "manual",

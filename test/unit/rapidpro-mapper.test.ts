@@ -5,10 +5,11 @@ import {
   contactName,
   historyDigest,
   localized,
+  rapidProTakes,
   resultsSummary,
   splitText,
 } from "../../server/adapters/rapidpro/mapper.js";
-import type { RpMessage } from "../../server/adapters/rapidpro/client.js";
+import { credentialProblem, escapeTemplate, type RpMessage } from "../../server/adapters/rapidpro/client.js";
 
 const uuid = "3d2e8c1a-5b7f-4e21-9a0c-1f2e3d4c5b6a";
 const parse = (body: unknown) => FlowWebhookSchema.parse(body);
@@ -110,6 +111,46 @@ describe("splitText", () => {
     const parts = splitText(emoji, 4);
     expect(parts).toEqual(["😀😀😀😀", "😀😀😀😀", "😀😀"]);
     expect(splitText("abcdefghij", 4)).toEqual(["abcd", "efgh", "ij"]);
+  });
+
+  it("splits a broadcast's text by its escaped length: each part fits once every @ is doubled", () => {
+    const atTwice = (char: string) => (char === "@" ? 2 : 1);
+    const text = Array.from({ length: 60 }, (_, i) => `@user${i}`).join(" ");
+    const parts = splitText(text, 50, atTwice);
+    expect(parts.join(" ")).toBe(text);
+    for (const part of parts) expect(Array.from(escapeTemplate(part)).length).toBeLessThanOrEqual(50);
+    // Without the weight the escaped parts would be too long.
+    expect(splitText(text, 50).some((part) => escapeTemplate(part).length > 50)).toBe(true);
+    // A run of @ with no space is cut between two @, never inside an escaped pair.
+    expect(splitText("@".repeat(7), 4, atTwice).map(escapeTemplate)).toEqual(["@@@@", "@@@@", "@@@@", "@@"]);
+  });
+});
+
+describe("what RapidPro takes and what its 403 means", () => {
+  it("takes Media.ALLOWED_CONTENT_TYPES exactly (case-sensitive)", () => {
+    for (const type of ["image/apng", "image/avif", "image/gif", "image/jpeg", "image/png", "image/webp"]) {
+      expect({ type, takes: rapidProTakes(type) }).toEqual({ type, takes: true });
+    }
+    for (const type of ["audio/mp4", "audio/ogg; codecs=opus", "video/mp4", "application/pdf"]) {
+      expect({ type, takes: rapidProTakes(type) }).toEqual({ type, takes: true });
+    }
+    for (const type of ["image/svg+xml", "image/bmp", "image/tiff", "image/heic", "IMAGE/PNG", "text/plain"]) {
+      expect({ type, takes: rapidProTakes(type) }).toEqual({ type, takes: false });
+    }
+  });
+
+  it("tells missing credentials, a rejected token and a refused role apart by DRF's detail", () => {
+    expect(credentialProblem("Authentication credentials were not provided.")).toMatch(
+      /^RapidPro received no credentials/,
+    );
+    expect(credentialProblem("Invalid token")).toBe("RapidPro rejects RAPIDPRO_TOKEN (403: Invalid token)");
+    expect(credentialProblem("Invalid token header. No credentials provided.")).toMatch(
+      /^RapidPro rejects RAPIDPRO_TOKEN/,
+    );
+    expect(credentialProblem("You do not have permission to perform this action.")).toMatch(
+      /^RapidPro refuses RAPIDPRO_TOKEN's user/,
+    );
+    expect(credentialProblem(undefined)).toBe("RapidPro answers 403: check RAPIDPRO_TOKEN and RAPIDPRO_URL");
   });
 });
 

@@ -18,9 +18,25 @@ export interface RapidProClientOptions {
   baseUrl: string;
   token: string;
   timeoutMs: number;
-  observe?: (operation: string, outcome: "ok" | "error", seconds: number) => void;
-  /** Told whenever RapidPro rejects the token (403) and whenever it accepts it again. */
-  onAuth?: (rejected: boolean) => void;
+  observe?: (operation: string, outcome: "ok" | "error" | "rate_limited", seconds: number) => void;
+  /** Told what is wrong whenever RapidPro refuses the credentials (403), and undefined once a call succeeds again. */
+  onAuth?: (problem: string | undefined) => void;
+}
+
+/**
+ * What a 403 says, for `/ready`. API v2 never answers 401: session authentication comes first in its
+ * authentication classes, and DRF then turns every authentication failure into a 403; DRF's `detail` tells them
+ * apart (temba/api/support.py, APIPermission).
+ */
+export function credentialProblem(detail: string | undefined): string {
+  if (detail === "Authentication credentials were not provided.") {
+    return `RapidPro received no credentials (403: ${detail}): is RAPIDPRO_TOKEN sent, or does a proxy drop the Authorization header?`;
+  }
+  if (detail?.startsWith("Invalid token") === true) return `RapidPro rejects RAPIDPRO_TOKEN (403: ${detail})`;
+  if (detail === "You do not have permission to perform this action.") {
+    return `RapidPro refuses RAPIDPRO_TOKEN's user (403: ${detail}): API tokens work for administrators and editors`;
+  }
+  return `RapidPro answers 403${detail === undefined ? "" : ` (${detail})`}: check RAPIDPRO_TOKEN and RAPIDPRO_URL`;
 }
 
 /** A refusal by RapidPro, with DRF's field errors when it gave any. */
@@ -37,9 +53,14 @@ export class RapidProError extends AdapterError {
   }
 }
 
+/** A broadcast's text as RapidPro's template language reads it literally: `@@` is a literal `@`. */
+export function escapeTemplate(text: string): string {
+  return text.replaceAll("@", "@@");
+}
+
 /**
- * The only code that talks to RapidPro: API v2 with `Authorization: Token`. 429 honours Retry-After; 403 is a
- * rejected token (retried slowly, so fixing the token resumes delivery); other 4xx are for good.
+ * The only code that talks to RapidPro: API v2 with `Authorization: Token`. 429 honours Retry-After; 403 is refused
+ * credentials (retried slowly, so fixing the token resumes delivery); other 4xx are for good.
  */
 export class RapidProClient {
   private readonly baseUrl: string;
@@ -56,15 +77,21 @@ export class RapidProClient {
     return RpMessageSchema.parse(await this.call("POST", "messages", { json: body }));
   }
 
-  /** `POST broadcasts.json` for servers without messages.json. Text is a template there: `@` is escaped as `@@`. */
+  /**
+   * `POST broadcasts.json` for servers without messages.json. Text is a template there: `@` is escaped as `@@` (so the
+   * caller splits text counting each `@` twice: the server checks the length of what it receives).
+   */
   async broadcast(contact: string, text: string, attachments: string[]): Promise<void> {
     const body: Record<string, unknown> = { contacts: [contact] };
-    if (text !== "") body.text = text.replaceAll("@", "@@");
+    if (text !== "") body.text = escapeTemplate(text);
     if (attachments.length > 0) body.attachments = attachments;
     await this.call("POST", "broadcasts", { json: body });
   }
 
-  /** `POST media.json`: uploads a file; the answer's `"<content_type>:<url>"` can then be attached. */
+  /**
+   * `POST media.json` (v8.1.37 on): uploads a file; the answer's `"<content_type>:<url>"` can then be attached. A 400
+   * with a `file` error is a refused file; a 400 `{}` is an older server's Surveyor endpoint under the same path.
+   */
   async uploadMedia(file: { name: string; type: string; data: Uint8Array }): Promise<string> {
     const form = new FormData();
     form.set("file", new Blob([file.data], { type: file.type }), file.name);
@@ -114,7 +141,8 @@ export class RapidProClient {
     }
     const text = response.text;
     const ok = response.status >= 200 && response.status < 300;
-    this.options.observe?.(endpoint, ok ? "ok" : "error", (performance.now() - started) / 1000);
+    const outcome = ok ? "ok" : response.status === 429 ? "rate_limited" : "error";
+    this.options.observe?.(endpoint, outcome, (performance.now() - started) / 1000);
     let json: unknown;
     try {
       json = text === "" ? undefined : JSON.parse(text);
@@ -122,7 +150,7 @@ export class RapidProClient {
       json = undefined;
     }
     if (ok) {
-      this.options.onAuth?.(false);
+      this.options.onAuth?.(undefined);
       return json;
     }
     const summary = `${endpoint}: ${response.status} ${text.slice(0, 300)}`;
@@ -132,8 +160,9 @@ export class RapidProClient {
       throw new RapidProError(summary, true, 429, json, { retryAfterMs });
     }
     if (response.status === 403) {
-      // A rejected token: every call will fail until someone fixes it. Retry slowly rather than drop.
-      this.options.onAuth?.(true);
+      // Refused credentials: every call will fail until someone fixes them. Retry slowly rather than drop.
+      const detail = (json as { detail?: unknown } | undefined)?.detail;
+      this.options.onAuth?.(credentialProblem(typeof detail === "string" ? detail : undefined));
       throw new RapidProError(summary, true, 403, json, { retryAfterMs: 60_000 });
     }
     throw new RapidProError(summary, response.status >= 500, response.status, json);

@@ -17,6 +17,12 @@ export const RapidProConfigSchema = z.object({
     .enum(["messages", "broadcasts"])
     .default("messages")
     .describe("messages (/api/v2/messages.json) or broadcasts (servers older than v8.1.35)"),
+  RAPIDPRO_MEDIA: z
+    .enum(["upload", "links"])
+    .default("upload")
+    .describe(
+      "agent files: upload (to /api/v2/media.json, attached; RapidPro >= v8.1.37, with broadcasts >= v8.1.39) or links (in the text; older servers)",
+    ),
   RAPIDPRO_MAX_TEXT: positiveInt.default(640).describe("split agent text into parts of at most this many characters"),
   RAPIDPRO_CLOSE_FLOW: z.string().optional().describe("flow UUID started for the contact when the agent closes"),
   RAPIDPRO_HISTORY_HOURS: z.coerce

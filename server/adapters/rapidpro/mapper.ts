@@ -139,20 +139,31 @@ export function historyDigest(
 }
 
 /**
- * Splits text into parts of at most `max` characters (code points), each cut at the last whitespace within the limit
- * when there is one (a word longer than the limit is cut). RapidPro trims every message, so the whitespace at a cut is
- * dropped: the parts joined with a space give back the text. No part counters are added.
+ * Splits text into parts of at most `max` characters (code points; `weight` may count some characters as more, as a
+ * broadcast counts `@` twice once escaped), each cut at the last whitespace within the limit when there is one (a word
+ * longer than the limit is cut). RapidPro trims every message, so the whitespace at a cut is dropped: the parts joined
+ * with a space give back the text. No part counters are added.
  */
-export function splitText(text: string, max: number): string[] {
+export function splitText(text: string, max: number, weight: (char: string) => number = () => 1): string[] {
   const chars = Array.from(text.trim());
-  if (chars.length === 0) return [];
-  if (chars.length <= max) return [chars.join("")];
   const parts: string[] = [];
   let start = 0;
-  while (chars.length - start > max) {
-    let cut = start + max;
-    let next = cut;
-    for (let i = start + max; i > start; i--) {
+  while (start < chars.length) {
+    let end = start;
+    let total = 0;
+    while (end < chars.length && total + weight(chars[end] ?? "") <= max) {
+      total += weight(chars[end] ?? "");
+      end++;
+    }
+    if (end === chars.length) {
+      parts.push(chars.slice(start).join(""));
+      break;
+    }
+    // A single character over the limit still makes progress.
+    if (end === start) end = start + 1;
+    let cut = end;
+    let next = end;
+    for (let i = end; i > start; i--) {
       if (/\s/.test(chars[i] ?? "")) {
         cut = i;
         next = i;
@@ -163,8 +174,18 @@ export function splitText(text: string, max: number): string[] {
     parts.push(chars.slice(start, cut).join("").trimEnd());
     start = next;
   }
-  if (start < chars.length) parts.push(chars.slice(start).join(""));
   return parts.filter((part) => part !== "");
+}
+
+/**
+ * `Media.ALLOWED_CONTENT_TYPES` (temba/msgs/models.py, since v9.1.92) and `MAX_UPLOAD_SIZE`: what `media.json` takes.
+ * The type is matched as RapidPro's fnmatch does, case-sensitive.
+ */
+const MEDIA_TYPES = /^(image\/(apng|avif|gif|jpeg|png|webp)|audio\/.*|video\/.*|application\/pdf)$/s;
+export const MAX_MEDIA_BYTES = 25 * 1024 * 1024;
+
+export function rapidProTakes(type: string): boolean {
+  return MEDIA_TYPES.test(type);
 }
 
 /** A text for the contact's language: `texts[language]`, its primary subtag, or the default. */

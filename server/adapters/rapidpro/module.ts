@@ -33,6 +33,8 @@ export const rapidPro = defineAdapter({
       fetchable: (file) => file.origin === publicOrigin || gateway.fetchHosts.includes(file.hostname),
       logger,
       observe,
+      fileNotAttached: (conversation, message, file, outcome, reason) =>
+        core.channelFileNotAttached(conversation, message, file, outcome, reason),
     });
     const warnings: string[] = [];
     if (config.RAPIDPRO_WEBHOOK_TOKEN === undefined) {

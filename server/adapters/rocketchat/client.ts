@@ -15,8 +15,10 @@ export const RcMessageSchema = z.looseObject({
   _id: z.string(),
   rid: z.string(),
   msg: z.string().optional(),
+  /** The visitor's token, on the visitor's own messages. */
+  token: z.string().optional(),
   ts: z.string().optional(),
-  file: z.object({ _id: z.string(), name: z.string(), type: z.string().optional() }).optional(),
+  file: z.looseObject({ _id: z.string(), name: z.string(), type: z.string().optional() }).optional(),
   fileUpload: z.looseObject({ size: z.number().optional() }).optional(),
 });
 export type RcVisitor = z.infer<typeof RcVisitorSchema>;
@@ -37,8 +39,8 @@ export interface RocketChatClientOptions {
   userId?: string;
   authToken?: string;
   timeoutMs: number;
-  /** Reports each request's latency (adapter metrics). */
-  observe?: (operation: string, outcome: "ok" | "error", seconds: number) => void;
+  /** Reports each request's latency and outcome (adapter metrics; a 429 is `rate_limited`). */
+  observe?: (operation: string, outcome: "ok" | "error" | "rate_limited", seconds: number) => void;
   now?: () => number;
 }
 
@@ -49,15 +51,31 @@ export class RocketChatError extends AdapterError {
     retryable: boolean,
     status: number | undefined,
     readonly errorType: string | undefined,
-    options?: { cause?: unknown; retryAfterMs?: number },
+    options?: { cause?: unknown; retryAfterMs?: number; body?: unknown },
   ) {
     super("rocketchat", message, retryable, status, options);
     this.name = "RocketChatError";
+    this.body = options?.body;
   }
+
+  /** The answer's parsed JSON, when there was one. */
+  readonly body: unknown;
 }
 
-/** Routes Rocket.Chat rate-limits per IP (5 per minute by default): one gate for the whole gateway. */
-const GATED = new Set(["livechat/visitor", "livechat/room"]);
+/** How long rate-limit hits are remembered for `/ready`, and how many within it make a problem. */
+const LIMITED_WINDOW_MS = 5 * 60_000;
+const LIMITED_PROBLEM_HITS = 3;
+
+/**
+ * What `livechat/message` answers when the `_id` is stored already: `sendMessage()` returns nothing, and Livechat's
+ * wrapper fails on it (`Object.assign(undefined, …)` since 6.0, `_.extend` then `API.v1.failure()` in 5.x).
+ */
+function isStoredIdAnswer(body: unknown): boolean {
+  if (body === null || typeof body !== "object") return false;
+  const answer = body as Record<string, unknown>;
+  if (answer.success !== false) return false;
+  return answer.error === "Cannot convert undefined or null to object" || Object.keys(answer).length === 1;
+}
 
 /**
  * The only code that talks to Rocket.Chat: the visitor side of the Livechat REST API, plus the few calls that
@@ -66,8 +84,14 @@ const GATED = new Set(["livechat/visitor", "livechat/room"]);
 export class RocketChatClient {
   private readonly baseUrl: string;
   private readonly now: () => number;
-  /** Until when Rocket.Chat told us to stop creating visitors and rooms (a shared per-IP limit). */
-  private gatedUntil = 0;
+  /**
+   * Until when each route may not be called: Rocket.Chat counts calls per client IP and route pattern (every
+   * conversation's messages share one counter), so once one answer says the window is used up, nobody calls that
+   * route before it resets.
+   */
+  private readonly gates = new Map<string, number>();
+  /** When each route last ran into the limit (a 429, or the last call of a window), with the limit it reported. */
+  private readonly limitHits: { at: number; route: string; limit: string | undefined }[] = [];
 
   constructor(private readonly options: RocketChatClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
@@ -91,19 +115,35 @@ export class RocketChatClient {
     return { room: parse(RcRoomSchema, body.room, "livechat/room"), newRoom: body.newRoom === true };
   }
 
-  /** Sends visitor text. A repeated `_id` is Mongo's duplicate-key error: the message is already there. */
+  /**
+   * Sends visitor text with our `_id`. Rocket.Chat stores nothing for an `_id` it already has and answers 400 (see
+   * `isStoredIdAnswer`) instead of an error that says so, and the same text could come from another fault: the
+   * message is looked up by `_id`, and only when it is in this room, from this visitor, was it delivered.
+   */
   async sendMessage(message: { token: string; rid: string; msg: string; _id: string }): Promise<"sent" | "duplicate"> {
     try {
       await this.call("POST", "livechat/message", { json: message });
       return "sent";
     } catch (error) {
-      if (
-        error instanceof RocketChatError &&
-        error.upstreamStatus === 400 &&
-        /E11000|duplicate key/i.test(error.message)
-      ) {
-        return "duplicate";
+      if (!(error instanceof RocketChatError) || error.upstreamStatus !== 400 || !isStoredIdAnswer(error.body)) {
+        throw error;
       }
+      const stored = await this.message(message._id, message.token, message.rid);
+      if (stored?.rid === message.rid && stored.token === message.token) return "duplicate";
+      throw error;
+    }
+  }
+
+  /** A message by `_id` (any room: Rocket.Chat only checks the token and rid given), or undefined if unknown. */
+  async message(id: string, token: string, rid: string): Promise<RcMessage | undefined> {
+    try {
+      const body = (await this.call("GET", `livechat/message/${encodeURIComponent(id)}`, {
+        query: { token, rid },
+        operation: "livechat/message/:_id",
+      })) as { message?: unknown };
+      return parse(RcMessageSchema, body.message, "livechat/message/:_id");
+    } catch (error) {
+      if (error instanceof RocketChatError && error.errorType === "invalid-message") return undefined;
       throw error;
     }
   }
@@ -117,18 +157,28 @@ export class RocketChatClient {
     const form = new FormData();
     form.set("file", new Blob([file.data], { type: file.type }), file.name);
     if (description !== undefined && description !== "") form.set("description", description);
-    await this.call("POST", `livechat/upload/${encodeURIComponent(rid)}`, {
-      form,
-      headers: { "x-visitor-token": token },
-      operation: "livechat/upload",
-    });
+    try {
+      await this.call("POST", `livechat/upload/${encodeURIComponent(rid)}`, {
+        form,
+        headers: { "x-visitor-token": token },
+        operation: "livechat/upload/:rid",
+      });
+    } catch (error) {
+      // Every visitor denial of the upload route is API.v1.forbidden() ("unauthorized", "forbidden" from 8.0): no
+      // token header (never ours), an unknown token, or no OPEN room of this rid for this token. For Liaison that
+      // means the room is no longer open to the visitor.
+      if (error instanceof RocketChatError && error.upstreamStatus === 403) {
+        throw new RocketChatError(error.message, false, 403, "upload-forbidden", { cause: error, body: error.body });
+      }
+      throw error;
+    }
   }
 
   /** The room's latest messages, newest first. */
   async history(rid: string, token: string, limit = 50): Promise<RcMessage[]> {
     const body = (await this.call("GET", `livechat/messages.history/${encodeURIComponent(rid)}`, {
       query: { token, limit: String(limit) },
-      operation: "livechat/messages.history",
+      operation: "livechat/messages.history/:rid",
     })) as { messages?: unknown };
     return parse(z.array(RcMessageSchema), body.messages ?? [], "livechat/messages.history");
   }
@@ -145,12 +195,17 @@ export class RocketChatClient {
   /** The agent serving the room (name and username), or undefined when Rocket.Chat hides agent info. */
   async agentInfo(rid: string, token: string): Promise<{ _id: string; username?: string; name?: string } | undefined> {
     const route = `livechat/agent.info/${encodeURIComponent(rid)}/${encodeURIComponent(token)}`;
-    const body = (await this.call("GET", route, { operation: "livechat/agent.info" })) as { agent?: unknown };
+    const body = (await this.call("GET", route, { operation: "livechat/agent.info/:rid/:token" })) as {
+      agent?: unknown;
+    };
     const agent = UserRefSchema.safeParse(body.agent);
     return agent.success ? agent.data : undefined;
   }
 
-  /** Whether anyone can take a conversation of the department now (`livechat/config`, not rate-limited). */
+  /**
+   * Whether anyone can take a conversation of the department now. `livechat/config` is rate-limited like every
+   * route (the default rule), but not by the 5 per minute of `livechat/visitor` and `livechat/room`.
+   */
   async online(department?: string): Promise<boolean> {
     const query: Record<string, string> = department === undefined ? {} : { department };
     const body = (await this.call("GET", "livechat/config", { query })) as { config?: { online?: unknown } };
@@ -177,6 +232,22 @@ export class RocketChatClient {
     }
   }
 
+  /**
+   * A problem for `/ready` while Rocket.Chat keeps rate-limiting: at least LIMITED_PROBLEM_HITS hits within the last
+   * LIMITED_WINDOW_MS (one window running out once is normal traffic; several in a row hold conversations back).
+   */
+  rateLimitProblem(): string | undefined {
+    this.forgetLimitHits();
+    if (this.limitHits.length < LIMITED_PROBLEM_HITS) return undefined;
+    const routes = new Map<string, string | undefined>();
+    for (const hit of this.limitHits) routes.set(hit.route, hit.limit ?? routes.get(hit.route));
+    const named = [...routes].map(([route, limit]) => (limit === undefined ? route : `${route} (${limit} per window)`));
+    return (
+      `Rocket.Chat rate-limited ${named.join(", ")} ${this.limitHits.length} times in 5 minutes: raise ` +
+      "API_Enable_Rate_Limiter_Limit_Calls_Default or turn API_Enable_Rate_Limiter off"
+    );
+  }
+
   private authHeaders(): Record<string, string> {
     return { "X-User-Id": this.options.userId ?? "", "X-Auth-Token": this.options.authToken ?? "" };
   }
@@ -194,10 +265,12 @@ export class RocketChatClient {
       operation?: string;
     } = {},
   ): Promise<unknown> {
-    const gated = GATED.has(route);
-    if (gated && this.gatedUntil > this.now()) {
-      throw new RocketChatError(`${route}: rate limited`, true, 429, "error-too-many-requests", {
-        retryAfterMs: this.gatedUntil - this.now(),
+    const operation = request.operation ?? route;
+    const gate = `${method} ${operation}`;
+    const until = this.gates.get(gate) ?? 0;
+    if (until > this.now()) {
+      throw new RocketChatError(`${operation}: rate limited`, true, 429, "error-too-many-requests", {
+        retryAfterMs: until - this.now(),
       });
     }
     if (request.auth && !this.hasUserCredentials) {
@@ -214,7 +287,6 @@ export class RocketChatClient {
     if (request.auth) Object.assign(headers, this.authHeaders());
     const body = requestBody(request, headers);
 
-    const operation = request.operation ?? route;
     const started = performance.now();
     let response: ApiResponse;
     try {
@@ -224,20 +296,44 @@ export class RocketChatClient {
       throw new RocketChatError(`${route}: ${describe(error)}`, true, undefined, undefined, { cause: error });
     }
     const text = response.text;
-    this.options.observe?.(operation, response.status === 200 ? "ok" : "error", (performance.now() - started) / 1000);
+    const outcome = response.status === 200 ? "ok" : response.status === 429 ? "rate_limited" : "error";
+    this.options.observe?.(operation, outcome, (performance.now() - started) / 1000);
+    this.pace(gate, operation, response);
     const json = parseJson(text);
     if (response.status === 200 && json !== undefined && (json as { success?: unknown }).success !== false) return json;
 
     const { error, errorType } = errorOf(json);
     const summary = `${route}: ${response.status} ${error ?? text.slice(0, 200)}`;
     if (response.status === 429) {
-      const retryAfterMs = retryAfter(response, this.now());
-      if (gated) this.gatedUntil = Math.max(this.gatedUntil, this.now() + retryAfterMs);
-      throw new RocketChatError(summary, true, 429, errorType ?? "error-too-many-requests", { retryAfterMs });
+      const retryAfterMs = Math.max(1, (this.gates.get(gate) ?? 0) - this.now());
+      throw new RocketChatError(summary, true, 429, errorType ?? "error-too-many-requests", {
+        retryAfterMs,
+        body: json,
+      });
     }
     // A 200 without JSON, 5xx and anything we cannot read are transient; 4xx means Rocket.Chat said no.
     const retryable = response.status >= 500 || response.status === 408 || response.status === 200;
-    throw new RocketChatError(summary, retryable, response.status, errorType);
+    throw new RocketChatError(summary, retryable, response.status, errorType, { body: json });
+  }
+
+  /**
+   * Closes the route's gate until its window resets when the answer says none is left: a 429, or (the counter is
+   * incremented before it is checked) `X-RateLimit-Remaining: 0` on the window's last allowed call, so that the next
+   * call waits instead of being refused.
+   */
+  private pace(gate: string, operation: string, response: ApiResponse): void {
+    const refused = response.status === 429;
+    if (!refused && header(response, "x-ratelimit-remaining") !== "0") return;
+    const until = this.now() + retryAfter(response, this.now());
+    this.gates.set(gate, Math.max(this.gates.get(gate) ?? 0, until));
+    this.limitHits.push({ at: this.now(), route: operation, limit: header(response, "x-ratelimit-limit") });
+    this.forgetLimitHits();
+  }
+
+  /** Drops the hits older than LIMITED_WINDOW_MS (also while nobody asks `/ready`). */
+  private forgetLimitHits(): void {
+    const since = this.now() - LIMITED_WINDOW_MS;
+    while (this.limitHits.length > 0 && (this.limitHits[0]?.at ?? 0) < since) this.limitHits.shift();
   }
 }
 
@@ -269,18 +365,22 @@ export function errorOf(json: unknown): { error?: string; errorType?: string } {
   return message === undefined ? {} : { error: message };
 }
 
-/** How long a 429 asks us to wait: Retry-After (seconds), else X-RateLimit-Reset (a time), else one minute. */
+/**
+ * How long a rate-limited route must wait: until `X-RateLimit-Reset` (an epoch in ms, on every answer of a limited
+ * route; Rocket.Chat sends no Retry-After), else a Retry-After that a proxy in front of it may add, else one minute.
+ */
 export function retryAfter(response: ApiResponse, now: number): number {
-  const retryAfterHeader = header(response, "retry-after");
-  const seconds = Number(retryAfterHeader);
-  if (retryAfterHeader !== undefined && Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
   const resetHeader = header(response, "x-ratelimit-reset");
   const reset = Number(resetHeader);
   if (resetHeader !== undefined && Number.isFinite(reset) && reset > 0) {
-    // Rocket.Chat sends an epoch time; tolerate seconds as well as milliseconds.
+    // Rocket.Chat sends an epoch time in ms (tolerate seconds), by its own clock: a clock behind ours makes the reset
+    // look past, so a short floor keeps retries from coming back at once (the outbox's backoff grows from there).
     const resetMs = reset > 1e12 ? reset : reset * 1000;
-    return Math.max(1000, resetMs - now);
+    return Math.max(250, resetMs - now);
   }
+  const retryAfterHeader = header(response, "retry-after");
+  const seconds = Number(retryAfterHeader);
+  if (retryAfterHeader !== undefined && Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
   return 60_000;
 }
 

@@ -30,7 +30,7 @@ export interface RocketChatDeskOptions {
   /** Hosts whose http(s) attachment URLs Liaison may fetch to upload the file (SSRF guard); others go as links. */
   fetchHosts: readonly string[];
   maxFileBytes: number;
-  observe?: (operation: string, outcome: "ok" | "error", seconds: number) => void;
+  observe?: (operation: string, outcome: "ok" | "error" | "rate_limited", seconds: number) => void;
 }
 
 /** A fresh, unguessable visitor token for a new conversation (stored with it at init, reused by every retry). */
@@ -48,7 +48,8 @@ export class RocketChatDesk implements Desk {
   readonly client: RocketChatClient;
   /**
    * Departments last seen with nobody online (by the id Rocket.Chat resolved, until when): their opens first ask
-   * the cheap, unlimited `livechat/config`, but the real room call is tried again once the mark expires.
+   * `livechat/config` (rate-limited by the default rule, not by the 5 per minute of the visitor and room routes),
+   * but the real room call is tried again once the mark expires.
    */
   private readonly unstaffed = new Map<string, { departmentId: string | undefined; until: number }>();
 
@@ -74,7 +75,7 @@ export class RocketChatDesk implements Desk {
     if (minted === undefined) throw new AdapterError(DESK_NAME, "conversation has no visitor token", false);
     let department = this.departmentOf(conversation);
     const key = department ?? "";
-    // While nobody is online, retries ask livechat/config instead of spending the per-IP visitor/room budget.
+    // While nobody is online, retries ask livechat/config instead of spending the visitor/room routes' 5 per minute.
     const mark = this.unstaffed.get(key);
     if (mark && mark.until > Date.now() && !(await this.client.online(mark.departmentId))) {
       throw new NoAgentAvailableError("no-agent-online");
@@ -125,9 +126,13 @@ export class RocketChatDesk implements Desk {
     try {
       await this.sendParts(conversation, message, retry);
     } catch (error) {
+      // livechat/message says room-closed (or invalid-room once the room is gone); livechat/upload answers a room
+      // that is not open to the visitor with a 403 (see RocketChatClient.upload).
       if (
         error instanceof RocketChatError &&
-        (error.errorType === "room-closed" || error.errorType === "invalid-room")
+        (error.errorType === "room-closed" ||
+          error.errorType === "invalid-room" ||
+          error.errorType === "upload-forbidden")
       ) {
         throw new DeskSessionClosedError(`the Rocket.Chat room was closed (${error.errorType})`);
       }

@@ -46,6 +46,7 @@ export const rocketChat = defineAdapter({
         logger,
       }),
       warnings,
+      problem: () => desk.client.rateLimitProblem(),
     };
   },
 });

@@ -3,6 +3,7 @@ import type { ReadableStream } from "node:stream/web";
 import { Router } from "express";
 import { secretsEqual } from "../../core/api-keys.js";
 import type { ConversationService } from "../../core/conversations.js";
+import type { DeskEvent } from "../../core/desk.js";
 import { GatewayError, invalidPayload } from "../../core/errors.js";
 import type { UrlSigner } from "../../core/signed-urls.js";
 import type { Logger } from "../../logger.js";
@@ -68,7 +69,14 @@ export function rocketChatRoutes(deps: RocketChatRoutesDeps): Router {
       res.type("text/plain").send("ignored");
       return;
     }
-    const events = eventsFromWebhook(payload, fileUrl);
+    const openedAt = conversation.desk.openedAt === undefined ? Number.NaN : Date.parse(conversation.desk.openedAt);
+    const mapped = eventsFromWebhook(payload, {
+      fileUrl,
+      ...(Number.isFinite(openedAt) ? { openedAt } : {}),
+    });
+    // A close transcript repeats every agent message of the room: only those not recorded yet are new (the rest
+    // would only be compared again, their fresh file links differing from the recorded ones).
+    const events = payload.type === "LivechatSession" ? await unrecorded(deps.store, conversation.id, mapped) : mapped;
     await deps.core.applyDeskEvents(conversation, events);
     log.debug({ conversationId: conversation.id, events: events.length }, "webhook recorded");
     // Rocket.Chat stores this body as the room's crmData and echoes it in later webhooks: keep it short.
@@ -108,4 +116,18 @@ export function rocketChatRoutes(deps: RocketChatRoutesDeps): Router {
   });
 
   return router;
+}
+
+async function unrecorded(store: ConversationStore, conversationId: string, events: DeskEvent[]): Promise<DeskEvent[]> {
+  const fresh: DeskEvent[] = [];
+  for (const event of events) {
+    if (
+      event.type === "agentMessage" &&
+      (await store.findMessage(conversationId, `${DESK_NAME}:${event.externalId}`))
+    ) {
+      continue;
+    }
+    fresh.push(event);
+  }
+  return fresh;
 }

@@ -31,10 +31,11 @@ import { quickReplyJson } from "./state.js";
 import { evaluateTemplate, XObject } from "./template.js";
 import type { XValue } from "./template.js";
 import { throttledDetail } from "./throttle.js";
-import type { WorkspaceThrottle } from "./throttle.js";
+import type { ThrottleScope, WorkspaceThrottle } from "./throttle.js";
 import type { RequestLogEntry, RpQuickReply } from "./types.js";
 import { normalizeUrn, parseUrn, storedIdentity, URN_SCHEMES } from "./urns.js";
 import {
+  atLeast,
   codePointLength,
   findUuid,
   formatMicros,
@@ -53,6 +54,9 @@ import {
 export interface ApiSettings {
   tokens: string[];
   email: string;
+  /** The release played (see FakeRapidProOptions.version). */
+  version: number[];
+  tokenRole: "administrator" | "editor" | "agent" | "viewer";
   maxTextLength: number;
   messagesEndpoint: boolean;
   workspace: { uuid: string; name: string };
@@ -76,6 +80,29 @@ const ENDPOINTS: Record<string, Method[]> = {
   messages: ["GET", "POST"],
   workspace: ["GET"],
 };
+
+/** `Media.ALLOWED_CONTENT_TYPES` (temba/msgs/models.py), matched with fnmatch: case-sensitive, `*` any run. */
+const ALLOWED_MEDIA_TYPES = [
+  "image/apng",
+  "image/avif",
+  "image/gif",
+  "image/jpeg",
+  "image/png",
+  "image/webp",
+  "audio/*",
+  "video/*",
+  "application/pdf",
+];
+/** The list before v9.1.92 ("Fix content type mismatching"). */
+const LEGACY_MEDIA_TYPES = ["image/*", "audio/*", "video/*", "application/pdf"];
+
+function fnmatch(value: string, pattern: string): boolean {
+  const literal = pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(`^${literal.join(".*")}$`, "s").test(value);
+}
+
+/** `Attachment.CONTENT_TYPE_REGEX`: the type part of a free `"<type>:<url>"` attachment (before v8.1.68). */
+const ATTACHMENT_TYPE = /^(image|audio|video|application|geo|unavailable|(\w+\/[-+.\w]+))$/;
 
 /** Django's default DATA_UPLOAD_MAX_MEMORY_SIZE: larger non-file bodies are refused. */
 const MAX_JSON_BODY = 2_621_440;
@@ -194,7 +221,14 @@ export class RapidProApi {
       return;
     }
     const headers = this.workspaceHeader();
-    const wait = this.throttle.hit();
+    // APIPermission: an authenticated user whose workspace role may not use API tokens is refused (DRF checks
+    // permissions before throttles).
+    if (this.settings.tokenRole !== "administrator" && this.settings.tokenRole !== "editor") {
+      await drain(req);
+      sendJson(res, 403, { detail: "You do not have permission to perform this action." }, headers);
+      return;
+    }
+    const wait = this.throttle.hit(this.scopeOf(name));
     if (wait !== undefined) {
       await drain(req);
       sendJson(res, 429, { detail: throttledDetail(wait) }, { ...headers, "Retry-After": String(wait) });
@@ -237,6 +271,11 @@ export class RapidProApi {
         sendHtml(res, 413, "<html><head><title>413 Request Entity Too Large</title></head></html>");
         return;
       }
+      if (!this.since("8.1.37")) {
+        const { status, body } = await this.surveyorAttachment(req.headers["content-type"], raw);
+        sendJson(res, status, body, headers);
+        return;
+      }
       const media = await this.uploadMedia(req.headers["content-type"], raw);
       sendJson(res, 201, mediaJson(media), headers);
       return;
@@ -267,6 +306,18 @@ export class RapidProApi {
       default:
         sendJson(res, 405, { detail: `Method "${method}" not allowed.` }, headers);
     }
+  }
+
+  private since(tag: string): boolean {
+    return atLeast(this.settings.version, tag);
+  }
+
+  /** The view's `throttle_scope`. */
+  private scopeOf(endpoint: string): ThrottleScope {
+    if (endpoint === "messages") return "v2.messages";
+    if (endpoint === "contacts") return "v2.contacts";
+    if (endpoint === "broadcasts" && !this.since("10.3.85")) return "v2.broadcasts";
+    return "v2";
   }
 
   /** DRF's authenticators in RapidPro's order (session, token, basic); undefined when a token was accepted. */
@@ -357,6 +408,22 @@ export class RapidProApi {
     return media ?? fail(MSG.noSuchObject(value));
   };
 
+  /** `AttachmentField` before v8.1.68: any `"<type>:<url>"` string (nothing is looked up). */
+  private freeAttachment = (item: unknown): string => {
+    const text = charField(item, 2048);
+    const colon = text.indexOf(":");
+    if (colon < 0 || !ATTACHMENT_TYPE.test(text.slice(0, colon)) || text.slice(colon + 1) === "") {
+      fail("Invalid attachment. Must be <content-type>:<url>.");
+    }
+    return text;
+  };
+
+  /** A message's attachments as stored: uploaded media (`MediaField`, v8.1.68 on), else free strings. */
+  private attachmentList = (value: unknown): string[] =>
+    this.since("8.1.68")
+      ? manyRelatedField(value, this.lookupMedia, 10).map((m) => `${m.contentType}:${m.url}`)
+      : listField(value, this.freeAttachment, 10);
+
   private urnChild = (item: unknown): string => {
     if (typeof item === "string" && item.trim() === "") fail(MSG.blank);
     const normalized = normalizeUrn(pyStr(item));
@@ -394,7 +461,7 @@ export class RapidProApi {
     const v = runFields(data, [
       { name: "contact", required: true, emptyIsNull: true, parse: this.lookupContact },
       { name: "text", parse: (x) => charField(x, this.settings.maxTextLength) },
-      { name: "attachments", parse: (x) => manyRelatedField(x, this.lookupMedia, 10) },
+      { name: "attachments", parse: this.attachmentList },
       { name: "quick_replies", parse: (x) => listField(x, this.quickReply, 10) },
       {
         name: "ticket",
@@ -403,13 +470,13 @@ export class RapidProApi {
       },
     ]);
     const text = (v.text as string | undefined) ?? "";
-    const attachments = (v.attachments as MediaRecord[] | undefined) ?? [];
+    const attachments = (v.attachments as string[] | undefined) ?? [];
     if (text === "" && attachments.length === 0) nonFieldError("Must provide either text or attachments.");
     const msg = this.state.createOutgoing(
       v.contact as ContactRecord,
       {
         text,
-        attachments: attachments.map((m) => `${m.contentType}:${m.url}`),
+        attachments,
         quickReplies: (v.quick_replies as RpQuickReply[] | undefined) ?? [],
       },
       "messages",
@@ -447,12 +514,14 @@ export class RapidProApi {
       { name: "groups", parse: (x) => manyRelatedField(x, this.lookupGroup, 100) },
       {
         name: "text",
+        // Optional since v8.1.39; before, a broadcast of attachments alone was refused.
+        required: !this.since("8.1.39"),
         parse: (x) => this.languageDict(x, (item) => charField(item, this.settings.maxTextLength), "string"),
       },
-      {
-        name: "attachments",
-        parse: (x) => this.languageDict(x, (item) => manyRelatedField(item, this.lookupMedia, 10), "list"),
-      },
+      // Before v8.1.25 the serializer had no `attachments` field: DRF ignores what it does not declare.
+      ...(this.since("8.1.25")
+        ? [{ name: "attachments", parse: (x: unknown) => this.languageDict(x, this.attachmentList, "list") }]
+        : []),
       {
         name: "quick_replies",
         parse: (x) => this.languageDict(x, (item) => listField(item, this.quickReply, 10), "list"),
@@ -460,7 +529,7 @@ export class RapidProApi {
       { name: "base_language", parse: languageField },
     ]);
     const text = v.text as Record<string, string> | undefined;
-    const attachments = v.attachments as Record<string, MediaRecord[]> | undefined;
+    const attachments = v.attachments as Record<string, string[]> | undefined;
     const quickReplies = v.quick_replies as Record<string, RpQuickReply[]> | undefined;
     const urns = (v.urns as string[] | undefined) ?? [];
     const contacts = (v.contacts as ContactRecord[] | undefined) ?? [];
@@ -484,7 +553,7 @@ export class RapidProApi {
     const translations: BroadcastRecord["translations"] = {};
     for (const [lang, t] of Object.entries(text ?? {})) translations[lang] = { text: t };
     for (const [lang, atts] of Object.entries(attachments ?? {})) {
-      translations[lang] = { ...translations[lang], attachments: atts.map((m) => `${m.contentType}:${m.url}`) };
+      translations[lang] = { ...translations[lang], attachments: atts };
     }
     for (const [lang, qrs] of Object.entries(quickReplies ?? {})) {
       translations[lang] = { ...translations[lang], quick_replies: qrs };
@@ -770,6 +839,53 @@ export class RapidProApi {
 
   // --- POST media.json ------------------------------------------------------------------------------------------
 
+  /**
+   * `media.json` before v8.1.37: Surveyor's attachment endpoint (SurveyorAttachmentsEndpoint). A multipart `media_file`
+   * and `extension` are stored and answered 201 `{"location": <public url>}`; anything else (a `file` field, say) is
+   * 400 `{}`. Only multipart and form bodies are parsed.
+   */
+  private async surveyorAttachment(
+    contentType: string | undefined,
+    raw: Buffer,
+  ): Promise<{ status: number; body: Record<string, unknown> }> {
+    const type = contentType ?? "";
+    const mime = type.split(";")[0]?.trim().toLowerCase() ?? "";
+    if (raw.length > 0 && mime !== "multipart/form-data" && mime !== "application/x-www-form-urlencoded") {
+      throw new ApiError({ detail: `Unsupported media type "${type}" in request.` }, 415);
+    }
+    let form: FormData | undefined;
+    if (raw.length > 0) {
+      try {
+        form = await new Request("http://fake.invalid/", {
+          method: "POST",
+          headers: { "content-type": type },
+          body: raw,
+        }).formData();
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new ApiError({ detail: `Multipart form parse error - ${reason}` });
+      }
+    }
+    const file = form?.get("media_file");
+    const extension = form?.get("extension");
+    if (!file || typeof file === "string" || typeof extension !== "string" || extension === "") {
+      return { status: 400, body: {} };
+    }
+    const uuid = uuid4();
+    const filename = `${uuid}.${extension}`;
+    const media: MediaRecord = {
+      uuid,
+      filename,
+      contentType: file.type.split(";")[0]?.trim() || "application/octet-stream",
+      size: file.size,
+      content: Buffer.from(await file.arrayBuffer()),
+      url: `${this.settings.baseUrl()}/media/${uuid}/${quoteFilename(filename)}`,
+      createdOn: this.state.clock.now(),
+    };
+    this.state.media.set(uuid, media);
+    return { status: 201, body: { location: media.url } };
+  }
+
   private async uploadMedia(contentType: string | undefined, raw: Buffer): Promise<MediaRecord> {
     const type = contentType ?? "";
     const mime = type.split(";")[0]?.trim().toLowerCase() ?? "";
@@ -797,8 +913,9 @@ export class RapidProApi {
     const filename = file.name.replace(/\\/g, "/").split("/").pop() ?? "";
     if (filename === "") throw new ApiError({ file: ["No filename could be determined."] });
     if (file.size === 0) throw new ApiError({ file: ["The submitted file is empty."] });
-    const fileType = file.type.split(";")[0]?.trim().toLowerCase() ?? "";
-    if (!/^(image|audio|video)\/[^/]+$/.test(fileType) && fileType !== "application/pdf") {
+    const fileType = file.type.split(";")[0]?.trim() ?? "";
+    const allowed = this.since("9.1.92") ? ALLOWED_MEDIA_TYPES : LEGACY_MEDIA_TYPES;
+    if (!allowed.some((pattern) => fnmatch(fileType, pattern))) {
       throw new ApiError({ file: ["Unsupported file type."] });
     }
     if (file.size > this.settings.maxUploadBytes) {

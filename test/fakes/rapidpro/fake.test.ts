@@ -164,24 +164,55 @@ describe("fake RapidPro: authentication, routing, throttling", () => {
     expect((await get(old, "messages.json")).status).toBe(200);
   });
 
-  it("throttles per workspace (all tokens, all endpoints) with 429, Retry-After and DRF's body, then recovers", async () => {
+  it("throttles per scope and workspace (all tokens share it) with 429, Retry-After and DRF's body, then recovers", async () => {
     const fake = await start({ rateLimit: { requests: 2, windowMs: 600 }, extraTokens: ["other"] });
-    expect((await get(fake, "contacts.json")).status).toBe(200);
-    expect((await api(fake, "GET", "/api/v2/flows.json", { token: "other" })).status).toBe(200);
-    const throttled = await post(fake, "messages", {});
+    // flows.json and media.json are scope `v2`; contacts.json has `v2.contacts`, messages.json `v2.messages`.
+    expect((await get(fake, "flows.json")).status).toBe(200);
+    expect((await api(fake, "GET", "/api/v2/workspace.json", { token: "other" })).status).toBe(200);
+    const throttled = await get(fake, "flows.json");
     expect(throttled.status).toBe(429);
     expect(throttled.headers.get("retry-after")).toBe("1");
     expect(throttled.body).toEqual({ detail: "Request was throttled. Expected available in 1 second." });
+    for (let i = 0; i < 2; i += 1) expect((await get(fake, "contacts.json")).status).toBe(200);
+    expect((await get(fake, "contacts.json")).status).toBe(429);
+    // The contacts scope used up, messages still go: each scope has its own bucket.
+    const contact = fake.addContact({ name: "Ana", urns: ["tel:+50255501234"] });
+    expect((await post(fake, "messages", { contact: contact.uuid, text: "hi" })).status).toBe(201);
     // A rejected token is refused before throttling.
-    expect((await api(fake, "GET", "/api/v2/contacts.json", { token: "bad" })).status).toBe(403);
-    await new Promise((resolve) => setTimeout(resolve, 650));
-    expect((await get(fake, "contacts.json")).status).toBe(200);
+    expect((await api(fake, "GET", "/api/v2/flows.json", { token: "bad" })).status).toBe(403);
+    await expect.poll(async () => (await get(fake, "flows.json")).status, { interval: 100 }).toBe(200);
     fake.setRateLimit({ requests: 1, windowMs: 120_000 });
     expect((await get(fake, "contacts.json")).status).toBe(200);
     const long = await get(fake, "contacts.json");
     expect(long.headers.get("retry-after")).toBe("120");
     expect(long.body).toEqual({ detail: "Request was throttled. Expected available in 120 seconds." });
     fake.setRateLimit(undefined);
+    expect((await get(fake, "contacts.json")).status).toBe(200);
+  });
+
+  it("gives broadcasts their own throttle scope before v10.3.85, and shares v2 with media and flow starts after", async () => {
+    const old = await start({ version: "10.3.84", rateLimit: { requests: 1, windowMs: 60_000 } });
+    const contact = old.addContact({ name: "Ana", urns: ["tel:+50255501234"] });
+    expect((await post(old, "broadcasts", { contacts: [contact.uuid], text: "hi" })).status).toBe(201);
+    expect((await get(old, "flows.json")).status).toBe(200);
+    const now = await start({ rateLimit: { requests: 1, windowMs: 60_000 } });
+    const other = now.addContact({ name: "Ana", urns: ["tel:+50255501234"] });
+    expect((await post(now, "broadcasts", { contacts: [other.uuid], text: "hi" })).status).toBe(201);
+    expect((await get(now, "flows.json")).status).toBe(429);
+  });
+
+  it("refuses a token whose user may not use the API (agent, viewer) with 403 after authenticating", async () => {
+    const fake = await start({ tokenRole: "agent", workspaceUuid: "0d8b2f7a-7c5e-4c1b-9a55-1f0e2d3c4b5a" });
+    const denied = await get(fake, "contacts.json");
+    expect(denied).toMatchObject({
+      status: 403,
+      body: { detail: "You do not have permission to perform this action." },
+    });
+    expect(denied.headers.get("x-temba-workspace")).toBe("0d8b2f7a-7c5e-4c1b-9a55-1f0e2d3c4b5a");
+    expect((await api(fake, "GET", "/api/v2/contacts.json", { token: "nope" })).body).toEqual({
+      detail: "Invalid token",
+    });
+    fake.setTokenRole("editor");
     expect((await get(fake, "contacts.json")).status).toBe(200);
   });
 
@@ -360,9 +391,28 @@ describe("fake RapidPro: media", () => {
     expect(Buffer.from(await served.arrayBuffer()).toString()).toBe("jpeg-bytes");
     expect(fake.media()[0]).toMatchObject({ filename: "steve marten.jpg", contentType: "image/jpeg", size: 10 });
 
-    expect((await upload(fake, "sheet.xlsx", "application/vnd.ms-excel", "x")).body).toEqual({
-      file: ["Unsupported file type."],
-    });
+    for (const [name, type] of [
+      ["sheet.xlsx", "application/vnd.ms-excel"],
+      ["logo.svg", "image/svg+xml"],
+      ["scan.tiff", "image/tiff"],
+      ["photo.heic", "image/heic"],
+      ["old.bmp", "image/bmp"],
+    ]) {
+      expect({ name, body: (await upload(fake, name ?? "", type ?? "", "x")).body }).toEqual({
+        name,
+        body: { file: ["Unsupported file type."] },
+      });
+    }
+    for (const [name, type] of [
+      ["a.apng", "image/apng"],
+      ["a.avif", "image/avif"],
+      ["a.gif", "image/gif"],
+      ["a.webp", "image/webp"],
+      ["a.m4a", "audio/mp4"],
+      ["a.webm", "video/webm"],
+    ]) {
+      expect({ name, status: (await upload(fake, name ?? "", type ?? "", "x")).status }).toEqual({ name, status: 201 });
+    }
     expect((await upload(fake, "doc.pdf", "application/pdf", "%PDF")).status).toBe(201);
     expect((await upload(fake, "big.mp4", "video/mp4", Buffer.alloc(2048))).body).toEqual({
       file: ["Limit for file uploads is 0.0009765625 MB."],
@@ -412,6 +462,65 @@ describe("fake RapidPro: media", () => {
       [`image/png:${String(media.url)}`],
       [`image/png:${String(media.url)}`],
     ]);
+  });
+});
+
+describe("fake RapidPro: servers of other versions", () => {
+  it("plays a server before v8.1.37: media.json is Surveyor's endpoint, images of any type before v9.1.92", async () => {
+    const old = await start({ version: "8.1.36" });
+    const asFile = await upload(old, "a.png", "image/png", "png");
+    expect({ status: asFile.status, body: asFile.body }).toEqual({ status: 400, body: {} });
+    const form = new FormData();
+    form.append("media_file", new Blob([Buffer.from("png")], { type: "image/png" }), "a.png");
+    form.append("extension", "png");
+    const stored = await api(old, "POST", "/api/v2/media.json", { form });
+    expect(stored.status).toBe(201);
+    expect(Object.keys(stored.body)).toEqual(["location"]);
+    expect(await (await fetch(String(stored.body.location))).text()).toBe("png");
+    const noExtension = new FormData();
+    noExtension.append("media_file", new Blob([Buffer.from("png")], { type: "image/png" }), "a.png");
+    expect((await api(old, "POST", "/api/v2/media.json", { form: noExtension })).body).toEqual({});
+    const before = await start({ version: "9.1.91" });
+    expect((await upload(before, "old.bmp", "image/bmp", "bmp")).status).toBe(201);
+  });
+
+  it("plays the broadcast rules of older servers: text required, attachments free strings or not there at all", async () => {
+    const v8136 = await start({ version: "8.1.36", messagesEndpoint: false });
+    const contact = v8136.addContact({ name: "Ana", urns: ["tel:+50255501234"] });
+    expect((await post(v8136, "messages", { contact: contact.uuid, text: "hi" })).status).toBe(405);
+    const fileOnly = await post(v8136, "broadcasts", {
+      contacts: [contact.uuid],
+      attachments: ["image/png:https://elsewhere.example/a.png"],
+    });
+    expect({ status: fileOnly.status, body: fileOnly.body }).toEqual({
+      status: 400,
+      body: { text: ["This field is required."] },
+    });
+    const free = await post(v8136, "broadcasts", {
+      contacts: [contact.uuid],
+      text: "see",
+      attachments: ["image/png:https://elsewhere.example/a.png"],
+    });
+    expect(free.status).toBe(201);
+    expect(
+      (await post(v8136, "broadcasts", { contacts: [contact.uuid], text: "see", attachments: ["a.png"] })).body,
+    ).toEqual({ attachments: { eng: { "0": ["Invalid attachment. Must be <content-type>:<url>."] } } });
+    // 640 characters before v10.1.45.
+    expect((await post(v8136, "broadcasts", { contacts: [contact.uuid], text: "x".repeat(641) })).status).toBe(400);
+    await v8136.whenIdle();
+    expect(v8136.sent(contact.uuid).map((m) => m.attachments)).toEqual([["image/png:https://elsewhere.example/a.png"]]);
+
+    const v8124 = await start({ version: "8.1.24" });
+    const other = v8124.addContact({ name: "Ana", urns: ["tel:+50255501234"] });
+    const ignored = await post(v8124, "broadcasts", {
+      contacts: [other.uuid],
+      text: "see the file",
+      attachments: ["image/png:https://elsewhere.example/a.png"],
+    });
+    expect(ignored.status).toBe(201);
+    await v8124.whenIdle();
+    // No `attachments` field yet: DRF ignored it, and the contact gets the text alone.
+    expect(v8124.sent(other.uuid).map((m) => [m.text, m.attachments])).toEqual([["see the file", []]]);
   });
 });
 

@@ -6,7 +6,7 @@ import { FlowPlayer } from "./flow-player.js";
 import { FakeState } from "./state.js";
 import { WorkspaceThrottle } from "./throttle.js";
 import type { FakeRapidPro, FakeRapidProOptions, RpBroadcast, RpFlowStart, StoredMedia } from "./types.js";
-import { quoteFilename, uuid4 } from "./util.js";
+import { atLeast, parseVersion, quoteFilename, uuid4 } from "./util.js";
 
 export type * from "./types.js";
 export { DEFAULT_CATEGORY, MAILROOM_USER_AGENT } from "./flow-player.js";
@@ -23,11 +23,14 @@ export async function startFakeRapidPro(options: FakeRapidProOptions = {}): Prom
     name: options.channel?.name ?? "WhatsApp",
     address: options.channel?.address ?? "+50255500000",
   };
+  const version = parseVersion(options.version ?? "26.3.54");
   const settings: ApiSettings = {
     tokens: [token, ...(options.extraTokens ?? [])],
     email: options.email ?? "admin@example.org",
-    maxTextLength: options.maxTextLength ?? 4096,
-    messagesEndpoint: options.messagesEndpoint ?? true,
+    version,
+    tokenRole: options.tokenRole ?? "administrator",
+    maxTextLength: options.maxTextLength ?? (atLeast(version, "10.1.45") ? 4096 : 640),
+    messagesEndpoint: options.messagesEndpoint ?? atLeast(version, "8.1.35"),
     workspace: { uuid: options.workspaceUuid ?? uuid4(), name: options.workspaceName ?? "Fake Workspace" },
     flowLanguage: options.flowLanguage ?? "eng",
     pageSize: options.pageSize ?? 250,
@@ -124,6 +127,9 @@ export async function startFakeRapidPro(options: FakeRapidProOptions = {}): Prom
       api.failure = { count, status, retryAfterSeconds: opts?.retryAfterSeconds ?? 1 };
     },
     setRateLimit: (limit) => throttle.set(limit),
+    setTokenRole(role) {
+      settings.tokenRole = role;
+    },
     advanceStatuses: () => state.advanceStatuses(),
     setMessageStatus(uuid, status) {
       const msg = state.findMessage(uuid);

@@ -21,12 +21,29 @@ export interface FakeRapidProOptions {
   extraTokens?: string[];
   /** E-mail of the token's user, for `Authorization: Basic base64(email:token)`. Default "admin@example.org". */
   email?: string;
-  /** `Msg.MAX_TEXT_LEN`. Default 4096 (RP ≥ v10.1.45); 640 mimics older servers. */
+  /**
+   * The RapidPro release to play (a tag without `v`). Default "26.3.54". Older servers answer differently: before
+   * 8.1.25 broadcasts have no `attachments` (the field is ignored); before 8.1.35 there is no `POST messages.json`
+   * (405); before 8.1.37 `media.json` is Surveyor's attachment endpoint (`media_file` + `extension` → 201
+   * `{"location"}`, anything else 400 `{}`); before 8.1.39 a broadcast needs `text`; before 8.1.68 attachments are free
+   * `"<type>:<url>"` strings; before 9.1.92 every `image/*` may be uploaded; before 10.1.45 texts hold 640
+   * characters; before 10.3.85 broadcasts have their own throttle scope.
+   */
+  version?: string;
+  /** `Msg.MAX_TEXT_LEN`. Default: 4096 (RP ≥ v10.1.45), else 640. */
   maxTextLength?: number;
-  /** Default true. False = a server older than v8.1.35: `POST messages.json` → 405. */
+  /** Default: whether `version` has it (≥ 8.1.35). False: `POST messages.json` → 405. */
   messagesEndpoint?: boolean;
-  /** Per-workspace throttle shared by all tokens and endpoints (one scope). Default: off. */
+  /**
+   * The rate of each throttle scope (`v2.messages` for messages.json, `v2.contacts` for contacts.json, `v2` for
+   * the rest), one history per scope shared by all tokens of the workspace. Default: off.
+   */
   rateLimit?: RateLimit;
+  /**
+   * The workspace role of the tokens' user. Default "administrator". API tokens work for administrators and editors;
+   * an agent's or viewer's token authenticates, then every call is 403 `You do not have permission…`.
+   */
+  tokenRole?: "administrator" | "editor" | "agent" | "viewer";
   /** Sent as `X-Temba-Workspace`. Default: a random UUID. */
   workspaceUuid?: string;
   workspaceName?: string;
@@ -252,6 +269,8 @@ export interface FakeRapidPro {
   /** The next `count` API requests answer `status` (429 with Retry-After and DRF's throttle body). */
   failNext(count: number, status: number, opts?: { retryAfterSeconds?: number }): void;
   setRateLimit(limit: RateLimit | undefined): void;
+  /** Changes the role of the tokens' user (a workspace admin demoting it makes every call 403). */
+  setTokenRole(role: "administrator" | "editor" | "agent" | "viewer"): void;
   /** Moves every outgoing message one step: queued → wired → sent → delivered. */
   advanceStatuses(): void;
   setMessageStatus(uuid: string, status: MsgStatus): void;

@@ -171,3 +171,23 @@ export function snakify(text: string): string {
 export function quoteFilename(name: string): string {
   return encodeURIComponent(name).replace(/[!'()*]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`);
 }
+
+/** A release tag ("8.1.36", "v26.3.54") as numbers. */
+export function parseVersion(tag: string): number[] {
+  const parts = tag.replace(/^v/, "").split(".").map(Number);
+  if (parts.length === 0 || parts.some((part) => !Number.isInteger(part) || part < 0)) {
+    throw new Error(`not a RapidPro version: ${tag}`);
+  }
+  return parts;
+}
+
+/** Whether `version` is `tag` or later. */
+export function atLeast(version: readonly number[], tag: string): boolean {
+  const other = parseVersion(tag);
+  for (let i = 0; i < Math.max(version.length, other.length); i += 1) {
+    const a = version[i] ?? 0;
+    const b = other[i] ?? 0;
+    if (a !== b) return a > b;
+  }
+  return true;
+}

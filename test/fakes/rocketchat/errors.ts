@@ -32,9 +32,12 @@ export class RcDirectResponse extends Error {
   }
 }
 
-/** `API.v1.forbidden()` before 8.0, used by `livechat/upload` for every visitor denial. */
-export function forbidden(): RcDirectResponse {
-  return new RcDirectResponse(403, { success: false, error: "unauthorized" });
+/**
+ * `API.v1.forbidden()`, used by `livechat/upload` for every visitor denial: `"unauthorized"` before 8.0, `"forbidden"`
+ * from 8.0 (`shouldBreakInVersion('8.0.0')`).
+ */
+export function forbidden(version: number): RcDirectResponse {
+  return new RcDirectResponse(403, { success: false, error: version >= 8 ? "forbidden" : "unauthorized" });
 }
 
 /** `API.v1.failure(object)`: 400 with the object and `success:false` appended. */
@@ -42,12 +45,17 @@ export function failureObject(body: Record<string, unknown>): RcDirectResponse {
   return new RcDirectResponse(400, { ...body, success: false });
 }
 
-export const LOGGED_OUT_BODY = {
-  success: false,
-  error: "You must be logged in to do this.",
-  status: "error",
-  message: "You must be logged in to do this.",
-} as const;
+/** The 401 of an `authRequired` route: its `status`/`message` pair is gone from 8.0. */
+export function loggedOutBody(version: number): Record<string, unknown> {
+  return version >= 8
+    ? { success: false, error: "You must be logged in to do this." }
+    : {
+        success: false,
+        error: "You must be logged in to do this.",
+        status: "error",
+        message: "You must be logged in to do this.",
+      };
+}
 
 export function sendSuccess(res: Response, body: Record<string, unknown> = {}): void {
   res.status(200).json({ ...body, success: true });

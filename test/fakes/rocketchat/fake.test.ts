@@ -290,8 +290,9 @@ describe("fake Rocket.Chat: livechat/message", () => {
     expect(next.body.newRoom).toBe(true);
   });
 
-  it("honours a client _id, rejects its reuse with the Mongo duplicate-key error, serves history newest first", async () => {
-    const fake = await start();
+  it("honours a client _id, answers its reuse as sendMessage does (400, nothing stored or sent), serves history newest first", async () => {
+    const hook = await receiver();
+    const fake = await start({ webhookUrl: hook.url, webhookEvents: { visitorMessage: true } });
     await visitor(fake, "tok");
     const rid = String((await openRoom(fake, "tok"))._id);
     const first = await api(fake, "POST", "livechat/message", {
@@ -306,12 +307,32 @@ describe("fake Rocket.Chat: livechat/message", () => {
       alias: "Ryan Lewis",
       u: { username: "guest-1", name: "Ryan Lewis" },
     });
+    await fake.whenWebhooksIdle();
+    const hooksBefore = hook.received.length;
     const dup = await api(fake, "POST", "livechat/message", { body: { token: "tok", rid, msg: "Hello", _id: "m-1" } });
     expect(dup.status).toBe(400);
-    expect(dup.body).toEqual({
-      success: false,
-      error: 'E11000 duplicate key error collection: rocketchat.rocketchat_message index: _id_ dup key: { _id: "m-1" }',
+    expect(dup.body).toEqual({ success: false, error: "Cannot convert undefined or null to object" });
+    // The check is on the _id alone: another text, or another visitor's room, gets the same answer.
+    await visitor(fake, "other");
+    const otherRid = String((await openRoom(fake, "other"))._id);
+    const elsewhere = await api(fake, "POST", "livechat/message", {
+      body: { token: "other", rid: otherRid, msg: "Not mine", _id: "m-1" },
     });
+    expect(elsewhere.body).toEqual({ success: false, error: "Cannot convert undefined or null to object" });
+    await fake.whenWebhooksIdle();
+    expect(fake.messages(rid).filter((m) => m._id === "m-1")).toHaveLength(1);
+    expect(fake.messages(otherRid).some((m) => m.msg === "Not mine")).toBe(false);
+    expect(hook.received.slice(hooksBefore).filter((r) => r.body.type === "Message")).toHaveLength(0);
+
+    const old = await start({ version: 5 });
+    await visitor(old, "tok");
+    const oldRid = String((await openRoom(old, "tok"))._id);
+    await api(old, "POST", "livechat/message", { body: { token: "tok", rid: oldRid, msg: "Hi", _id: "x-1" } });
+    const oldDup = await api(old, "POST", "livechat/message", {
+      body: { token: "tok", rid: oldRid, msg: "Hi", _id: "x-1" },
+    });
+    expect({ status: oldDup.status, body: oldDup.body }).toEqual({ status: 400, body: { success: false } });
+
     await api(fake, "POST", "livechat/message", { body: { token: "tok", rid, msg: "Second" } });
     fake.agentSend(rid, "Agent reply");
     await api(fake, "POST", "livechat/room.close", { body: { token: "tok", rid } });
@@ -346,7 +367,33 @@ describe("fake Rocket.Chat: uploads and files", () => {
     expect(badType.status).toBe(400);
     expect(badType.body).toEqual({ reason: "error-type-not-allowed", success: false });
     const big = await upload(fake, rid, "tok", { name: "big.png", type: "image/png", content: Buffer.alloc(2048) });
-    expect(big.body).toEqual({ reason: "error-size-not-allowed", sizeAllowed: "1 KB", success: false });
+    expect(big.body).toEqual({
+      success: false,
+      error: "[error-file-too-large]",
+      errorType: "error-file-too-large",
+    });
+    // The size limit is busboy's, while the form is read: a too-large file of a refused type is "too large".
+    const bigPdf = await upload(fake, rid, "tok", {
+      name: "a.pdf",
+      type: "application/pdf",
+      content: Buffer.alloc(2048),
+    });
+    expect(bigPdf.body.errorType).toBe("error-file-too-large");
+    const two = new FormData();
+    two.append("file", new Blob([PNG], { type: "image/png" }), "a.png");
+    two.append("file", new Blob([PNG], { type: "image/png" }), "b.png");
+    const twoFiles = await fetch(`${fake.url}/api/v1/livechat/upload/${rid}`, {
+      method: "POST",
+      headers: { "x-visitor-token": "tok" },
+      body: two,
+    });
+    expect({ status: twoFiles.status, body: await twoFiles.json() }).toEqual({
+      status: 400,
+      body: { success: false, error: "Just 1 file is allowed" },
+    });
+    // A room closed meanwhile is refused like a stranger's room.
+    await api(fake, "POST", "livechat/room.close", { body: { token: "tok", rid } });
+    expect(await upload(fake, rid, "tok", file)).toMatchObject({ status: 403, body: unauthorized });
     const disabled = await start({ fileUploadEnabled: false });
     await visitor(disabled, "tok");
     const rid2 = String((await openRoom(disabled, "tok"))._id);
@@ -354,6 +401,23 @@ describe("fake Rocket.Chat: uploads and files", () => {
       success: false,
       reason: "error-file-upload-disabled",
     });
+
+    const eight = await start({ version: 8 });
+    await visitor(eight, "tok");
+    const eightRid = String((await openRoom(eight, "tok"))._id);
+    expect(await upload(eight, eightRid, "nobody", file)).toMatchObject({
+      status: 403,
+      body: { success: false, error: "forbidden" },
+    });
+    const five = await start({ version: 5, maxFileSize: 1024 });
+    await visitor(five, "tok");
+    const fiveRid = String((await openRoom(five, "tok"))._id);
+    const fiveBig = await upload(five, fiveRid, "tok", {
+      name: "b.png",
+      type: "image/png",
+      content: Buffer.alloc(2048),
+    });
+    expect(fiveBig.body).toEqual({ reason: "error-size-not-allowed", sizeAllowed: "1 KB", success: false });
   });
 
   it("answers a successful upload with the message at the top level and serves protected files", async () => {
@@ -373,21 +437,28 @@ describe("fake Rocket.Chat: uploads and files", () => {
     expect(res.body.message).toBeUndefined();
     const fileId = String((res.body.file as Json)._id);
     const link = `/file-upload/${fileId}/my%20globe.png`;
+    const files = res.body.files as Json[];
+    const thumbId = String(files[1]?._id);
+    expect(thumbId).not.toBe(fileId);
+    const ref = { name: "my globe.png", type: "image/png", format: "png", typeGroup: "image" };
     expect(res.body).toMatchObject({
       rid,
       msg: "",
       token: "tok",
-      file: { _id: fileId, name: "my globe.png", type: "image/png" },
-      files: [{ _id: fileId, name: "my globe.png", type: "image/png" }],
+      file: { _id: fileId, ...ref, size: PNG.length },
+      files: [
+        { _id: fileId, ...ref, size: PNG.length },
+        { _id: thumbId, ...ref },
+      ],
       attachments: [
         {
           type: "file",
+          fileId,
           title: "my globe.png",
           title_link: link,
           title_link_download: true,
-          image_url: link,
+          image_url: `/file-upload/${thumbId}/my%20globe.png`,
           image_type: "image/png",
-          image_size: PNG.length,
           image_dimensions: { width: 1, height: 1 },
           description: "caption",
         },
@@ -396,6 +467,7 @@ describe("fake Rocket.Chat: uploads and files", () => {
       showConnecting: false,
       success: true,
     });
+    expect(files).toHaveLength(2);
     const audio = await upload(fake, rid, "tok", { name: "v.ogg", type: "audio/ogg", content: Buffer.from("ogg") });
     expect((audio.body.attachments as Json[])[0]).toMatchObject({
       audio_url: expect.stringMatching(/v\.ogg$/) as string,
@@ -407,6 +479,9 @@ describe("fake Rocket.Chat: uploads and files", () => {
     expect(download.status).toBe(200);
     expect(download.headers.get("content-type")).toBe("image/png");
     expect(Buffer.from(await download.arrayBuffer()).equals(PNG)).toBe(true);
+    // image_url is the thumbnail: other bytes than the original.
+    const thumbnail = await fetch(`${fake.url}/file-upload/${thumbId}/my%20globe.png`, { headers: botAuth });
+    expect(Buffer.from(await thumbnail.arrayBuffer()).equals(PNG)).toBe(false);
   });
 });
 
@@ -466,7 +541,7 @@ describe("fake Rocket.Chat: closing, auth and rate limits", () => {
     expect(forward.status).toBe(401);
   });
 
-  it("limits visitor creation to 5 per minute per IP with RC's 429 body and headers", async () => {
+  it("limits visitor creation to 5 per minute per IP with RC's 429 body and headers, and no Retry-After", async () => {
     const fake = await start({ rateLimit: true });
     for (let i = 1; i <= 5; i += 1) {
       const res = await api(fake, "POST", "livechat/visitor", { body: { visitor: { token: `t${i}` } } });
@@ -482,10 +557,64 @@ describe("fake Rocket.Chat: closing, auth and rate limits", () => {
         /^Error, too many requests\. Please slow down\. You must wait \d+ seconds before trying this endpoint again\. \[error-too-many-requests\]$/,
       ) as string,
     });
+    expect(limited.headers.get("retry-after")).toBeNull();
+    expect(limited.headers.get("x-ratelimit-remaining")).toBe("0");
     expect(Number(limited.headers.get("x-ratelimit-reset"))).toBeGreaterThan(Date.now());
     expect((await api(fake, "GET", "livechat/room", { query: { token: "t1" } })).status).toBe(200); // separate route
     fake.setRateLimit(false);
     expect((await api(fake, "POST", "livechat/visitor", { body: { visitor: { token: "t6" } } })).status).toBe(200);
+  });
+
+  it("limits every other route by the default (10 calls per window), one counter per route for all rooms", async () => {
+    const fake = await start({ rateLimit: true, rateLimitCalls: 3, rateLimitIntervalMs: 400 });
+    await visitor(fake, "a");
+    await visitor(fake, "b");
+    const ridA = String((await openRoom(fake, "a"))._id);
+    const ridB = String((await openRoom(fake, "b"))._id);
+    const send = (token: string, rid: string, msg: string) =>
+      api(fake, "POST", "livechat/message", { body: { token, rid, msg } });
+    const first = await send("a", ridA, "1");
+    expect(first.headers.get("x-ratelimit-limit")).toBe("3");
+    expect(first.headers.get("x-ratelimit-remaining")).toBe("2");
+    expect((await send("b", ridB, "2")).status).toBe(200);
+    expect((await send("a", ridA, "3")).headers.get("x-ratelimit-remaining")).toBe("0");
+    // Another room, the same route: the same counter.
+    const refused = await send("b", ridB, "4");
+    expect(refused.status).toBe(429);
+    expect(refused.body.error).toMatch(/\[error-too-many-requests\]$/);
+    expect(refused.headers.get("retry-after")).toBeNull();
+    expect(fake.messages(ridB).some((m) => m.msg === "4")).toBe(false);
+    // Each route has its own counter: config, history, agent.info, uploads, close are limited the same way.
+    const config = await api(fake, "GET", "livechat/config");
+    expect({ status: config.status, remaining: config.headers.get("x-ratelimit-remaining") }).toEqual({
+      status: 200,
+      remaining: "2",
+    });
+    for (let i = 0; i < 3; i += 1)
+      await api(fake, "GET", `livechat/messages.history/${ridA}`, { query: { token: "a" } });
+    expect((await api(fake, "GET", `livechat/messages.history/${ridB}`, { query: { token: "b" } })).status).toBe(429);
+    for (const rid of [ridA, ridA, ridB])
+      await upload(fake, rid, rid === ridA ? "a" : "b", { name: "p.png", type: "image/png", content: PNG });
+    expect((await upload(fake, ridB, "b", { name: "p.png", type: "image/png", content: PNG })).status).toBe(429);
+    // The window is fixed: once it is over, the next call (refused ones count too) starts a new one for everybody.
+    await expect.poll(async () => (await send("b", ridB, "5")).status, { interval: 100 }).toBe(200);
+    expect(fake.messages(ridB).filter((m) => m.msg === "5")).toHaveLength(1);
+    // A user with api-bypass-rate-limit is exempt; visitors can never be.
+    const admin = await start({
+      rateLimit: true,
+      rateLimitCalls: 1,
+      users: [{ ...DEFAULT_FAKE_USER, permissions: [...DEFAULT_FAKE_USER.permissions, "api-bypass-rate-limit"] }],
+    });
+    await visitor(admin, "c");
+    const ridC = String((await openRoom(admin, "c"))._id);
+    for (let i = 0; i < 2; i += 1) {
+      const forward = await api(admin, "POST", "livechat/room.forward", {
+        body: { roomId: ridC, userId: "nobody" },
+        headers: botAuth,
+      });
+      expect(forward.status).toBe(400);
+      expect(forward.headers.get("x-ratelimit-limit")).toBeNull();
+    }
   });
 
   it("simulates outages: 503, connection resets and injected failures", async () => {
@@ -500,7 +629,8 @@ describe("fake Rocket.Chat: closing, auth and rate limits", () => {
     fake.failNext(1, 429, { retryAfterSeconds: 3 });
     const limited = await api(fake, "GET", "livechat/config");
     expect(limited.status).toBe(429);
-    expect(limited.headers.get("retry-after")).toBe("3");
+    expect(limited.headers.get("retry-after")).toBeNull();
+    expect(Number(limited.headers.get("x-ratelimit-reset")) - Date.now()).toBeGreaterThan(2000);
     expect((await api(fake, "GET", "livechat/config")).status).toBe(200);
     expect(fake.requests.map((r) => r.status)).toEqual([503, 0, 429, 200]);
   });
@@ -517,25 +647,35 @@ describe("fake Rocket.Chat: webhooks", () => {
     });
     await visitor(fake, "tok", { email: "ryan@example.org", phone: "+15550001" });
     const rid = String((await openRoom(fake, "tok"))._id);
+    // Each step waits for its webhooks: RC sends every event at once and on its own, so back-to-back events may
+    // arrive in any order (see the next test).
+    await fake.whenWebhooksIdle();
     await api(fake, "POST", "livechat/message", { body: { token: "tok", rid, msg: "Hello", _id: "v-1" } });
+    await fake.whenWebhooksIdle();
     const reply = fake.agentSend(rid, "Hi, how can I help?");
+    await fake.whenWebhooksIdle();
     fake.agentEdit(rid, reply._id, "Hi! How can I help?");
+    await fake.whenWebhooksIdle();
     fake.agentSendFile(rid, { name: "map.png", type: "image/png", content: PNG, description: "Here you go" });
+    await fake.whenWebhooksIdle();
     fake.closeByAgent(rid, "Thanks, bye");
     await fake.whenWebhooksIdle();
 
     const bodies = hook.received.map((r) => r.body);
-    expect(bodies.map((b) => b.type)).toEqual([
+    expect(bodies.map((b) => b.type).sort()).toEqual([
+      "LivechatSession",
       "LivechatSessionTaken",
       "Message",
       "Message",
       "Message",
       "Message",
       "Message",
-      "LivechatSession",
     ]);
     expect(hook.received.every((r) => r.headers["x-rocketchat-livechat-token"] === "s3cret")).toBe(true);
-    const [taken, visitorMsg, agentMsg, edit, fileMsg, closingMsg, close] = bodies;
+    // The closing comment's Message and the close itself are sent together; which arrives first varies.
+    const [taken, visitorMsg, agentMsg, edit, fileMsg] = bodies;
+    const closingMsg = bodies.find((b) => b.type === "Message" && b.messages?.[0]?.closingMessage === true);
+    const close = bodies.find((b) => b.type === "LivechatSession");
     expect(taken).toMatchObject({
       _id: rid,
       label: "Ryan Lewis",
@@ -579,6 +719,86 @@ describe("fake Rocket.Chat: webhooks", () => {
     expect((await fetch(publicPath.replace(/token=.*/, "token=forged"))).status).toBe(403);
   });
 
+  it("sends every event on its own: held webhooks go in any order, a retry does not hold back later events, crmData is the event's", async () => {
+    const hook = await receiver((n, body) => ({
+      // The first "late" message fails once (RC retries it later); everything else is accepted.
+      status:
+        body.messages?.[0]?.msg === "late" &&
+        !hook.received.slice(0, n - 1).some((r) => r.body.messages?.[0]?.msg === "late")
+          ? 500
+          : 200,
+      text: `crm-${n}`,
+    }));
+    const fake = await start({ webhookUrl: hook.url, retryIntervalMs: 300 });
+    await visitor(fake, "tok");
+    const rid = String((await openRoom(fake, "tok"))._id);
+    await fake.whenWebhooksIdle();
+
+    fake.holdWebhooks();
+    fake.agentSend(rid, "bye for now");
+    fake.closeByAgent(rid, "Solved");
+    expect(fake.heldWebhooks().map((h) => h.type)).toEqual(["Message", "Message", "LivechatSession"]);
+    expect(hook.received).toHaveLength(1);
+    // Both were built at event time with the same (then current) crmData.
+    expect(new Set(fake.heldWebhooks().map((h) => h.body.crmData))).toEqual(new Set(["crm-1"]));
+    // The close overtakes the agent's last message; its transcript carries that message.
+    await fake.releaseWebhooks((held) => held.filter((h) => h.type === "LivechatSession"));
+    expect(hook.received.at(-1)?.body.type).toBe("LivechatSession");
+    expect(hook.received.at(-1)?.body.messages?.map((m) => m.msg)).toEqual(["bye for now", "Solved"]);
+    fake.resumeWebhooks();
+    await fake.whenWebhooksIdle();
+    expect(hook.received.slice(1).map((r) => r.body.type)).toEqual(["LivechatSession", "Message", "Message"]);
+
+    // A delivery being retried does not hold back the next event of the same room.
+    await visitor(fake, "tok");
+    const rid2 = String((await openRoom(fake, "tok"))._id);
+    await fake.whenWebhooksIdle();
+    fake.agentSend(rid2, "late");
+    await expect.poll(() => hook.received.some((r) => r.body.messages?.[0]?.msg === "late")).toBe(true);
+    fake.agentSend(rid2, "overtakes");
+    await fake.whenWebhooksIdle();
+    const texts = hook.received
+      .filter((r) => r.body._id === rid2 && r.body.type === "Message")
+      .map((r) => r.body.messages?.[0]?.msg);
+    expect(texts).toEqual(["late", "overtakes", "late"]);
+    const late = fake.webhookAttempts.filter((a) => a.body.messages?.[0]?.msg === "late");
+    expect(late.map((a) => [a.attempt, a.status])).toEqual([
+      [1, 500],
+      [2, 200],
+    ]);
+    expect(new Set(late.map((a) => a.delivery)).size).toBe(1);
+  });
+
+  it("carries a message with several files: file is the first, attachments list them all with fileId", async () => {
+    const hook = await receiver();
+    const fake = await start({ webhookUrl: hook.url });
+    await visitor(fake, "tok");
+    const rid = String((await openRoom(fake, "tok"))._id);
+    await fake.whenWebhooksIdle();
+    const sent = fake.agentSendFiles(rid, [
+      { name: "a.png", type: "image/png", content: PNG, description: "first" },
+      { name: "b.pdf", type: "application/pdf", content: Buffer.from("%PDF-1.4"), description: "second" },
+    ]);
+    await fake.whenWebhooksIdle();
+    const item = hook.received.at(-1)?.body.messages?.[0];
+    const [a, thumb, b] = sent.files ?? [];
+    expect(sent.files).toHaveLength(3);
+    expect(item?.file).toEqual(a);
+    expect(item).not.toHaveProperty("files");
+    expect(item?.msg).toBeUndefined();
+    expect(item?.attachments).toMatchObject([
+      {
+        fileId: a?._id,
+        title: "a.png",
+        title_link: `/file-upload/${a?._id}/a.png`,
+        image_url: `/file-upload/${thumb?._id}/a.png`,
+        description: "first",
+      },
+      { fileId: b?._id, title: "b.pdf", title_link: `/file-upload/${b?._id}/b.pdf`, description: "second" },
+    ]);
+    expect(item?.fileUpload).toMatchObject({ type: "image/png", size: PNG.length });
+  });
+
   it("retries: legacy retries any failure up to 10 times, modern drops 4xx and retries 5xx", async () => {
     const legacyHook = await receiver((n) => ({ status: n === 1 ? 404 : n === 2 ? 500 : 200 }));
     const legacy = await start({ webhookUrl: legacyHook.url, retryPolicy: "legacy", retryIntervalMs: 10 });
@@ -605,6 +825,14 @@ describe("fake Rocket.Chat: webhooks", () => {
     await modern2.whenWebhooksIdle();
     // 201 is not 200: a failure, and not retryable under the modern policy.
     expect(modern2.webhookAttempts.map((a) => a.status)).toEqual([500, 429, 201]);
+
+    const middleHook = await receiver((n) => ({ status: n < 3 ? 404 : 200 }));
+    const middle = await start({ webhookUrl: middleHook.url, retryPolicy: "middle", retryIntervalMs: 10 });
+    await visitor(middle, "tok");
+    await openRoom(middle, "tok");
+    await middle.whenWebhooksIdle();
+    // RocketChat/Rocket.Chat#30687 onwards: 5 attempts, any non-200 retried.
+    expect(middle.webhookAttempts.map((a) => a.status)).toEqual([404, 404, 200]);
 
     const dead = await start({ webhookUrl: "http://127.0.0.1:1/nowhere", retryIntervalMs: 5 });
     await visitor(dead, "tok");
@@ -645,21 +873,23 @@ describe("fake Rocket.Chat: webhooks", () => {
     });
     expect(offline.body).toEqual({ message: "Livechat offline message sent", success: true });
     await fake.whenWebhooksIdle();
-    // Deliveries are ordered per room; the offline message has no room and travels on its own.
     const offlineBody = hook.received.find((r) => r.body.type === "LivechatOfflineMessage")?.body;
-    const bodies = hook.received.map((r) => r.body).filter((b) => b._id === rid);
-    expect(bodies.map((b) => b.type)).toEqual([
-      "LivechatSessionStart",
-      "LivechatSessionTaken",
-      "Message",
-      "LivechatSession",
-    ]);
-    expect(bodies[0]).toMatchObject({ _id: rid, messages: [] });
-    expect(bodies[0]?.servedBy).toBeUndefined();
+    // Events sent together (start and taken; the closing comment and the close) arrive in either order.
+    const byType = (type: string) => hook.received.map((r) => r.body).filter((b) => b._id === rid && b.type === type);
+    expect(
+      hook.received
+        .filter((r) => r.body._id === rid)
+        .map((r) => r.body.type)
+        .sort(),
+    ).toEqual(["LivechatSession", "LivechatSessionStart", "LivechatSessionTaken", "Message"]);
+    const [started] = byType("LivechatSessionStart");
+    expect(started).toMatchObject({ _id: rid, messages: [] });
+    expect(started?.servedBy).toBeUndefined();
     // The visitor's closing comment has no token, so it travels as an "agent" message, without agentId.
-    expect(bodies[2]?.messages).toEqual([expect.objectContaining({ msg: "Closed by visitor", closingMessage: true })]);
-    expect(bodies[2]?.messages?.[0]?.agentId).toBeUndefined();
-    expect(bodies[3]).toMatchObject({ closer: "visitor", closedBy: { username: "guest-1" } });
+    const [closing] = byType("Message");
+    expect(closing?.messages).toEqual([expect.objectContaining({ msg: "Closed by visitor", closingMessage: true })]);
+    expect(closing?.messages?.[0]?.agentId).toBeUndefined();
+    expect(byType("LivechatSession")[0]).toMatchObject({ closer: "visitor", closedBy: { username: "guest-1" } });
     expect(offlineBody).toEqual({
       type: "LivechatOfflineMessage",
       sentAt: expect.any(String) as string,
@@ -687,19 +917,24 @@ describe("fake Rocket.Chat: webhooks", () => {
     await api(fake, "POST", "livechat/message", {
       body: { token: "tok", rid, msg: "not sent: visitorMessage is off" },
     });
+    await fake.whenWebhooksIdle();
     fake.takeRoom(rid, "a1");
+    await fake.whenWebhooksIdle();
     fake.forward(rid, { agentId: "a2" });
     await fake.whenWebhooksIdle();
     const bodies = hook.received.map((r) => r.body);
-    expect(bodies.map((b) => b.type)).toEqual([
-      "LivechatSessionQueued",
-      "LivechatSessionTaken",
-      "LivechatSessionTaken",
-      "LivechatSessionForwarded",
-    ]);
+    expect(bodies.map((b) => b.type).slice(0, 2)).toEqual(["LivechatSessionQueued", "LivechatSessionTaken"]);
+    // A forward fires Taken (new agent) and Forwarded together.
+    expect(
+      bodies
+        .map((b) => b.type)
+        .slice(2)
+        .sort(),
+    ).toEqual(["LivechatSessionForwarded", "LivechatSessionTaken"]);
     expect(bodies[0]).toMatchObject({ departmentId: "dep1" });
     expect(bodies[0]?.servedBy).toBeUndefined();
-    expect(bodies[3]).toMatchObject({ servedBy: { _id: "a2" }, oldServedBy: { _id: "a1", username: "ann" } });
-    expect(bodies[3]?.messages?.map((m) => m.msg)).toEqual(["not sent: visitorMessage is off"]);
+    const forwarded = bodies.find((b) => b.type === "LivechatSessionForwarded");
+    expect(forwarded).toMatchObject({ servedBy: { _id: "a2" }, oldServedBy: { _id: "a1", username: "ann" } });
+    expect(forwarded?.messages?.map((m) => m.msg)).toEqual(["not sent: visitorMessage is off"]);
   });
 });

@@ -1,25 +1,43 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
-import type { RcAttachment, RcStoredFile } from "./types.js";
+import type { RcAttachment, RcFileRef, RcStoredFile } from "./types.js";
 
 /** `FileUpload.getPath(`${id}/${encodeURI(name)}`)`: the relative link RC puts in attachments. */
 export function fileLink(file: Pick<RcStoredFile, "_id" | "name">): string {
   return `/file-upload/${file._id}/${encodeURI(file.name)}`;
 }
 
-/** The attachment `sendFileLivechatMessage` / `sendFileMessage` build for an upload. */
-export function buildAttachment(file: RcStoredFile): RcAttachment {
+/** A message's `files` entry for a stored file. */
+export function fileRef(file: RcStoredFile): RcFileRef {
+  const dot = file.name.lastIndexOf(".");
+  return {
+    _id: file._id,
+    name: file.name,
+    type: file.type,
+    size: file.size,
+    format: dot > 0 ? file.name.slice(dot + 1).toLowerCase() : "",
+    typeGroup: file.type.split("/")[0] ?? "",
+  };
+}
+
+/**
+ * The attachment `parseFileIntoMessageAttachments` builds for one file: `title_link` (and `audio_url`/`video_url`) is
+ * the original; an image's `image_url`, `image_type` and `image_size` are its thumbnail's when there is one.
+ */
+export function buildAttachment(file: RcStoredFile, thumbnail?: RcStoredFile): RcAttachment {
   const url = fileLink(file);
   const attachment: RcAttachment = {
-    title: file.name,
     type: "file",
+    fileId: file._id,
+    title: file.name,
     ...(file.description === undefined ? {} : { description: file.description }),
     title_link: url,
     title_link_download: true,
   };
   if (/^image\/.+/.test(file.type)) {
-    attachment.image_url = url;
-    attachment.image_type = file.type;
-    attachment.image_size = file.size;
+    const shown = thumbnail ?? file;
+    attachment.image_url = fileLink(shown);
+    attachment.image_type = shown.type;
+    attachment.image_size = shown.size;
     const dimensions = imageDimensions(file.content);
     if (dimensions) attachment.image_dimensions = dimensions;
   } else if (/^audio\/.+/.test(file.type)) {

@@ -3,7 +3,7 @@ import { createServer, STATUS_CODES } from "node:http";
 import type { AddressInfo } from "node:net";
 import express from "express";
 import type { NextFunction, Request, Response } from "express";
-import { LOGGED_OUT_BODY } from "./errors.js";
+import { loggedOutBody } from "./errors.js";
 import { RateLimiter } from "./rate-limit.js";
 import { apiRouter, fileDownloadHandler } from "./routes.js";
 import type { RouteSettings } from "./routes.js";
@@ -30,6 +30,10 @@ export async function startFakeRocketChat(options: FakeRocketChatOptions = {}): 
   let baseUrl = "";
   const settings: RouteSettings = {
     rateLimit: options.rateLimit ?? false,
+    rateLimitCalls: options.rateLimitCalls ?? 10,
+    rateLimitIntervalMs: options.rateLimitIntervalMs ?? 60_000,
+    version: options.version ?? 7,
+    thumbnails: options.thumbnails ?? true,
     fileUploadEnabled: options.fileUploadEnabled ?? true,
     maxFileSize: options.maxFileSize ?? 104857600,
     allowedMimeTypes: options.allowedMimeTypes ?? [],
@@ -53,7 +57,7 @@ export async function startFakeRocketChat(options: FakeRocketChatOptions = {}): 
   // The state reports events to the emitter; the emitter reads rooms and visitors back from the state.
   const state: FakeState = new FakeState(options, (event) => webhooks.handle(event));
   const webhooks = new WebhookEmitter(webhookConfig, () => state);
-  const limiter = new RateLimiter(5, options.rateLimitIntervalMs ?? 60_000);
+  const limiter = new RateLimiter();
   const ctx = { state, webhooks, settings, limiter };
 
   const requests: RequestLogEntry[] = [];
@@ -80,7 +84,7 @@ export async function startFakeRocketChat(options: FakeRocketChatOptions = {}): 
     }
     if (failure && failure.count > 0 && req.path.startsWith("/api/")) {
       failure.count -= 1;
-      sendInjectedFailure(res, failure.status, failure.retryAfterSeconds);
+      sendInjectedFailure(res, failure.status, failure.retryAfterSeconds, settings);
       return;
     }
     next();
@@ -129,7 +133,10 @@ export async function startFakeRocketChat(options: FakeRocketChatOptions = {}): 
     takeRoom: (rid, agentId) => structuredClone(state.takeRoom(rid, agentId)),
     agentSend: (rid, text, opts) => structuredClone(state.agentSend(rid, text, opts?.agentId)),
     agentEdit: (rid, messageId, text) => structuredClone(state.agentEdit(rid, messageId, text)),
-    agentSendFile: (rid, file, opts) => structuredClone(state.agentSendFile(rid, file, opts?.agentId)),
+    agentSendFile: (rid, file, opts) =>
+      structuredClone(state.agentSendFile(rid, file, opts?.agentId, settings.thumbnails)),
+    agentSendFiles: (rid, files, opts) =>
+      structuredClone(state.agentSendFiles(rid, files, opts?.agentId, settings.thumbnails)),
     closeByAgent: (rid, comment) => structuredClone(state.closeByAgent(rid, comment)),
     forward(rid, target) {
       const room = requireRoom(rid);
@@ -155,6 +162,10 @@ export async function startFakeRocketChat(options: FakeRocketChatOptions = {}): 
       settings.rateLimit = on;
       limiter.reset();
     },
+    holdWebhooks: () => webhooks.hold(),
+    heldWebhooks: () => webhooks.heldDeliveries(),
+    releaseWebhooks: (pick) => webhooks.release(pick ?? ((held) => held)),
+    resumeWebhooks: () => webhooks.resume(),
     visitors: (): RcVisitor[] => structuredClone([...state.visitors.values()]),
     rooms: (): RcRoom[] => structuredClone([...state.rooms.values()]),
     room: (rid): RcRoom | undefined => {
@@ -176,13 +187,18 @@ export async function startFakeRocketChat(options: FakeRocketChatOptions = {}): 
 }
 
 /** `failNext`: what RC (or the proxy in front of it) answers for an injected status. */
-function sendInjectedFailure(res: Response, status: number, retryAfterSeconds: number): void {
+function sendInjectedFailure(
+  res: Response,
+  status: number,
+  retryAfterSeconds: number,
+  settings: Pick<RouteSettings, "rateLimitCalls" | "version">,
+): void {
   switch (status) {
     case 429:
+      // enforceRateLimit's answer: X-RateLimit-* and the Meteor error's text, never Retry-After.
       res
         .set({
-          "Retry-After": String(retryAfterSeconds),
-          "X-RateLimit-Limit": "5",
+          "X-RateLimit-Limit": String(settings.rateLimitCalls),
           "X-RateLimit-Remaining": "0",
           "X-RateLimit-Reset": String(Date.now() + retryAfterSeconds * 1000),
         })
@@ -193,10 +209,10 @@ function sendInjectedFailure(res: Response, status: number, retryAfterSeconds: n
         });
       return;
     case 401:
-      res.status(401).json(LOGGED_OUT_BODY);
+      res.status(401).json(loggedOutBody(settings.version));
       return;
     case 403:
-      res.status(403).json({ success: false, error: "unauthorized" });
+      res.status(403).json({ success: false, error: settings.version >= 8 ? "forbidden" : "unauthorized" });
       return;
     case 400:
       res.status(400).json({ success: false });

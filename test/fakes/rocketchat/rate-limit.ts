@@ -1,39 +1,50 @@
 import { RcMeteorError } from "./errors.js";
 
+/** What ApiClass registers for one route: `numRequestsAllowed` per `intervalTimeInMS`. */
+export interface RateRule {
+  calls: number;
+  intervalMs: number;
+}
+
 /**
- * Meteor's RateLimiter as ApiClass.enforceRateLimit uses it: one counter per (client IP, route), a fixed window that
- * starts at the first call, increment-then-check, and the X-RateLimit-* headers on every answer of a limited route
- * (`X-RateLimit-Reset` is an epoch timestamp in milliseconds).
+ * Meteor's RateLimiter (packages/rate-limit) as ApiClass.enforceRateLimit uses it: one rule per route (its full name
+ * and method, `/api/v1/livechat/upload/:ridpost`, so every room shares one counter), counters per client IP within a
+ * rule; increment, then check. A rule's window is fixed, not sliding: once more than `intervalMs` has passed since
+ * the rule last restarted, the next call restarts every counter of the rule. `X-RateLimit-*` go on every answer of a
+ * limited route, refused or not (`Reset` is an epoch in ms), and never `Retry-After`.
  */
 export class RateLimiter {
-  private readonly windows = new Map<string, { start: number; count: number }>();
-
-  constructor(
-    private readonly allowed: number,
-    private readonly intervalMs: number,
-  ) {}
+  private readonly rules = new Map<string, { lastReset: number; counters: Map<string, number> }>();
+  /** When the rules were (re)created: RC creates them at start and again whenever a limiter setting changes. */
+  private created = Date.now();
 
   reset(): void {
-    this.windows.clear();
+    this.rules.clear();
+    this.created = Date.now();
   }
 
   /** Counts the call; returns the headers to send and, past the limit, the error RC throws. */
-  hit(ip: string, route: string): { headers: Record<string, string>; error?: RcMeteorError } {
-    const key = `${ip} ${route}`;
-    const now = Date.now();
-    let window = this.windows.get(key);
-    if (!window || now - window.start >= this.intervalMs) {
-      window = { start: now, count: 0 };
-      this.windows.set(key, window);
+  hit(ip: string, route: string, rule: RateRule): { headers: Record<string, string>; error?: RcMeteorError } {
+    let state = this.rules.get(route);
+    if (!state) {
+      state = { lastReset: this.created, counters: new Map() };
+      this.rules.set(route, state);
     }
-    window.count += 1;
-    const timeToReset = window.start + this.intervalMs - now;
+    const now = Date.now();
+    if (now - state.lastReset > rule.intervalMs) {
+      state.counters.clear();
+      state.lastReset = now;
+    }
+    const count = (state.counters.get(ip) ?? 0) + 1;
+    state.counters.set(ip, count);
+    const timeToReset = rule.intervalMs - (now - state.lastReset);
+    const allowed = count <= rule.calls;
     const headers = {
-      "X-RateLimit-Limit": String(this.allowed),
-      "X-RateLimit-Remaining": String(Math.max(0, this.allowed - window.count)),
+      "X-RateLimit-Limit": String(rule.calls),
+      "X-RateLimit-Remaining": String(allowed ? rule.calls - count : 0),
       "X-RateLimit-Reset": String(now + timeToReset),
     };
-    if (window.count <= this.allowed) return { headers };
+    if (allowed) return { headers };
     const seconds = Math.ceil(timeToReset / 1000);
     return {
       headers,

@@ -3,14 +3,15 @@ import type { Request, RequestHandler, Response, Router } from "express";
 import {
   failureObject,
   forbidden,
-  LOGGED_OUT_BODY,
+  loggedOutBody,
+  RcDirectResponse,
   RcMeteorError,
   RcPlainError,
   sendError,
   sendSuccess,
 } from "./errors.js";
 import { formatFileSize, isAllowedMimeType, verifyFileToken } from "./files.js";
-import type { RateLimiter } from "./rate-limit.js";
+import type { RateLimiter, RateRule } from "./rate-limit.js";
 import { check, Match, validateParams } from "./schema.js";
 import type { JsonSchema } from "./schema.js";
 import type { FakeState, UserState } from "./state.js";
@@ -23,8 +24,23 @@ import type { WebhookEmitter } from "./webhooks.js";
  * handler. Visitor routes ignore X-User-Id/X-Auth-Token entirely.
  */
 
+/**
+ * Routes whose `rateLimiterOptions` are written in RC's code (typed visitor endpoints, room.ts); every other route
+ * gets the `API_Enable_Rate_Limiter_Limit_*_Default` settings.
+ */
+const EXPLICIT_RATE_RULES: Record<string, RateRule> = {
+  "/api/v1/livechat/visitorpost": { calls: 5, intervalMs: 60_000 },
+  "/api/v1/livechat/visitor/:tokenget": { calls: 10, intervalMs: 60_000 },
+  "/api/v1/livechat/visitor/:tokendelete": { calls: 5, intervalMs: 60_000 },
+  "/api/v1/livechat/roomget": { calls: 5, intervalMs: 60_000 },
+};
+
 export interface RouteSettings {
   rateLimit: boolean;
+  rateLimitCalls: number;
+  rateLimitIntervalMs: number;
+  version: number;
+  thumbnails: boolean;
   fileUploadEnabled: boolean;
   maxFileSize: number;
   allowedMimeTypes: string[];
@@ -54,8 +70,6 @@ interface HandlerInput {
 interface RouteOptions {
   auth?: boolean;
   permissions?: string[];
-  /** Rate-limited under this route name (livechat/visitor and livechat/room only). */
-  rateLimit?: string;
   body?: JsonSchema;
   query?: JsonSchema;
 }
@@ -75,12 +89,20 @@ function route(ctx: RouteContext, options: RouteOptions, handler: Handler): Requ
         const authToken = req.get("x-auth-token");
         user = userId && authToken ? ctx.state.userByCredentials(userId, authToken) : undefined;
         if (!user) {
-          res.status(401).json(LOGGED_OUT_BODY);
+          res.status(401).json(loggedOutBody(ctx.settings.version));
           return;
         }
       }
-      if (options.rateLimit !== undefined && ctx.settings.rateLimit) {
-        const { headers, error } = ctx.limiter.hit(req.ip ?? req.socket.remoteAddress ?? "", options.rateLimit);
+      // getFullRouteName: the route's pattern and method, so that all rooms share one counter per route. A user with
+      // api-bypass-rate-limit is exempt; visitor routes carry no user, so nothing exempts them.
+      if (ctx.settings.rateLimit && !(user?.permissions.has("api-bypass-rate-limit") ?? false)) {
+        const pattern = (req.route as { path?: unknown } | undefined)?.path;
+        const name = `/api/v1${typeof pattern === "string" ? pattern : req.path}${req.method.toLowerCase()}`;
+        const rule = EXPLICIT_RATE_RULES[name] ?? {
+          calls: ctx.settings.rateLimitCalls,
+          intervalMs: ctx.settings.rateLimitIntervalMs,
+        };
+        const { headers, error } = ctx.limiter.hit(req.ip ?? req.socket.remoteAddress ?? "", name, rule);
         res.set(headers);
         if (error) throw error;
       }
@@ -269,7 +291,7 @@ export function apiRouter(ctx: RouteContext): Router {
 
   router.post(
     "/livechat/visitor",
-    route(ctx, { rateLimit: "/api/v1/livechat/visitorpost" }, ({ rawBody, body }) => {
+    route(ctx, {}, ({ rawBody, body }) => {
       check(rawBody, VISITOR_BODY);
       const input = body.visitor as Record<string, unknown>;
       const token = input.token as string;
@@ -329,7 +351,7 @@ export function apiRouter(ctx: RouteContext): Router {
 
   router.get(
     "/livechat/room",
-    route(ctx, { rateLimit: "/api/v1/livechat/roomget" }, ({ query }) => {
+    route(ctx, {}, ({ query }) => {
       check(query, ROOM_QUERY);
       const guest = requireGuest(query.token);
       const rid = query.rid as string | null | undefined;
@@ -357,6 +379,13 @@ export function apiRouter(ctx: RouteContext): Router {
         throw new RcPlainError("message-length-exceeds-character-limit");
       }
       const id = typeof body._id === "string" && body._id !== "" ? body._id : undefined;
+      if (id !== undefined && state.messageById(id)) {
+        // sendMessage() finds the _id stored (in any room) and returns nothing, so nothing is stored or sent again;
+        // Livechat's sendMessage then hands that undefined to Object.assign (a TypeError since 6.0), or to _.extend
+        // (5.x: undefined, then API.v1.failure() with no argument).
+        if (ctx.settings.version < 6) throw new RcDirectResponse(400, { success: false });
+        throw new RcPlainError("Cannot convert undefined or null to object");
+      }
       const message = state.addVisitorMessage(guest, room, { msg, ...(id === undefined ? {} : { _id: id }) });
       return { message: structuredClone(message) };
     }),
@@ -437,13 +466,15 @@ export function apiRouter(ctx: RouteContext): Router {
     "/livechat/upload/:rid",
     express.raw({ type: () => true, limit: rawLimit }),
     route(ctx, {}, async ({ req, params }) => {
+      const version = ctx.settings.version;
       const token = req.get("x-visitor-token");
-      if (!token) throw forbidden();
+      if (!token) throw forbidden(version);
       if (!ctx.settings.fileUploadEnabled) throw failureObject({ reason: "error-file-upload-disabled" });
       const visitor = state.visitorByToken(token);
-      if (!visitor) throw forbidden();
+      if (!visitor) throw forbidden(version);
+      // findOneOpenByRoomIdAndVisitorToken: a closed room, another visitor's room and an unknown rid look alike.
       const room = state.rooms.get(params.rid ?? "");
-      if (!room || !room.open || room.v.token !== token) throw forbidden();
+      if (!room || !room.open || room.v.token !== token) throw forbidden(version);
       const contentType = req.get("content-type");
       if (!contentType) throw new RcPlainError("Missing Content-Type");
       if (!/^multipart\/form-data/i.test(contentType))
@@ -467,15 +498,20 @@ export function apiRouter(ctx: RouteContext): Router {
           continue;
         }
         if (name !== "file") throw new RcMeteorError("invalid-field");
-        file ??= value;
+        if (file) throw new RcPlainError("Just 1 file is allowed");
+        file = value;
       }
       if (!file) throw new RcMeteorError("No file uploaded");
+      const content = Buffer.from(await file.arrayBuffer());
+      const tooLarge = maxFileSize > -1 && content.length > maxFileSize;
+      // Since 6.x getUploadFormData gives busboy the size limit, so a too-large file fails while the form is read,
+      // before its type is looked at; 5.x compared the size after the type check.
+      if (tooLarge && version >= 6) throw new RcMeteorError("error-file-too-large");
       const mimetype = file.type || "application/octet-stream";
       if (!isAllowedMimeType(mimetype, ctx.settings.allowedMimeTypes, ctx.settings.blockedMimeTypes)) {
         throw failureObject({ reason: "error-type-not-allowed" });
       }
-      const content = Buffer.from(await file.arrayBuffer());
-      if (maxFileSize > -1 && content.length > maxFileSize) {
+      if (tooLarge) {
         throw failureObject({ reason: "error-size-not-allowed", sizeAllowed: formatFileSize(maxFileSize) });
       }
       const { description, ...msgData } = fields;
@@ -486,7 +522,10 @@ export function apiRouter(ctx: RouteContext): Router {
         ...(description === undefined ? {} : { description }),
       });
       check(msgData, UPLOAD_FIELDS);
-      const message = state.addVisitorMessage(visitor, room, { ...state.fileMessageFields(stored), ...msgData });
+      const message = state.addVisitorMessage(visitor, room, {
+        ...state.fileMessageFields([stored], ctx.settings.thumbnails),
+        ...msgData,
+      });
       return { ...structuredClone(message), newRoom: false, showConnecting: false };
     }),
   );

@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { RcMeteorError, RcPlainError } from "./errors.js";
-import { buildAttachment } from "./files.js";
+import { buildAttachment, fileRef } from "./files.js";
 import type {
+  RcAttachment,
+  RcFileRef,
   FakeCustomFieldOptions,
   FakeDepartmentOptions,
   FakeFileInput,
@@ -331,11 +333,8 @@ export class FakeState {
   }
 
   private insertMessage(message: RcMessage): void {
-    if (this.messagesById.has(message._id)) {
-      throw new RcPlainError(
-        `E11000 duplicate key error collection: rocketchat.rocketchat_message index: _id_ dup key: { _id: "${message._id}" }`,
-      );
-    }
+    // The routes never insert a stored _id (livechat/message answers a resent one itself, as sendMessage() does).
+    if (this.messagesById.has(message._id)) throw new Error(`message ${message._id} is stored already`);
     this.messagesById.set(message._id, message);
     const ids = this.roomMessageIds.get(message.rid) ?? [];
     ids.push(message._id);
@@ -452,7 +451,7 @@ export class FakeState {
     return this.applyEdit(message, text, { _id: message.u._id, username: message.u.username });
   }
 
-  storeFile(rid: string, userId: string, input: FakeFileInput): RcStoredFile {
+  storeFile(rid: string, userId: string, input: FakeFileInput, thumbnailOf?: string): RcStoredFile {
     const file: RcStoredFile = {
       _id: randomId(),
       name: input.name,
@@ -463,27 +462,57 @@ export class FakeState {
       content: input.content,
       uploadedAt: this.now(),
       ...(input.description === undefined ? {} : { description: input.description }),
+      ...(thumbnailOf === undefined ? {} : { thumbnailOf }),
     };
     this.files.set(file._id, file);
     return file;
   }
 
-  /** The fields sendFileLivechatMessage / sendFileMessage put on a file message. */
-  fileMessageFields(file: RcStoredFile): Pick<RcMessage, "msg" | "file" | "files" | "groupable" | "attachments"> {
-    const ref = { _id: file._id, name: file.name, type: file.type };
-    return { msg: "", file: ref, files: [{ ...ref }], groupable: false, attachments: [buildAttachment(file)] };
+  /**
+   * `parseFileIntoMessageAttachments` / `parseMultipleFilesIntoMessageAttachments`: one attachment per file (with
+   * `fileId`), every original in `files` followed, for an image, by its thumbnail (which the attachment's `image_url`
+   * shows), and `file` = the first original. The fake does not resize: a thumbnail is stored as its own file, with
+   * the image's name and type and placeholder bytes, so that a client that downloads `image_url` gets something else.
+   */
+  fileMessageFields(
+    stored: RcStoredFile[],
+    thumbnails: boolean,
+  ): Pick<RcMessage, "msg" | "file" | "files" | "groupable" | "attachments"> {
+    const files: RcFileRef[] = [];
+    const attachments: RcAttachment[] = [];
+    for (const file of stored) {
+      files.push(fileRef(file));
+      let thumbnail: RcStoredFile | undefined;
+      if (thumbnails && /^image\/.+/.test(file.type)) {
+        thumbnail = this.storeFile(
+          file.rid,
+          file.userId,
+          { name: file.name, type: file.type, content: Buffer.from(`thumbnail of ${file._id}`) },
+          file._id,
+        );
+        files.push(fileRef(thumbnail));
+      }
+      attachments.push(buildAttachment(file, thumbnail));
+    }
+    const [first] = files;
+    if (!first) throw new Error("a file message needs a file");
+    return { msg: "", file: { ...first }, files, groupable: false, attachments };
   }
 
-  agentSendFile(rid: string, input: FakeFileInput, agentId: string | undefined): RcMessage {
+  agentSendFile(rid: string, input: FakeFileInput, agentId: string | undefined, thumbnails: boolean): RcMessage {
+    return this.agentSendFiles(rid, [input], agentId, thumbnails);
+  }
+
+  agentSendFiles(rid: string, inputs: FakeFileInput[], agentId: string | undefined, thumbnails: boolean): RcMessage {
     const room = this.requireOpenRoom(rid);
     const agent = this.agentFor(room, agentId);
-    const file = this.storeFile(rid, agent._id, input);
+    const stored = inputs.map((input) => this.storeFile(rid, agent._id, input));
     const ts = this.now();
     const message: RcMessage = {
       _id: randomId(),
       rid,
       ts,
-      ...this.fileMessageFields(file),
+      ...this.fileMessageFields(stored, thumbnails),
       u: { _id: agent._id, username: agent.username, name: agent.name },
       _updatedAt: ts,
     };

@@ -47,8 +47,11 @@ export interface FakeRocketChatOptions {
   secretToken?: string;
   /** Defaults: close, taken, queued, forward, agentMessage on; start, visitorMessage, offline, capture off. */
   webhookEvents?: Partial<Record<WebhookEventToggle, boolean>>;
-  /** "legacy": 10 attempts on any failure. "modern" (default): 5 attempts, only network error/timeout/5xx/429. */
-  retryPolicy?: "legacy" | "modern";
+  /**
+   * Which generation of `lib/webhooks.ts` retries: "legacy" (10 attempts on any failure), "middle" (5 attempts on any
+   * failure, after RocketChat/Rocket.Chat#30687), "modern" (default: 5 attempts, only network error/timeout/5xx/429).
+   */
+  retryPolicy?: "legacy" | "middle" | "modern";
   /** Pause between webhook attempts. Default 100 ms (RC: `Livechat_http_timeout` × 4 = 20 s). */
   retryIntervalMs?: number;
   /** `Livechat_http_timeout`. Default 5000 ms. */
@@ -57,10 +60,25 @@ export interface FakeRocketChatOptions {
   acceptChatsWithNoAgents?: boolean;
   /** "auto" (default): a new room is assigned at once. "manual": rooms are queued until `takeRoom`. */
   routing?: "auto" | "manual";
-  /** The 5 requests / 60 s per IP limiter on `POST livechat/visitor` and `GET livechat/room`. Default false. */
+  /**
+   * `API_Enable_Rate_Limiter`: every `/api/v1` route limited per (client IP, route + method), as ApiClass does: 5 per
+   * 60 s on `POST livechat/visitor`, `DELETE livechat/visitor/:token` and `GET livechat/room`, 10 per 60 s on
+   * `GET livechat/visitor/:token` (fixed in RC's code), `rateLimitCalls` per `rateLimitIntervalMs` on every other
+   * route. Default false (tests turn it on; RC's own default is on).
+   */
   rateLimit?: boolean;
-  /** Window of that limiter. Default 60 000 ms (RC's value); shorten it to test recovery without waiting. */
+  /** `API_Enable_Rate_Limiter_Limit_Calls_Default`. Default 10. */
+  rateLimitCalls?: number;
+  /** `API_Enable_Rate_Limiter_Limit_Time_Default`. Default 60 000 ms; shorten it to test recovery without waiting. */
   rateLimitIntervalMs?: number;
+  /**
+   * The Rocket.Chat major version, where answers differ: 5 (a resent message `_id` answers `{"success":false}`, a
+   * too-large upload `error-size-not-allowed`), 6 and 7 (the default), 8 (`API.v1.forbidden()` says `"forbidden"`, a
+   * 401 has no `status`/`message`).
+   */
+  version?: 5 | 6 | 7 | 8;
+  /** `Message_Attachments_Thumbnails_Enabled`: an image upload also stores a thumbnail. Default true. */
+  thumbnails?: boolean;
   /** `FileUpload_ProtectFiles`. Default true. */
   protectFiles?: boolean;
   /** `FileUpload_Enable_json_web_token_for_files`: `fileUpload.publicFilePath` carries `?token=`. Default false. */
@@ -140,18 +158,27 @@ export interface RcRoom {
   crmData?: string;
 }
 
+/** An entry of a message's `files` (`file` is the first): the originals, and for images their thumbnails. */
 export interface RcFileRef {
   _id: string;
   name: string;
   type: string;
+  size?: number;
+  /** The name's extension ("png"). */
+  format?: string;
+  /** The type's first part ("image"). */
+  typeGroup?: string;
 }
 
 export interface RcAttachment {
   type: "file";
+  /** The original file's id (current RC; `title_link` names it too). */
+  fileId?: string;
   title: string;
   title_link: string;
   title_link_download: true;
   description?: string;
+  /** For images: the THUMBNAIL's link when thumbnails are on, not the original's. */
   image_url?: string;
   image_type?: string;
   image_size?: number;
@@ -207,6 +234,8 @@ export interface RcStoredFile {
   content: Buffer;
   uploadedAt: Date;
   description?: string;
+  /** Set on a thumbnail RC made of an image upload: the image's id. */
+  thumbnailOf?: string;
 }
 
 /** One message as it appears in a webhook's `messages` array (sendToCRM.ts). */
@@ -267,6 +296,8 @@ export interface RcWebhookBody {
 }
 
 export interface WebhookAttempt {
+  /** The delivery (one event) this attempt belongs to: retries share it. */
+  delivery: number;
   type: string;
   /** Room id; absent for LivechatOfflineMessage. */
   roomId?: string;
@@ -283,6 +314,14 @@ export interface RequestLogEntry {
   path: string;
   /** 0 when the socket was destroyed without an answer (`goDown("reset")`). */
   status: number;
+}
+
+/** A webhook built and waiting for `releaseWebhooks` (see `holdWebhooks`). */
+export interface HeldWebhook {
+  delivery: number;
+  type: string;
+  roomId?: string;
+  body: RcWebhookBody;
 }
 
 export interface FakeFileInput {
@@ -309,6 +348,11 @@ export interface FakeRocketChat {
   agentEdit(rid: string, messageId: string, text: string): RcMessage;
   /** The agent uploads a file (`msg` empty, caption in `attachments[0].description`). */
   agentSendFile(rid: string, file: FakeFileInput, opts?: { agentId?: string }): RcMessage;
+  /**
+   * The agent sends several files in one message (`FileUpload_EnableMultipleFilesPerMessage`): one attachment per
+   * file, `files` with every original (and thumbnail), `file` the first only, as the webhook then carries it.
+   */
+  agentSendFiles(rid: string, files: FakeFileInput[], opts?: { agentId?: string }): RcMessage;
   /** The serving agent closes the room (closer "user"). */
   closeByAgent(rid: string, comment?: string): RcRoom;
   /** Forward to an agent or a department (LivechatSessionForwarded). */
@@ -316,18 +360,36 @@ export interface FakeRocketChat {
   /** "503": every request answers 503. "reset": every connection is destroyed without an answer. */
   goDown(mode: "503" | "reset"): void;
   comeUp(): void;
-  /** The next `count` /api requests answer `status` (429 with Retry-After and X-RateLimit-* headers). */
+  /**
+   * The next `count` /api requests answer `status`; a 429 is RC's (its body and `X-RateLimit-*`, the reset
+   * `retryAfterSeconds` ahead, no `Retry-After`).
+   */
   failNext(count: number, status: number, opts?: { retryAfterSeconds?: number }): void;
+  /** Turns the REST rate limiter on or off; every counter restarts (RC recreates its limiters on a change). */
   setRateLimit(on: boolean): void;
+  /**
+   * From now on, webhooks are built when their event happens (as RC does) but not sent until `releaseWebhooks`:
+   * RC sends each one on its own, without waiting for the others, so they may arrive in any order.
+   */
+  holdWebhooks(): void;
+  /** The webhooks held so far and not yet released, oldest first. */
+  heldWebhooks(): readonly HeldWebhook[];
+  /**
+   * Sends the held webhooks `pick` returns (default: all), each at once in the order returned; resolves when each has
+   * been delivered, dropped or run out of attempts. Webhooks keep being held until `resumeWebhooks`.
+   */
+  releaseWebhooks(pick?: (held: readonly HeldWebhook[]) => readonly HeldWebhook[]): Promise<void>;
+  /** Stops holding, and sends whatever is still held. */
+  resumeWebhooks(): void;
   visitors(): RcVisitor[];
   rooms(): RcRoom[];
   room(rid: string): RcRoom | undefined;
   /** Stored messages of a room, oldest first, system messages included. */
   messages(rid: string): RcMessage[];
-  /** Stored uploads (visitor and agent files). */
+  /** Stored uploads (visitor and agent files), and the thumbnails made of images (`thumbnailOf`). */
   files(): RcStoredFile[];
   readonly requests: readonly RequestLogEntry[];
   readonly webhookAttempts: readonly WebhookAttempt[];
-  /** Resolves once no webhook delivery is queued, in flight or waiting for a retry. */
+  /** Resolves once no webhook delivery is in flight or waiting for a retry (held ones do not count). */
   whenWebhooksIdle(): Promise<void>;
 }

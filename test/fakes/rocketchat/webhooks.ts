@@ -3,12 +3,13 @@ import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { fileLink, signFileToken } from "./files.js";
 import type { FakeEvent, FakeState } from "./state.js";
-import type { RcMessage, RcRoom, RcWebhookBody, WebhookAttempt, WebhookEventToggle } from "./types.js";
+import type { HeldWebhook, RcMessage, RcRoom, RcWebhookBody, WebhookAttempt, WebhookEventToggle } from "./types.js";
 
 /*
  * The Omnichannel webhook (spec a.8): hooks/sendToCRM.ts builds the body, lib/webhooks.ts sends it.
- * Bodies are built when the event happens (a snapshot of the room); `crmData` is filled in when the delivery
- * starts, so that it reflects what our endpoint answered to the previous delivery for the same room.
+ * Bodies are built when the event happens (a snapshot of the room, `crmData` included: what our endpoint last
+ * answered for the room by then). Each is then sent on its own (`void sendRequest(...)`): nothing waits for an
+ * earlier event of the same room, and a retry comes back later by its own timer, after whatever was sent meanwhile.
  */
 
 export const DEFAULT_WEBHOOK_EVENTS: Record<WebhookEventToggle, boolean> = {
@@ -35,7 +36,7 @@ export interface WebhookConfig {
   url: string | undefined;
   secretToken: string | undefined;
   events: Record<WebhookEventToggle, boolean>;
-  retryPolicy: "legacy" | "modern";
+  retryPolicy: "legacy" | "middle" | "modern";
   retryIntervalMs: number;
   httpTimeoutMs: number;
   /** Base of `fileUpload.publicFilePath` (Site_Url). */
@@ -46,6 +47,7 @@ export interface WebhookConfig {
 }
 
 interface Delivery {
+  id: number;
   type: string;
   roomId: string | undefined;
   body: RcWebhookBody;
@@ -115,13 +117,14 @@ function postJson(
 
 export class WebhookEmitter {
   readonly attempts: WebhookAttempt[] = [];
-  private readonly queues = new Map<string, Delivery[]>();
-  private readonly running = new Set<string>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private deliveries = 0;
+  private inFlight = 0;
+  private holding = false;
+  private readonly held: Delivery[] = [];
+  private readonly timers = new Map<NodeJS.Timeout, () => void>();
   private readonly aborter = new AbortController();
   private readonly agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
   private idleWaiters: (() => void)[] = [];
-  private offlineSeq = 0;
   private closed = false;
 
   constructor(
@@ -162,14 +165,13 @@ export class WebhookEmitter {
       }
       case "offline": {
         if (!this.config.events.offline) return;
-        this.offlineSeq += 1;
         const body = wire<RcWebhookBody>({
           type: "LivechatOfflineMessage",
           sentAt: event.sentAt,
           visitor: { name: event.name, email: event.email },
           message: event.message,
         });
-        this.enqueueKeyed(`offline:${this.offlineSeq}`, { type: body.type, roomId: undefined, body });
+        this.dispatch({ id: this.nextDelivery(), type: body.type, roomId: undefined, body });
         return;
       }
     }
@@ -284,37 +286,67 @@ export class WebhookEmitter {
 
   private enqueue(type: string, roomId: string, body: RcWebhookBody | undefined): void {
     if (body === undefined) return;
-    this.enqueueKeyed(`room:${roomId}`, { type, roomId, body });
+    const crmData = this.state().rooms.get(roomId)?.crmData;
+    this.dispatch({ id: this.nextDelivery(), type, roomId, body: withCrmData(body, crmData) });
   }
 
-  private enqueueKeyed(key: string, delivery: Delivery): void {
-    const queue = this.queues.get(key) ?? [];
-    queue.push(delivery);
-    this.queues.set(key, queue);
-    if (!this.running.has(key)) void this.pump(key);
+  private nextDelivery(): number {
+    this.deliveries += 1;
+    return this.deliveries;
   }
 
-  /** One delivery at a time per room, in order (like RC's single hook chain). */
-  private async pump(key: string): Promise<void> {
-    this.running.add(key);
+  private dispatch(delivery: Delivery): void {
+    if (this.holding) {
+      this.held.push(delivery);
+      return;
+    }
+    void this.start(delivery);
+  }
+
+  /** Sends one delivery with its retries, independently of every other. */
+  private async start(delivery: Delivery): Promise<void> {
+    this.inFlight += 1;
     try {
-      for (;;) {
-        const queue = this.queues.get(key);
-        const next = queue?.shift();
-        if (!next || this.closed) break;
-        await this.deliver(next);
-      }
+      await this.deliver(delivery);
     } finally {
-      this.queues.delete(key);
-      this.running.delete(key);
+      this.inFlight -= 1;
       this.notifyIfIdle();
     }
   }
 
+  hold(): void {
+    this.holding = true;
+  }
+
+  heldDeliveries(): HeldWebhook[] {
+    return this.held.map((d) => ({
+      delivery: d.id,
+      type: d.type,
+      ...(d.roomId === undefined ? {} : { roomId: d.roomId }),
+      body: d.body,
+    }));
+  }
+
+  /** Sends the chosen held deliveries, in the order given; resolves when each has settled. */
+  async release(pick: (held: readonly HeldWebhook[]) => readonly HeldWebhook[]): Promise<void> {
+    const chosen = pick(this.heldDeliveries()).map((h) => h.delivery);
+    const sends: Promise<void>[] = [];
+    for (const id of chosen) {
+      const index = this.held.findIndex((d) => d.id === id);
+      const [delivery] = index < 0 ? [] : this.held.splice(index, 1);
+      if (delivery) sends.push(this.start(delivery));
+    }
+    await Promise.all(sends);
+  }
+
+  resume(): void {
+    this.holding = false;
+    for (const delivery of this.held.splice(0)) void this.start(delivery);
+  }
+
   private async deliver(delivery: Delivery): Promise<void> {
     const maxAttempts = this.config.retryPolicy === "legacy" ? 10 : 5;
-    const crmData = delivery.roomId === undefined ? undefined : this.state().rooms.get(delivery.roomId)?.crmData;
-    const body = withCrmData(delivery.body, crmData);
+    const { body } = delivery;
     const payload = JSON.stringify(body);
     for (let attempt = 1; attempt <= maxAttempts && !this.closed; attempt += 1) {
       const url = this.config.url;
@@ -341,6 +373,7 @@ export class WebhookEmitter {
       }
       if (this.closed) return;
       this.attempts.push({
+        delivery: delivery.id,
         type: delivery.type,
         ...(delivery.roomId === undefined ? {} : { roomId: delivery.roomId }),
         attempt,
@@ -355,24 +388,25 @@ export class WebhookEmitter {
         return;
       }
       const retryable =
-        this.config.retryPolicy === "legacy" || status === "network-error" || status >= 500 || status === 429;
+        this.config.retryPolicy !== "modern" || status === "network-error" || status >= 500 || status === 429;
       if (!retryable || attempt === maxAttempts) return;
       await this.sleep(this.config.retryIntervalMs);
     }
   }
 
+  /** A retry's wait; `close` ends it early (the attempt loop then sees `closed` and stops). */
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.timers.delete(timer);
         resolve();
       }, ms);
-      this.timers.add(timer);
+      this.timers.set(timer, resolve);
     });
   }
 
   private isIdle(): boolean {
-    return this.running.size === 0 && this.queues.size === 0;
+    return this.inFlight === 0;
   }
 
   private notifyIfIdle(): void {
@@ -392,9 +426,12 @@ export class WebhookEmitter {
     this.aborter.abort();
     this.agents.http.destroy();
     this.agents.https.destroy();
-    for (const timer of this.timers) clearTimeout(timer);
+    for (const [timer, resolve] of this.timers) {
+      clearTimeout(timer);
+      resolve();
+    }
     this.timers.clear();
-    this.queues.clear();
+    this.held.length = 0;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
