@@ -13,7 +13,7 @@ export { DEFAULT_CATEGORY, MAILROOM_USER_AGENT } from "./flow-player.js";
 
 /**
  * Starts a fake RapidPro (API v2 + media files + a mailroom-like flow player) on 127.0.0.1 and a free port.
- * It is strict: statuses, DRF error bodies and checks follow ../../../../shared/spec/rapidpro.md; see README.md.
+ * It is strict: statuses, DRF error bodies and checks follow RapidPro's own source; see README.md.
  */
 export async function startFakeRapidPro(options: FakeRapidProOptions = {}): Promise<FakeRapidPro> {
   let baseUrl = "";

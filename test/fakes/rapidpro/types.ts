@@ -1,6 +1,6 @@
 /**
  * Types of the fake RapidPro: its options, what the control API hands back, and the flow player's options.
- * See ../../../../shared/spec/rapidpro.md (§1, §2, §7 items 1–15) and README.md.
+ * See README.md.
  */
 
 export type ContactStatus = "active" | "blocked" | "stopped" | "archived";

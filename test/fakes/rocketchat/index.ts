@@ -24,7 +24,7 @@ export type * from "./types.js";
 
 /**
  * Starts a fake Rocket.Chat (Omnichannel / Livechat REST API + webhook emitter) on 127.0.0.1 and a free port.
- * It is strict: status codes, error strings and checks follow ../../../../shared/spec/rocketchat.md; see README.md.
+ * It is strict: status codes, error strings and checks follow Rocket.Chat's own source; see README.md.
  */
 export async function startFakeRocketChat(options: FakeRocketChatOptions = {}): Promise<FakeRocketChat> {
   let baseUrl = "";

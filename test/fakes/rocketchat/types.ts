@@ -1,7 +1,7 @@
 /**
  * Types of the fake Rocket.Chat: its options, the documents it stores (shaped like Rocket.Chat's Mongo documents,
  * dates as `Date`), the webhook bodies it sends (dates as ISO strings, as they arrive on the wire) and the control
- * API that tests drive. See ../../../../shared/spec/rocketchat.md (a.0–a.8, d.1).
+ * API that tests drive. See README.md.
  */
 
 /** The `Livechat_webhook_on_*` toggles, by short name. */
