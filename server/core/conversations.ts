@@ -346,19 +346,25 @@ export class ConversationService implements DeskEffects, ChannelEffects {
   }
 
   /**
-   * History after `since` as a participant in `viewer` may see it (customers and connectors never see whispers),
-   * and the last `seq` it covers, whispers included: where that participant's live feed starts.
+   * One page of history: at most `limit` messages of the log after `since`, as a participant in `viewer` may see
+   * them (customers and connectors never see whispers). `lastSeq` and `hasMore` are the log's, whispers included,
+   * so a page of nothing but whispers still moves a customer on: `lastSeq` is where the next page (or the live
+   * feed, when none follows) starts.
    */
   async history(
     conversation: Conversation,
     since: number,
     viewer: Member["role"],
-  ): Promise<{ messages: StoredMessage[]; lastSeq: number }> {
-    const all = await this.store.read(conversation.id, since);
-    const messages = seesWhispers(viewer) ? all : all.filter((message) => !isWhisper(message));
-    const last = all.at(-1)?.seq;
+    limit: number,
+  ): Promise<{ messages: StoredMessage[]; lastSeq: number; hasMore: boolean }> {
+    // One more than the page tells whether more follow, without a second read.
+    const read = await this.store.read(conversation.id, since, limit + 1);
+    const hasMore = read.length > limit;
+    const page = hasMore ? read.slice(0, limit) : read;
+    const messages = seesWhispers(viewer) ? page : page.filter((message) => !isWhisper(message));
+    const last = page.at(-1)?.seq;
     // A `since` beyond the end (a client's mistake) must not swallow the next live messages.
-    return { messages, lastSeq: last ?? Math.min(since, await this.store.headSeq(conversation.id)) };
+    return { messages, hasMore, lastSeq: last ?? Math.min(since, await this.store.headSeq(conversation.id)) };
   }
 
   /**
