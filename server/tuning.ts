@@ -17,6 +17,13 @@ export interface Tuning {
   retryMaxMs: number;
   /** The longest wait between two tries to reach an agent while the desk has none. */
   noAgentRetryMaxMs: number;
+  /**
+   * How often each node looks for conversations idle past `IDLE_TIMEOUT_SECONDS`: one ends within about this of
+   * its time. The look is one read of an index when nothing is due.
+   */
+  idleSweepMs: number;
+  /** Idle conversations read from the store at a time by that look (it reads again while a read comes back full). */
+  idleSweepBatch: number;
 }
 
 export const defaultTuning: Readonly<Tuning> = Object.freeze({
@@ -25,4 +32,6 @@ export const defaultTuning: Readonly<Tuning> = Object.freeze({
   connectorMaxInFlight: 100,
   retryMaxMs: 300_000,
   noAgentRetryMaxMs: 60_000,
+  idleSweepMs: 5_000,
+  idleSweepBatch: 100,
 });

@@ -323,23 +323,27 @@ export class ConversationService implements DeskEffects, ChannelEffects {
   }
 
   /**
-   * Ends the conversation once; a repeated end reports `alreadyEnded`. Unless the desk itself reported the end,
-   * the desk session is closed through the outbox.
+   * Ends the conversation once; a repeated end reports `alreadyEnded` (the store's state change is atomic, so of
+   * two ends at once, on one node or two, one records the `endOfConversation`). Unless the desk itself reported the
+   * end, the desk session is closed through the outbox. With `idleBeforeMs` (an end for inactivity), it ends only
+   * if its last message is older than that, checked in the same step: else it stays open (`stillActive`).
    */
   async end(
     conversation: Conversation,
     actor: Actor,
     reason: string,
-    options: { fromDesk?: boolean } = {},
-  ): Promise<{ alreadyEnded: boolean }> {
+    options: { fromDesk?: boolean; idleBeforeMs?: number } = {},
+  ): Promise<{ alreadyEnded: boolean; stillActive?: true }> {
     const endedBy: Member = { id: actor.id, name: actor.name, role: actor.role };
     const endedAt = this.clock().toISOString();
     const closeDesk = this.usesExternalDesk(conversation) && options.fromDesk !== true;
     const result = await this.appendActivity(conversation, "endOfConversation", { reason, endedBy }, actor, {
       transition: { from: openStates, to: "ended", patch: { endedAt, endReason: reason, endedBy }, required: true },
       ...(closeDesk ? { outbox: [{ lane: "desk" as const, kind: "close" as const, reason }] } : {}),
+      ...(options.idleBeforeMs === undefined ? {} : { idleBeforeMs: options.idleBeforeMs }),
     });
     if (result === "ended") return { alreadyEnded: true };
+    if (result === "skipped") return { alreadyEnded: false, stillActive: true };
     if (closeDesk) this.deskSignal(conversation.id);
     this.logger.info({ conversationId: conversation.id, endedBy: actor.role, reason }, "conversation ended");
     return { alreadyEnded: false };
