@@ -515,7 +515,10 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
     // Where the page ends in the log, past whispers this participant does not see: the next page starts there (a
     // page of hidden whispers still moves on), and so does the live feed.
     if (info.lastSeq > target.lastSeq) target.lastSeq = info.lastSeq;
-    for (const message of pending?.buffer ?? []) this.#accept(message);
+    // Live messages that came in during the join (from this socket's earlier, live session) follow the history only
+    // when this page is its end; before that they are in the pages still to come, and passing them on now would
+    // move lastSeq past those pages.
+    if (!info.hasMore) for (const message of pending?.buffer ?? []) this.#accept(message);
     pending?.settle(info);
   }
 

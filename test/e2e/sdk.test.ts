@@ -1,4 +1,4 @@
-import { describe, expect, it, onTestFinished } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import {
   emailTranscript,
   fetchTranscriptPdf,
@@ -297,6 +297,44 @@ describe("SDK against the real gateway", () => {
     const tabInfo = await tab.join(defaults);
     expect(tabLog.messages.map((m) => m.seq)).toEqual(await visibleSeqs());
     expect(tabInfo.messages.map((m) => m.seq)).toEqual(await visibleSeqs());
+  });
+
+  it("pages a join made while already live without letting a live message of the old session skip pages", async () => {
+    const app = await startApp();
+    const { conversationId, participant, token } = await initConversation(app.url, {
+      firstName: "Sara",
+      email: "sara@example.com",
+      channel: "web",
+    });
+    const agent = openClient({ url: app.url, apiKey: app.apiKey });
+    await agent.connect();
+    await agent.join({ conversationId, id: "agent-17", name: "Ali", role: "agent" });
+    for (let i = 1; i <= 30; i++) await agent.send(conversationId, { text: `backlog ${i}` });
+    const customer = openClient({ url: app.url });
+    await customer.connect();
+    const joined = { conversationId, id: participant.id, name: participant.name, token, limit: 10 };
+    await customer.join(joined);
+    const customerLog = recordMessages(customer);
+
+    // The server reads the conversation late for the next join: meanwhile the live session sends the customer a
+    // message newer than the first page will reach.
+    let answer = (): void => undefined;
+    const late = new Promise<void>((resolve) => (answer = resolve));
+    const realGet = app.app.store.get.bind(app.app.store);
+    vi.spyOn(app.app.store, "get").mockImplementationOnce(async (id) => {
+      await late;
+      return realGet(id);
+    });
+    const rejoin = customer.join({ ...joined, since: 0 });
+    const arrived = new Promise((resolve) => customer.socket.once("messageArrived", resolve));
+    await agent.send(conversationId, { text: "during the join" });
+    await arrived;
+    answer();
+    const info = await rejoin;
+
+    const seqs = (await app.app.store.read(conversationId, 0)).map((m) => m.seq);
+    expect(info.messages.map((m) => m.seq)).toEqual(seqs);
+    expect(customerLog.messages.map((m) => m.seq)).toEqual(seqs);
   });
 
   it("turns error answers into LiaisonErrors with the protocol's codes", async () => {
