@@ -87,11 +87,19 @@ export type AppendResult =
   | { status: "ended"; conversation: Conversation }
   | { status: "not_found" };
 
+let lastParsed = "";
+let lastParsedMs = 0;
+
 /** When a message (or a conversation created without one) counts as activity, in epoch ms. */
 export function activityMs(timestamp: string): number {
+  // Every append asks; the messages of one millisecond share one timestamp string (see isoTimestamp).
+  if (timestamp === lastParsed) return lastParsedMs;
   const ms = Date.parse(timestamp);
   // Timestamps are the server's own ISO strings; an unreadable one counts as recent rather than as long idle.
-  return Number.isFinite(ms) ? ms : Date.now();
+  if (!Number.isFinite(ms)) return Date.now();
+  lastParsed = timestamp;
+  lastParsedMs = ms;
+  return ms;
 }
 
 /** Entries that must stay in order share a key: their conversation, or for campaign messages their recipient. */
