@@ -31,6 +31,11 @@ export type RegisterConnector = z.infer<typeof RegisterConnectorSchema>;
 export const JoinRoleSchema = z.enum(["agent", "supervisor", "bot", "connector"]);
 export type JoinRole = z.infer<typeof JoinRoleSchema>;
 
+/** History messages a `conversationInfo` carries when the join names no `limit`. */
+export const HISTORY_PAGE_DEFAULT = 200;
+/** The most history messages a join may ask for in one `conversationInfo`. */
+export const HISTORY_PAGE_MAX = 1_000;
+
 /** `joinConversation`. */
 export const JoinConversationSchema = z.object({
   conversationId: ConversationIdSchema,
@@ -40,6 +45,12 @@ export const JoinConversationSchema = z.object({
   role: JoinRoleSchema.optional(),
   /** The last `seq` the client already has; history after it is sent, and nothing before. */
   since: z.number().int().nonnegative().optional(),
+  /**
+   * The most history messages `conversationInfo` carries (default {@link HISTORY_PAGE_DEFAULT}, at most
+   * {@link HISTORY_PAGE_MAX}). When more follow it says `hasMore`, and the client joins again with `since` set to
+   * its `lastSeq`.
+   */
+  limit: z.number().int().min(1).max(HISTORY_PAGE_MAX).optional(),
 });
 export type JoinConversation = z.infer<typeof JoinConversationSchema>;
 
@@ -93,10 +104,23 @@ export type EndConversation = z.infer<typeof EndConversationSchema>;
 export const LeaveConversationSchema = z.object({ conversationId: ConversationIdSchema });
 export type LeaveConversation = z.infer<typeof LeaveConversationSchema>;
 
-/** `conversationInfo`, emitted to a socket after it joins. */
+/**
+ * `conversationInfo`, emitted to a socket after it joins: one page of history. While a page says `hasMore`, the
+ * socket receives no `messageArrived` for the conversation (what is recorded meanwhile comes in the next pages);
+ * the join whose page reaches the end of the log starts the live feed right after that page.
+ */
 export const ConversationInfoSchema = z.object({
   conversation: ConversationViewSchema,
+  /** History after the join's `since`, oldest first, at most its `limit`; whispers removed for customers and connectors. */
   messages: z.array(MessageSchema),
+  /** More of the log follows `lastSeq`: join again with `since: lastSeq` for the next page. */
+  hasMore: z.boolean(),
+  /**
+   * The `seq` this page reaches in the conversation's log, whispers a customer does not see included (so it may be
+   * beyond the last of `messages`): the `since` of the next join. With no message after `since`, `since` itself
+   * (or the last `seq` of the log, when `since` is beyond it).
+   */
+  lastSeq: z.number().int().nonnegative(),
   participant: ParticipantSchema,
   role: z.enum(["customer", "agent", "supervisor", "bot", "connector"]),
 });

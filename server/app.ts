@@ -15,6 +15,7 @@ import { ConversationService } from "./core/conversations.js";
 import { ChannelLane } from "./core/channel.js";
 import type { Channel } from "./core/channel.js";
 import { DeskLane } from "./core/desk-outbox.js";
+import { IdleSweeper } from "./core/idle-sweeper.js";
 import { OutboxWorker, type LaneHandler, type OutboxOptions } from "./core/outbox.js";
 import { LocalBus } from "./core/local-bus.js";
 import { OutageLog } from "./core/outage-log.js";
@@ -328,6 +329,13 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       .catch((error: unknown) => logger.warn({ err: error }, "retention sweep failed"));
   }, 600_000);
   sweeper.unref();
+  const idle = new IdleSweeper(
+    store,
+    core,
+    { idleMs: config.IDLE_TIMEOUT_SECONDS * 1000, everyMs: tuning.idleSweepMs, batch: tuning.idleSweepBatch },
+    clock,
+    logger.child({ component: "idle" }),
+  );
 
   return {
     config,
@@ -358,6 +366,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
             "listening",
           );
           for (const worker of workers) worker.start();
+          idle.start();
           resolve(port);
         });
       });
@@ -367,6 +376,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       // 1. /ready answers 503 and no new connection is accepted (the load balancer moves traffic away).
       shuttingDown = true;
       clearInterval(sweeper);
+      await idle.stop();
       const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
       // 2. Deliveries under way finish (or their leases pass to another node); nothing new starts here.
       connectors.stop();

@@ -98,6 +98,14 @@ const CoreConfigSchema = z.object({
   CUSTOMER_EVENTS_BURST: positiveInt.default(30).describe("events a customer socket may send in a burst"),
   TRANSCRIPT_EMAILS_PER_HOUR: positiveInt.default(3).describe("e-mailed transcripts per conversation per hour"),
   ENDED_RETENTION_HOURS: positiveInt.default(168).describe("how long ended conversations (and transcripts) are kept"),
+  IDLE_TIMEOUT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(86_400)
+    .describe(
+      "a conversation with no recorded message (chat or activity; typing does not count) for this long ends, reason inactive; 0: never",
+    ),
   SHUTDOWN_GRACE_MS: positiveInt.default(10_000).describe("how long a SIGTERM waits for in-flight work"),
   SIGNING_SECRET: z
     .string()

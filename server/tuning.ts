@@ -22,6 +22,13 @@ export interface Tuning {
    * at a time (its rate limit admits a burst), a connector or an agent application relays many customers at once.
    */
   maxQueuedEvents: { customer: number; apiKey: number };
+  /**
+   * How often each node looks for conversations idle past `IDLE_TIMEOUT_SECONDS`: one ends within about this of
+   * its time. The look is one read of an index when nothing is due.
+   */
+  idleSweepMs: number;
+  /** Idle conversations read from the store at a time by that look (it reads again while a read comes back full). */
+  idleSweepBatch: number;
 }
 
 export const defaultTuning: Readonly<Tuning> = Object.freeze({
@@ -31,4 +38,6 @@ export const defaultTuning: Readonly<Tuning> = Object.freeze({
   retryMaxMs: 300_000,
   noAgentRetryMaxMs: 60_000,
   maxQueuedEvents: { customer: 64, apiKey: 1_024 },
+  idleSweepMs: 5_000,
+  idleSweepBatch: 100,
 });

@@ -72,6 +72,11 @@ export interface JoinOptions {
    * seen yet in this conversation, and for all of it the first time.
    */
   since?: number;
+  /**
+   * History messages per page (the server's default, 200, when absent; at most 1,000). The client joins again
+   * for each next page until it has the whole history; a smaller page makes more, smaller answers.
+   */
+  limit?: number;
 }
 
 /** A message to send: text and/or attachments. */
@@ -101,7 +106,10 @@ export type LiaisonClientEvents = {
    * echoed: {@link LiaisonClient.send} resolves with their `seq` instead.
    */
   message: [message: Message];
-  /** The server's answer to a join (also after an automatic re-join), before its history goes to `message`. */
+  /**
+   * The server's answer to a join (also after an automatic re-join), before its history goes to `message`: one per
+   * page of history, the last with `hasMore: false`.
+   */
   conversationInfo: [info: ConversationInfo];
   /** Connected, with the connector registered and every conversation re-joined: calls go out now. */
   connected: [event: { reconnected: boolean }];
@@ -123,6 +131,14 @@ interface PendingJoin {
   /** Live messages that arrived while the join was in flight: they follow the history. */
   readonly buffer: Message[];
   settle(result: ConversationInfo | LiaisonError): void;
+}
+
+/** A join under way: which page to ask for next, and what the pages brought so far. */
+interface JoinProgress {
+  /** The caller's options, with its `since` until the first page has arrived, then without (see `join`). */
+  next: JoinOptions;
+  /** Every page's messages, for the result of `join` (a re-join after a reconnect keeps none). */
+  messages?: Message[];
 }
 
 interface ConversationState {
@@ -242,17 +258,22 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
   /**
    * Joins a conversation, and resolves with the server's `conversationInfo`. Its history (after the last `seq`
    * this client saw, or all of it the first time) goes to `message` listeners before this resolves; live
-   * messages follow. After a reconnect the client re-joins by itself.
+   * messages follow. The server sends history in pages: the client joins again for each next page until it has
+   * all of it, and each page has the call's timeout. After a reconnect the client re-joins (and pages) by itself.
    *
    * @param opts - the conversation, the participant (`id`, `name`), and the customer's `token` or the `role`
    *   an API-key client takes
-   * @returns the conversation, its history, and the participant and role the server recorded
+   * @returns the conversation as of the last page, the whole history the pages brought (in `messages`), and the
+   *   participant and role the server recorded
    * @throws {@link LiaisonError} `unauthorized`/`forbidden` (bad token, wrong channel), `not_found`,
    *   `invalid_payload`, `timeout`, `disconnected`
    */
   async join(opts: JoinOptions): Promise<ConversationInfo> {
     const deadline = this.#deadline();
-    const info = await this.#retrying(deadline, () => this.#joinSerially(opts, deadline));
+    // One progress for every attempt: a retry after a timeout or a reconnect carries on from the last page that
+    // arrived, rather than applying the caller's `since` again and passing the same messages on twice.
+    const progress: JoinProgress = { next: opts, messages: [] };
+    const info = await this.#retrying(deadline, () => this.#joinSerially(progress, deadline));
     const { since: _since, ...joined } = opts;
     this.#stateOf(opts.conversationId).joined = joined;
     return info;
@@ -418,7 +439,7 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
   async #rejoin(opts: Omit<JoinOptions, "since">, stale: () => boolean): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#joinSerially(opts, this.#deadline());
+        await this.#joinSerially({ next: opts }, this.#deadline());
         return;
       } catch (error) {
         if (stale()) return;
@@ -491,7 +512,13 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
     delete target.pending;
     this.emit("conversationInfo", info);
     for (const message of [...info.messages].sort(bySeq)) this.#accept(message);
-    for (const message of pending?.buffer ?? []) this.#accept(message);
+    // Where the page ends in the log, past whispers this participant does not see: the next page starts there (a
+    // page of hidden whispers still moves on), and so does the live feed.
+    if (info.lastSeq > target.lastSeq) target.lastSeq = info.lastSeq;
+    // Live messages that came in during the join (from this socket's earlier, live session) follow the history only
+    // when this page is its end; before that they are in the pages still to come, and passing them on now would
+    // move lastSeq past those pages.
+    if (!info.hasMore) for (const message of pending?.buffer ?? []) this.#accept(message);
     pending?.settle(info);
   }
 
@@ -626,14 +653,25 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
     return validate(schema, response, `${event} ack`);
   }
 
-  async #joinSerially(opts: JoinOptions, deadline: number): Promise<ConversationInfo> {
-    const state = this.#stateOf(opts.conversationId);
+  async #joinSerially(progress: JoinProgress, deadline: number): Promise<ConversationInfo> {
+    const state = this.#stateOf(progress.next.conversationId);
     const run = state.chain.then(
-      () => this.#joinOnce(opts, deadline),
-      () => this.#joinOnce(opts, deadline),
+      () => this.#joinPages(progress, deadline),
+      () => this.#joinPages(progress, deadline),
     );
     state.chain = run.catch(() => undefined);
     return run;
+  }
+
+  /** Joins until a page says no more history follows; each next page starts after the last `seq` the client has. */
+  async #joinPages(progress: JoinProgress, deadline: number): Promise<ConversationInfo> {
+    for (let pageDeadline = deadline; ; pageDeadline = Math.max(deadline, Date.now() + this.#timeoutMs)) {
+      const info = await this.#joinOnce(progress.next, pageDeadline);
+      const { since: _since, ...rest } = progress.next;
+      progress.next = rest;
+      progress.messages?.push(...info.messages);
+      if (!info.hasMore) return progress.messages === undefined ? info : { ...info, messages: progress.messages };
+    }
   }
 
   async #joinOnce(opts: JoinOptions, deadline: number): Promise<ConversationInfo> {
@@ -642,6 +680,7 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
     const payload: JoinConversation = { conversationId: opts.conversationId, id: opts.id, name: opts.name };
     if (opts.token !== undefined) payload.token = opts.token;
     if (opts.role !== undefined) payload.role = opts.role;
+    if (opts.limit !== undefined) payload.limit = opts.limit;
     if (opts.since !== undefined || state.lastSeq > 0) payload.since = state.lastSeq;
 
     let settle: PendingJoin["settle"] = () => undefined;

@@ -344,42 +344,52 @@ export class ConversationService implements DeskEffects, ChannelEffects {
   }
 
   /**
-   * Ends the conversation once; a repeated end reports `alreadyEnded`. Unless the desk itself reported the end,
-   * the desk session is closed through the outbox.
+   * Ends the conversation once; a repeated end reports `alreadyEnded` (the store's state change is atomic, so of
+   * two ends at once, on one node or two, one records the `endOfConversation`). Unless the desk itself reported the
+   * end, the desk session is closed through the outbox. With `idleBeforeMs` (an end for inactivity), it ends only
+   * if its last message is older than that, checked in the same step: else it stays open (`stillActive`).
    */
   async end(
     conversation: Conversation,
     actor: Actor,
     reason: string,
-    options: { fromDesk?: boolean } = {},
-  ): Promise<{ alreadyEnded: boolean }> {
+    options: { fromDesk?: boolean; idleBeforeMs?: number } = {},
+  ): Promise<{ alreadyEnded: boolean; stillActive?: true }> {
     const endedBy: Member = { id: actor.id, name: actor.name, role: actor.role };
     const endedAt = this.clock().toISOString();
     const closeDesk = this.usesExternalDesk(conversation) && options.fromDesk !== true;
     const result = await this.appendActivity(conversation, "endOfConversation", { reason, endedBy }, actor, {
       transition: { from: openStates, to: "ended", patch: { endedAt, endReason: reason, endedBy }, required: true },
       ...(closeDesk ? { outbox: [{ lane: "desk" as const, kind: "close" as const, reason }] } : {}),
+      ...(options.idleBeforeMs === undefined ? {} : { idleBeforeMs: options.idleBeforeMs }),
     });
     if (result === "ended") return { alreadyEnded: true };
+    if (result === "skipped") return { alreadyEnded: false, stillActive: true };
     if (closeDesk) this.deskSignal(conversation.id);
     this.logger.info({ conversationId: conversation.id, endedBy: actor.role, reason }, "conversation ended");
     return { alreadyEnded: false };
   }
 
   /**
-   * History after `since` as a participant in `viewer` may see it (customers and connectors never see whispers),
-   * and the last `seq` it covers, whispers included: where that participant's live feed starts.
+   * One page of history: at most `limit` messages of the log after `since`, as a participant in `viewer` may see
+   * them (customers and connectors never see whispers). `lastSeq` and `hasMore` are the log's, whispers included,
+   * so a page of nothing but whispers still moves a customer on: `lastSeq` is where the next page (or the live
+   * feed, when none follows) starts.
    */
   async history(
     conversation: Conversation,
     since: number,
     viewer: Member["role"],
-  ): Promise<{ messages: StoredMessage[]; lastSeq: number }> {
-    const all = await this.store.read(conversation.id, since);
-    const messages = seesWhispers(viewer) ? all : all.filter((message) => !isWhisper(message));
-    const last = all.at(-1)?.seq;
+    limit: number,
+  ): Promise<{ messages: StoredMessage[]; lastSeq: number; hasMore: boolean }> {
+    // One more than the page tells whether more follow, without a second read.
+    const read = await this.store.read(conversation.id, since, limit + 1);
+    const hasMore = read.length > limit;
+    const page = hasMore ? read.slice(0, limit) : read;
+    const messages = seesWhispers(viewer) ? page : page.filter((message) => !isWhisper(message));
+    const last = page.at(-1)?.seq;
     // A `since` beyond the end (a client's mistake) must not swallow the next live messages.
-    return { messages, lastSeq: last ?? Math.min(since, await this.store.headSeq(conversation.id)) };
+    return { messages, hasMore, lastSeq: last ?? Math.min(since, await this.store.headSeq(conversation.id)) };
   }
 
   /**

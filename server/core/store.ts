@@ -39,6 +39,12 @@ export interface AppendOptions {
   connectorChannel?: string;
   /** Also queue outbox work for the conversation, in the same step (see OutboxRequest). */
   outbox?: readonly OutboxRequest[];
+  /**
+   * Append only while the conversation's last recorded message (see `findIdle`) is older than this, in epoch ms;
+   * else `skipped`. Ending a conversation for inactivity checks this in the same step, so a message that arrives
+   * between finding the conversation idle and ending it keeps the conversation open.
+   */
+  idleBeforeMs?: number;
 }
 
 /**
@@ -80,6 +86,21 @@ export type AppendResult =
   | { status: "skipped"; conversation: Conversation }
   | { status: "ended"; conversation: Conversation }
   | { status: "not_found" };
+
+let lastParsed = "";
+let lastParsedMs = 0;
+
+/** When a message (or a conversation created without one) counts as activity, in epoch ms. */
+export function activityMs(timestamp: string): number {
+  // Every append asks; the messages of one millisecond share one timestamp string (see isoTimestamp).
+  if (timestamp === lastParsed) return lastParsedMs;
+  const ms = Date.parse(timestamp);
+  // Timestamps are the server's own ISO strings; an unreadable one counts as recent rather than as long idle.
+  if (!Number.isFinite(ms)) return Date.now();
+  lastParsed = timestamp;
+  lastParsedMs = ms;
+  return ms;
+}
 
 /** Entries that must stay in order share a key: their conversation, or for campaign messages their recipient. */
 export function connectorOrderingKey(entry: ConnectorEntry): string {
@@ -177,6 +198,14 @@ export interface ConversationStore {
   acquireLease(key: string, owner: string, ttlMs: number): Promise<boolean>;
   /** Gives the lease back if `owner` still holds it. */
   releaseLease(key: string, owner: string): Promise<void>;
+
+  /**
+   * Open conversations whose last recorded message (any message; a conversation with none counts from its last
+   * `init` message or its `createdAt`) is older than `cutoff`, least recently active first, at most `limit`. Each
+   * append moves its conversation to the back of this order (by the message's `timestamp`); an ended conversation
+   * leaves it for good, also when a late message is recorded after the end.
+   */
+  findIdle(cutoff: Date, limit: number): Promise<string[]>;
 
   countByState(): Promise<Record<ConversationState, number>>;
   /** Deletes ended conversations whose `endedAt` is before `cutoff`; returns how many. */

@@ -1,5 +1,6 @@
 import {
   EndConversationSchema,
+  HISTORY_PAGE_DEFAULT,
   JoinConversationSchema,
   LeaveConversationSchema,
   RegisterConnectorSchema,
@@ -144,12 +145,20 @@ export const joinConversation = defineHandler({
     try {
       await context.core.joined(conversation, { ...member, socketId: context.socket.id });
       const current = await context.core.get(conversation.id);
-      const { messages, lastSeq } = await context.core.history(current, payload.since ?? 0, member.role);
+      const limit = payload.limit ?? HISTORY_PAGE_DEFAULT;
+      const { messages, lastSeq, hasMore } = await context.core.history(
+        current,
+        payload.since ?? 0,
+        member.role,
+        limit,
+      );
       // The socket may have gone while we waited: its disconnect cleanup ran before this session existed.
       if (!context.socket.connected) throw new GatewayError("unavailable", "The socket disconnected.");
       const info: ConversationInfo = {
         conversation: toView(current),
         messages,
+        hasMore,
+        lastSeq,
         participant: { id: member.id, name: member.name },
         role: member.role as ConversationInfo["role"],
       };
@@ -159,7 +168,7 @@ export const joinConversation = defineHandler({
           try {
             context.socket.emit("conversationInfo", info);
           } finally {
-            session.ready(lastSeq);
+            session.ready(lastSeq, hasMore);
           }
         },
       };

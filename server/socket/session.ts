@@ -23,10 +23,16 @@ export interface SessionSource {
  * order: the bus may deliver out of order (concurrent appends, several nodes) or lose a message (another node's
  * publish), so early arrivals wait in `pending` and a gap that stays open is refilled from the store.
  * While `syncing` (between joining and sending `conversationInfo`), everything is held back.
+ *
+ * A join whose history page does not reach the end of the log (`hasMore`) leaves the session `paging`: the socket
+ * gets nothing live, and nothing is held for it, because everything recorded meanwhile is in the log and comes in
+ * its next pages. Pushing the rest of the backlog live instead would send the whole history at once, which paging
+ * exists to bound. The client's next join replaces this session; the one whose page reaches the end goes live.
  */
 export class Session {
   private lastSeq = 0;
   private syncing = true;
+  private paging = false;
   /** Made only when needed (most sessions never hold or wait on anything: idle sockets are most of the memory). */
   private held: Published[] | undefined;
   private pending: Map<number, Published> | undefined;
@@ -61,17 +67,24 @@ export class Session {
     return this.actorMade;
   }
 
-  /** The socket has its history up to `lastSeq`: release what arrived meanwhile and go live. */
-  ready(lastSeq: number): void {
+  /**
+   * The socket has its history up to `lastSeq`: release what arrived meanwhile and go live, unless more history
+   * follows (`hasMore`): then stay silent until the client's next join (see the class comment).
+   */
+  ready(lastSeq: number, hasMore = false): void {
     this.lastSeq = lastSeq;
     this.syncing = false;
     const held = this.held;
     this.held = undefined;
+    if (hasMore) {
+      this.paging = true;
+      return;
+    }
     for (const event of held ?? []) this.receive(event);
   }
 
   receive(event: Published): void {
-    if (this.closed) return;
+    if (this.closed || this.paging) return;
     const { message } = event;
     if (message.seq === undefined) {
       // Typing: never stored, relayed as it comes.

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { RedisStore } from "../../server/store/redis/redis-store.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { chatDraft, conversationFixture, storeContract } from "./store.contract.js";
@@ -88,6 +88,29 @@ describe("RedisStore's append script", () => {
       { status: "rejected", reason: { code: "unavailable" } },
       { status: "rejected", reason: { code: "unavailable" } },
     ]);
+  });
+
+  it("records one end when two nodes end the same conversation at once, and drops it from the idle index", async () => {
+    const other = storeAt(prefix);
+    onTestFinished(() => other.close());
+    const conversation = conversationFixture({ createdAt: "2026-11-21T10:00:00.000Z" });
+    await store.init(conversation, { requestId: conversation.requestId }, []);
+    const cutoff = new Date("2026-11-22T10:00:00.000Z");
+    expect(await other.findIdle(cutoff, 10)).toEqual([conversation.id]);
+    const end = (node: RedisStore) =>
+      node.append(conversation.id, chatDraft(conversation.id, "inactive"), {
+        idleBeforeMs: cutoff.getTime(),
+        transition: {
+          from: ["queued", "active"],
+          to: "ended",
+          patch: { endedAt: "2026-11-22T10:00:01.000Z" },
+          required: true,
+        },
+      });
+    const results = await Promise.all([end(store), end(other)]);
+    expect(results.map((result) => result.status).sort()).toEqual(["appended", "ended"]);
+    expect(await store.read(conversation.id, 0)).toHaveLength(1);
+    expect(await other.findIdle(cutoff, 10)).toEqual([]);
   });
 
   it("refuses a plain append to an ended conversation whatever the spacing of the stored record's JSON", async () => {

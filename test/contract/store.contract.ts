@@ -291,6 +291,78 @@ export function storeContract(name: string, factory: () => Promise<ConversationS
       expect((await store.get(open.id))?.state).toBe("queued");
     });
 
+    it("finds open conversations idle since a cutoff by their last message, least recently active first", async () => {
+      const at = (minute: number) => `2026-11-21T10:${String(minute).padStart(2, "0")}:00.000Z`;
+      const cutoff = new Date(at(5));
+      const quiet = conversationFixture({ createdAt: at(0) });
+      const empty = conversationFixture({ createdAt: at(2) });
+      const busy = conversationFixture({ createdAt: at(3) });
+      const ended = conversationFixture({ createdAt: at(3) });
+      await store.init(quiet, { requestId: quiet.requestId }, [chatDraft(quiet.id, "hand-off", { timestamp: at(1) })]);
+      for (const c of [empty, busy, ended]) await store.init(c, { requestId: c.requestId }, []);
+      await store.append(ended.id, chatDraft(ended.id, "bye", { timestamp: at(4) }), {
+        transition: { from: ["queued"], to: "ended", patch: { endedAt: at(4) }, required: true },
+      });
+      await store.append(busy.id, chatDraft(busy.id, "still here", { timestamp: at(10) }));
+      // A message recorded after the end (a late desk webhook) does not make an ended conversation idle again.
+      await store.append(ended.id, chatDraft(ended.id, "late", { timestamp: at(11) }));
+
+      expect(await store.findIdle(cutoff, 10)).toEqual([quiet.id, empty.id]);
+      expect(await store.findIdle(cutoff, 1)).toEqual([quiet.id]);
+      // Strictly before the cutoff: a conversation last active at the cutoff itself is not idle yet.
+      expect(await store.findIdle(new Date(at(1)), 10)).toEqual([]);
+      expect(await store.findIdle(new Date(at(12)), 10)).toEqual([quiet.id, empty.id, busy.id]);
+
+      await store.append(quiet.id, chatDraft(quiet.id, "back", { timestamp: at(12) }));
+      expect(await store.findIdle(cutoff, 10)).toEqual([empty.id]);
+      expect(await store.findIdle(new Date(at(13)), 10)).toEqual([empty.id, busy.id, quiet.id]);
+    });
+
+    it("appends under idleBeforeMs only while the conversation is idle, so an end for inactivity never races a message", async () => {
+      const conversation = conversationFixture({ createdAt: "2026-11-21T10:00:00.000Z" });
+      await store.init(conversation, { requestId: conversation.requestId }, [
+        chatDraft(conversation.id, "hand-off", { timestamp: "2026-11-21T10:01:00.000Z" }),
+      ]);
+      const endIfIdleBefore = (timestamp: string) =>
+        store.append(conversation.id, chatDraft(conversation.id, "inactive", { timestamp }), {
+          idleBeforeMs: Date.parse(timestamp) - 60_000,
+          transition: { from: ["queued"], to: "ended", patch: { endedAt: timestamp }, required: true },
+        });
+      // Last active 10:01: not idle for a minute at 10:02 (the cutoff 10:01 is not after it)...
+      expect(await endIfIdleBefore("2026-11-21T10:02:00.000Z")).toMatchObject({
+        status: "skipped",
+        conversation: { state: "queued" },
+      });
+      // ...nor after a message at 10:05, at 10:05:30.
+      await store.append(conversation.id, chatDraft(conversation.id, "hi", { timestamp: "2026-11-21T10:05:00.000Z" }));
+      expect((await endIfIdleBefore("2026-11-21T10:05:30.000Z")).status).toBe("skipped");
+      expect(await store.read(conversation.id, 0)).toHaveLength(2);
+
+      expect(await endIfIdleBefore("2026-11-21T10:06:01.000Z")).toMatchObject({
+        status: "appended",
+        conversation: { state: "ended" },
+      });
+      expect((await endIfIdleBefore("2026-11-21T10:07:00.000Z")).status).toBe("ended");
+      expect(await store.findIdle(new Date("2026-11-22T00:00:00.000Z"), 10)).not.toContain(conversation.id);
+    });
+
+    it("records one end of two concurrent ones", async () => {
+      const conversation = conversationFixture();
+      await store.init(conversation, { requestId: conversation.requestId }, []);
+      const end = () =>
+        store.append(conversation.id, chatDraft(conversation.id, "end"), {
+          transition: {
+            from: ["queued", "active"],
+            to: "ended",
+            patch: { endedAt: "2026-11-21T12:00:00.000Z" },
+            required: true,
+          },
+        });
+      const results = await Promise.all([end(), end()]);
+      expect(results.map((result) => result.status).sort()).toEqual(["appended", "ended"]);
+      expect(await store.read(conversation.id, 0)).toHaveLength(1);
+    });
+
     it("binds desk ids to a conversation and finds it by any of them", async () => {
       const conversation = conversationFixture({ desk: { desk: "rocketchat", ids: {} } });
       await store.init(conversation, { requestId: conversation.requestId }, []);

@@ -712,6 +712,120 @@ describe("resume with since", () => {
   });
 });
 
+describe("history pages", () => {
+  const { init, open, join, customer, staff } = useGateway();
+
+  /** Joins `socket` again and again, each time with `since` set to the last page's `lastSeq`, until no more follow. */
+  async function pageThrough(socket: Socket, payload: JoinConversation, between?: () => Promise<void>) {
+    const pages: ConversationInfo[] = [];
+    let peer = await join(socket, payload);
+    pages.push(peer.info);
+    while (peer.info.hasMore) {
+      await between?.();
+      peer = await join(socket, { ...payload, since: peer.info.lastSeq });
+      pages.push(peer.info);
+    }
+    return { pages, last: peer, messages: pages.flatMap((page) => page.messages) };
+  }
+
+  const oneToN = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
+
+  it("sends 200 messages and hasMore to a join of a long conversation; pages with since reach the end, each message once, in order, then the live feed", async () => {
+    const conversation = await init();
+    const id = conversation.conversationId;
+    const agent = await staff(id, AGENT);
+    for (let i = 1; i <= 230; i++) await say(agent, `backlog ${i}`);
+
+    const socket = await open();
+    const credentials = {
+      conversationId: id,
+      id: conversation.participant.id,
+      name: "Sara",
+      token: conversation.token,
+    };
+    const first = await join(socket, credentials);
+    expect(first.info.messages).toHaveLength(200);
+    expect(first.info).toMatchObject({ hasMore: true, lastSeq: 200 });
+    expect(first.info.messages.map((m) => m.seq)).toEqual(oneToN(200));
+
+    // Whatever is recorded while the customer pages comes in a page, not live (and not twice).
+    let during = 0;
+    const { pages, last, messages } = await pageThrough(socket, { ...credentials, since: 0, limit: 100 }, async () => {
+      during += 1;
+      await say(agent, `while paging ${during}`);
+    });
+    const head = 1 + 1 + 230 + 2 + during; // hand-off, agent joined, backlog, customer joined + greetings, meanwhile
+    expect(pages.map((page) => page.hasMore)).toEqual([...pages.slice(1).map(() => true), false]);
+    expect(pages.slice(0, -1).every((page) => page.messages.length === 100)).toBe(true);
+    expect(messages.map((m) => m.seq)).toEqual(oneToN(head));
+    expect(chatTexts(messages).filter((text) => text.startsWith("while paging"))).toHaveLength(during);
+    expect(last.info.lastSeq).toBe(head);
+
+    const live = await say(agent, "live again");
+    expect(await last.untilText("live again")).toMatchObject({ id: live.id, seq: head + 1 });
+    expect(last.messages.map((m) => m.seq)).toEqual([head + 1]);
+  });
+
+  it("gives a customer pages without whispers that still move on through them, never looping or skipping", async () => {
+    const conversation = await init();
+    const id = conversation.conversationId;
+    const agent = await staff(id, AGENT);
+    for (let i = 1; i <= 7; i++) await say(agent, `whisper ${i}`, { tag: "whisper" });
+    await say(agent, "visible 1");
+    for (let i = 8; i <= 10; i++) await say(agent, `whisper ${i}`, { tag: "whisper" });
+    await say(agent, "visible 2");
+    for (let i = 11; i <= 13; i++) await say(agent, `whisper ${i}`, { tag: "whisper" });
+
+    const credentials = {
+      conversationId: id,
+      id: conversation.participant.id,
+      name: "Sara",
+      token: conversation.token,
+    };
+    const { pages, last, messages } = await pageThrough(await open(), { ...credentials, limit: 3 });
+    const all = (await pageThrough(await open({ apiKey: true }), { conversationId: id, ...AGENT, limit: 3 })).messages;
+
+    expect(messages.filter(isWhisper)).toEqual([]);
+    expect(messages.map((m) => m.seq)).toEqual(all.filter((m) => !isWhisper(m)).map((m) => m.seq));
+    expect(chatTexts(messages)).toEqual(["visible 1", "visible 2"]);
+    // A page of whispers only is empty for the customer, and its lastSeq still moves the next join on.
+    expect(pages.some((page) => page.messages.length === 0 && page.hasMore)).toBe(true);
+    const lastSeqs = pages.map((page) => page.lastSeq);
+    expect(lastSeqs).toEqual([...lastSeqs].sort((a, b) => a - b));
+    expect(new Set(lastSeqs).size).toBe(lastSeqs.length);
+    expect(last.info.lastSeq).toBe(all.at(-1)?.seq);
+
+    const live = await say(agent, "live for the customer");
+    await say(agent, "whisper after", { tag: "whisper" });
+    await marker(agent, "and the next", last);
+    expect(last.messages.map((m) => m.id)).toEqual([live.id, (await last.untilText("and the next")).id]);
+  });
+
+  it("answers a page that reaches the end with hasMore false and lastSeq the head, also when since is the head", async () => {
+    const conversation = await init();
+    const sara = await customer(conversation);
+    expect(sara.info).toMatchObject({ hasMore: false, lastSeq: 3 });
+    const exact = await customer(conversation, 0);
+    expect(exact.info).toMatchObject({ hasMore: false, lastSeq: 3 });
+    const upToDate = await customer(conversation, 3);
+    expect(upToDate.info).toMatchObject({ messages: [], hasMore: false, lastSeq: 3 });
+  });
+
+  it("refuses a limit that is not 1 to 1,000 with invalid_payload", async () => {
+    const conversation = await init();
+    const socket = await open({ apiKey: true });
+    const base = { conversationId: conversation.conversationId, ...AGENT };
+    for (const limit of [0, -5, 1001, 2.5, "10", null]) {
+      expectError(await request(socket, "joinConversation", { ...base, limit }), "invalid_payload", "limit");
+    }
+    const exactLimit = await join(socket, { ...base, limit: 1 });
+    expect(exactLimit.info.messages).toHaveLength(1);
+    expect(exactLimit.info).toMatchObject({ hasMore: true, lastSeq: 1 });
+    const most = await join(socket, { ...base, limit: 1000 });
+    expect(most.info.hasMore).toBe(false);
+  });
+});
+
 describe("endConversation", () => {
   const { init, open, customer, staff } = useGateway();
 

@@ -1,4 +1,4 @@
-import { describe, expect, it, onTestFinished } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import {
   emailTranscript,
   fetchTranscriptPdf,
@@ -8,6 +8,7 @@ import {
   LiaisonError,
   sendConnectorMessage,
   type ChatMessage,
+  type ConversationInfo,
   type LiaisonClientEvents,
   type LiaisonClientOptions,
   type Message,
@@ -234,6 +235,106 @@ describe("SDK against the real gateway", () => {
     const texts = customerLog.chats().map((m) => m.text);
     expect(texts).toEqual(["before", "during", "after"]);
     expectStrictlyIncreasingSeqs(customerLog.messages);
+  });
+
+  it("pages through a long history for its caller, on join and on the re-join after a reconnect: every message once, in order", async () => {
+    const app = await startApp();
+    const { conversationId, participant, token } = await initConversation(app.url, {
+      firstName: "Sara",
+      email: "sara@example.com",
+      channel: "web",
+    });
+    const agent = openClient({ url: app.url, apiKey: app.apiKey });
+    await agent.connect();
+    await agent.join({ conversationId, id: "agent-17", name: "Ali", role: "agent" });
+    for (let i = 1; i <= 100; i++) await agent.send(conversationId, { text: `backlog ${i}` });
+    // More whispers in a row than a page holds: one of the customer's pages shows nothing and must still move on.
+    for (let i = 1; i <= 100; i++) await agent.send(conversationId, { text: `whisper ${i}`, tag: "whisper" });
+    for (let i = 101; i <= 110; i++) await agent.send(conversationId, { text: `backlog ${i}` });
+    /** The seqs of the log a customer may see, oldest first. */
+    const visibleSeqs = async () =>
+      (await app.app.store.read(conversationId, 0))
+        .filter((m) => !(m.type === "ChatMessage" && m.tag === "whisper"))
+        .map((m) => m.seq);
+
+    const customer = openClient({ url: app.url, reconnectionDelayMs: 100 });
+    const customerLog = recordMessages(customer);
+    const pages: ConversationInfo[] = [];
+    customer.on("conversationInfo", (page) => pages.push(page));
+    await customer.connect();
+    const joined = { conversationId, id: participant.id, name: participant.name, token, limit: 50 };
+    const info = await customer.join(joined);
+    expect(pages.length).toBeGreaterThanOrEqual(5);
+    expect(pages.map((page) => page.hasMore)).toEqual([...pages.slice(1).map(() => true), false]);
+    expect(pages.some((page) => page.messages.length === 0)).toBe(true);
+    expect(info.hasMore).toBe(false);
+    expect(info.messages.map((m) => m.seq)).toEqual(await visibleSeqs());
+    expect(customerLog.messages.map((m) => m.seq)).toEqual(await visibleSeqs());
+
+    // The line drops and more than a page is recorded before the client is back (its handshake waits for it).
+    let letIn = (): void => undefined;
+    const gate = new Promise<void>((resolve) => (letIn = resolve));
+    app.app.io.use((_socket, next) => void gate.then(() => next()));
+    const dropped = nextEvent(customer, "disconnected");
+    const back = nextEvent(customer, "connected");
+    customer.socket.io.engine.close();
+    await dropped;
+    for (let i = 1; i <= 120; i++) await agent.send(conversationId, { text: `while away ${i}` });
+    pages.length = 0;
+    letIn();
+    expect((await back)[0]).toEqual({ reconnected: true });
+    expect(pages.map((page) => page.hasMore)).toEqual([true, true, false]);
+    await agent.send(conversationId, { text: "welcome back" });
+    await customerLog.until("welcome back", hasText("welcome back"));
+    expect(customerLog.messages.map((m) => m.seq)).toEqual(await visibleSeqs());
+    expect(customerLog.chats().filter((m) => m.tag === "whisper")).toEqual([]);
+
+    // Another tab with the server's page size: the whole history again, in pages of 200.
+    const tab = openClient({ url: app.url });
+    const tabLog = recordMessages(tab);
+    await tab.connect();
+    const { limit: _limit, ...defaults } = joined;
+    const tabInfo = await tab.join(defaults);
+    expect(tabLog.messages.map((m) => m.seq)).toEqual(await visibleSeqs());
+    expect(tabInfo.messages.map((m) => m.seq)).toEqual(await visibleSeqs());
+  });
+
+  it("pages a join made while already live without letting a live message of the old session skip pages", async () => {
+    const app = await startApp();
+    const { conversationId, participant, token } = await initConversation(app.url, {
+      firstName: "Sara",
+      email: "sara@example.com",
+      channel: "web",
+    });
+    const agent = openClient({ url: app.url, apiKey: app.apiKey });
+    await agent.connect();
+    await agent.join({ conversationId, id: "agent-17", name: "Ali", role: "agent" });
+    for (let i = 1; i <= 30; i++) await agent.send(conversationId, { text: `backlog ${i}` });
+    const customer = openClient({ url: app.url });
+    await customer.connect();
+    const joined = { conversationId, id: participant.id, name: participant.name, token, limit: 10 };
+    await customer.join(joined);
+    const customerLog = recordMessages(customer);
+
+    // The server reads the conversation late for the next join: meanwhile the live session sends the customer a
+    // message newer than the first page will reach.
+    let answer = (): void => undefined;
+    const late = new Promise<void>((resolve) => (answer = resolve));
+    const realGet = app.app.store.get.bind(app.app.store);
+    vi.spyOn(app.app.store, "get").mockImplementationOnce(async (id) => {
+      await late;
+      return realGet(id);
+    });
+    const rejoin = customer.join({ ...joined, since: 0 });
+    const arrived = new Promise((resolve) => customer.socket.once("messageArrived", resolve));
+    await agent.send(conversationId, { text: "during the join" });
+    await arrived;
+    answer();
+    const info = await rejoin;
+
+    const seqs = (await app.app.store.read(conversationId, 0)).map((m) => m.seq);
+    expect(info.messages.map((m) => m.seq)).toEqual(seqs);
+    expect(customerLog.messages.map((m) => m.seq)).toEqual(seqs);
   });
 
   it("turns error answers into LiaisonErrors with the protocol's codes", async () => {

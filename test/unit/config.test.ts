@@ -68,6 +68,17 @@ describe("loadConfig", () => {
     expect(config.INIT_RATE_LIMIT).toBe(7);
   });
 
+  it("ends idle conversations after a day unless IDLE_TIMEOUT_SECONDS says otherwise (0: never)", () => {
+    expect(loadConfig({}).IDLE_TIMEOUT_SECONDS).toBe(86_400);
+    expect(loadConfig({ IDLE_TIMEOUT_SECONDS: "0" }).IDLE_TIMEOUT_SECONDS).toBe(0);
+    expect(loadConfig({ IDLE_TIMEOUT_SECONDS: "3600" }).IDLE_TIMEOUT_SECONDS).toBe(3600);
+    for (const value of ["-1", "1.5", "soon"]) {
+      expect(configError(() => loadConfig({ IDLE_TIMEOUT_SECONDS: value })).problems).toEqual([
+        expect.stringMatching(/^IDLE_TIMEOUT_SECONDS: /),
+      ]);
+    }
+  });
+
   it("treats an empty variable as unset", () => {
     const config = loadConfig({ PORT: "", GREETING_TEXT: "", CORS_ORIGINS: "" });
     expect(config.PORT).toBe(8080);

@@ -422,13 +422,32 @@ describe("ConversationService", () => {
       expect((await log(conversation.id)).filter((m) => m.type === "ChatMessage")).toHaveLength(0);
       const { message } = await core.send(conversation, agent, whisper);
       expect(message).toMatchObject({ tag: "whisper", from: { id: "agent-17" } });
-      const forCustomer = await core.history(conversation, 0, "customer");
+      const forCustomer = await core.history(conversation, 0, "customer", 200);
       expect(forCustomer.messages).not.toContainEqual(message);
       // The customer's live feed still starts after the whisper, so it is not refetched as a gap.
       expect(forCustomer.lastSeq).toBe(message.seq);
-      const forSupervisor = await core.history(conversation, 0, "supervisor");
+      const forSupervisor = await core.history(conversation, 0, "supervisor", 200);
       expect(forSupervisor.messages).toContainEqual(message);
       expect(forSupervisor.lastSeq).toBe(message.seq);
+    });
+
+    it("reads history a page at a time, measuring pages on the whole log so whispers never stall a customer", async () => {
+      const { core, start } = setup();
+      const conversation = await start(); // seq 1: the hand-off
+      for (let i = 1; i <= 4; i++) await core.send(conversation, agent, text(`whisper ${i}`, { tag: "whisper" }));
+      await core.send(conversation, agent, text("hello")); // seq 6
+
+      const first = await core.history(conversation, 0, "customer", 3);
+      expect(first).toMatchObject({ lastSeq: 3, hasMore: true });
+      expect(first.messages.map((m) => m.seq)).toEqual([1]);
+      // A page of whispers only: nothing to show, and still a step forward.
+      const second = await core.history(conversation, first.lastSeq, "customer", 2);
+      expect(second).toEqual({ messages: [], lastSeq: 5, hasMore: true });
+      const last = await core.history(conversation, second.lastSeq, "customer", 2);
+      expect(last).toMatchObject({ lastSeq: 6, hasMore: false, messages: [{ seq: 6, text: "hello" }] });
+      // Exactly a page left: no more follows.
+      expect(await core.history(conversation, 3, "agent", 3)).toMatchObject({ lastSeq: 6, hasMore: false });
+      expect(await core.history(conversation, 6, "agent", 3)).toEqual({ messages: [], lastSeq: 6, hasMore: false });
     });
 
     it("acknowledges a resend with the same id and content again, with the same seq, without a second delivery", async () => {

@@ -3,6 +3,8 @@ import {
   ActivityMessageSchema,
   ChatMessageSchema,
   InitRequestSchema,
+  HISTORY_PAGE_DEFAULT,
+  HISTORY_PAGE_MAX,
   JoinConversationSchema,
   MAX_ATTACHMENTS,
   MessageSchema,
@@ -254,6 +256,17 @@ describe("JoinConversationSchema (joinConversation)", () => {
     for (const since of [-1, 1.5, "3"]) {
       expect(failingPaths(JoinConversationSchema.safeParse({ ...agent, since }))).toEqual(["since"]);
     }
+  });
+
+  it("takes a history page limit of 1 to 1,000", () => {
+    const agent = { conversationId: "c_1", id: "agent-17", name: "Ali" };
+    for (const limit of [1, 200, HISTORY_PAGE_MAX]) {
+      expect(JoinConversationSchema.parse({ ...agent, limit })).toEqual({ ...agent, limit });
+    }
+    for (const limit of [0, -1, HISTORY_PAGE_MAX + 1, 1.5, "10", null]) {
+      expect(failingPaths(JoinConversationSchema.safeParse({ ...agent, limit }))).toEqual(["limit"]);
+    }
+    expect(HISTORY_PAGE_DEFAULT).toBe(200);
   });
 
   it("requires conversationId, id and name, and a non-empty token when one is given", () => {

@@ -162,6 +162,19 @@ describe("Session", () => {
     expect(socket.seqs).toEqual([4, 5, 6]);
   });
 
+  it("sends nothing live after a history page with more to follow, holds nothing and reads nothing", async () => {
+    const { socket, session, readFrom } = harness();
+    session.receive(event(chat(201)));
+    // conversationInfo carried seqs up to 200 of a longer log: the client joins again for the next page.
+    session.ready(200, true);
+    session.receive(event(chat(202)));
+    session.receive(event(chat(204)));
+    session.receive(event(typing("t_while_paging")));
+    await vi.advanceTimersByTimeAsync(GAP_FILL_MS * 4);
+    expect(socket.emitted).toEqual([]);
+    expect(readFrom).not.toHaveBeenCalled();
+  });
+
   it("relays typing (no seq) at once without disturbing the order", () => {
     const { socket, session } = harness();
     session.ready(0);

@@ -12,7 +12,7 @@ import type {
   OutboxItem,
   OutboxLane,
 } from "../../core/store.js";
-import { connectorOrderingKey } from "../../core/store.js";
+import { activityMs, connectorOrderingKey } from "../../core/store.js";
 
 interface Row {
   conversation: Conversation;
@@ -42,6 +42,14 @@ export class MemoryStore implements ConversationStore {
   /** Campaign entry ids already queued, with when: a retried POST stays deduped after delivery. */
   private readonly campaignIds = new Map<string, string>();
   private readonly leases = new Map<string, { owner: string; until: number }>();
+  /**
+   * Open conversations by last activity (epoch ms), least recent first: an append deletes and re-inserts its
+   * conversation, and a Map iterates in insertion order. Each time recorded is at least the one recorded before it
+   * (a message stamped a moment before a concurrent send that was appended first counts as of that send), so
+   * insertion order is activity order and `findIdle` stops at the first recent entry instead of scanning them all.
+   */
+  private readonly activity = new Map<string, number>();
+  private lastActivityMs = 0;
   private closed = false;
 
   init(
@@ -84,6 +92,7 @@ export class MemoryStore implements ConversationStore {
       this.latestByChannelRef.set(channelRefKey(keys.channelRef.channel, keys.channelRef.refId), conversation.id);
     }
     for (const draft of firstMessages) this.push(row, draft, options?.connectorChannel);
+    this.touch(conversation.id, activityMs(firstMessages.at(-1)?.timestamp ?? conversation.createdAt));
     if (options?.openDesk) row.outbox.desk.push({ id: "open", kind: "open", attempts: 0, notBefore: 0 });
     if (options?.deskNote !== undefined) {
       row.outbox.desk.push({ id: "note", kind: "note", text: options.deskNote, attempts: 0, notBefore: 0 });
@@ -131,6 +140,12 @@ export class MemoryStore implements ConversationStore {
       const status = conversation.state === "ended" ? "ended" : "skipped";
       return Promise.resolve({ status, conversation });
     }
+    if (
+      options.idleBeforeMs !== undefined &&
+      !((this.activity.get(conversationId) ?? Infinity) < options.idleBeforeMs)
+    ) {
+      return Promise.resolve({ status: "skipped", conversation });
+    }
 
     if (options.flag?.value === true) row.flags.add(options.flag.key);
     if (options.flag?.value === false) row.flags.delete(options.flag.key);
@@ -144,6 +159,8 @@ export class MemoryStore implements ConversationStore {
       }
     }
     const message = this.push(row, draft, options.connectorChannel);
+    if (row.conversation.state === "ended") this.activity.delete(conversationId);
+    else this.touch(conversationId, activityMs(message.timestamp));
     for (const request of options.outbox ?? []) {
       const lane = row.outbox[request.lane];
       if (request.kind === "message") {
@@ -292,6 +309,17 @@ export class MemoryStore implements ConversationStore {
     return Promise.resolve();
   }
 
+  findIdle(cutoff: Date, limit: number): Promise<string[]> {
+    this.assertOpen();
+    const before = cutoff.getTime();
+    const idle: string[] = [];
+    for (const [id, at] of this.activity) {
+      if (at >= before || idle.length >= limit) break;
+      idle.push(id);
+    }
+    return Promise.resolve(idle);
+  }
+
   countByState(): Promise<Record<ConversationState, number>> {
     const counts: Record<ConversationState, number> = { bot: 0, queued: 0, active: 0, ended: 0 };
     for (const row of this.rows.values()) counts[row.conversation.state] += 1;
@@ -306,6 +334,7 @@ export class MemoryStore implements ConversationStore {
       const endedAt = row.conversation.endedAt;
       if (row.conversation.state !== "ended" || endedAt === undefined || endedAt >= limit) continue;
       this.rows.delete(id);
+      this.activity.delete(id);
       for (const queue of this.connectorQueues.values()) {
         for (const [entryId, entry] of queue) if (entry.message.conversationId === id) queue.delete(entryId);
       }
@@ -342,6 +371,12 @@ export class MemoryStore implements ConversationStore {
       this.queue(connectorChannel).set(entry.id, entry);
     }
     return message;
+  }
+
+  private touch(conversationId: string, ms: number): void {
+    this.lastActivityMs = Math.max(this.lastActivityMs, ms);
+    this.activity.delete(conversationId);
+    this.activity.set(conversationId, this.lastActivityMs);
   }
 
   private queue(channel: string): Map<string, ConnectorEntry> {

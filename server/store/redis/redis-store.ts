@@ -3,6 +3,7 @@ import type { ConversationState, StoredMessage } from "../../../protocol/index.j
 import type { Conversation } from "../../core/conversation.js";
 import { GatewayError } from "../../core/errors.js";
 import {
+  activityMs,
   connectorOrderingKey,
   type AppendOptions,
   type AppendResult,
@@ -79,7 +80,8 @@ interface QueuedAppend {
 /**
  * The store on Redis, for several nodes: every multi-key step is one Lua script (atomic for all nodes); the log is
  * a list per conversation (seq = position), outboxes are lists with a due-time index per lane, connector queues a
- * list per ordering key with a sorted set of heads. Commands issued while Redis is unreachable wait in ioredis's
+ * list per ordering key with a sorted set of heads, open conversations a sorted set by last message time (`active`,
+ * kept by the init and append scripts). Commands issued while Redis is unreachable wait in ioredis's
  * offline queue and are retried on reconnect; a call that still fails is `unavailable` to the caller.
  */
 export class RedisStore implements ConversationStore {
@@ -119,6 +121,7 @@ export class RedisStore implements ConversationStore {
       JSON.stringify({
         requestId: keys.requestId,
         ...(keys.channelRef ? { channelRef: channelRef(keys.channelRef.channel, keys.channelRef.refId) } : {}),
+        activityMs: activityMs(firstMessages.at(-1)?.timestamp ?? conversation.createdAt),
         ...options,
       }),
     ];
@@ -167,6 +170,7 @@ export class RedisStore implements ConversationStore {
       transition,
       messageId: draft.id,
       timestamp: draft.timestamp,
+      activityMs: activityMs(draft.timestamp),
       ...(endedAt === undefined ? {} : { endedAtMs: Date.parse(endedAt) }),
     };
     const raw = await this.queueAppend([conversationId, JSON.stringify(draft), JSON.stringify(args)]);
@@ -271,6 +275,12 @@ export class RedisStore implements ConversationStore {
 
   async releaseLease(key: string, owner: string): Promise<void> {
     await this.script("leaseRelease", owner, key);
+  }
+
+  async findIdle(cutoff: Date, limit: number): Promise<string[]> {
+    return this.run(() =>
+      this.redis.zrangebyscore(this.key("active"), "-inf", `(${cutoff.getTime()}`, "LIMIT", 0, limit),
+    );
   }
 
   async countByState(): Promise<Record<ConversationState, number>> {

@@ -76,6 +76,7 @@ if o.channelRef then
   redis.call('SADD', P .. 'idx:' .. id, P .. 'open:' .. o.channelRef, P .. 'latest:' .. o.channelRef)
 end
 redis.call('HINCRBY', P .. 'states', conv.state, 1)
+redis.call('ZADD', P .. 'active', o.activityMs, id)
 local i = 3
 while ARGV[i] do
   local meta = cjson.decode(ARGV[i + 1])
@@ -124,6 +125,10 @@ local function append_one(id, draft, optionsJson)
     if conv.state == 'ended' then return '{"status":"ended","conversation":' .. raw .. '}' end
     return '{"status":"skipped","conversation":' .. raw .. '}'
   end
+  if o.idleBeforeMs then
+    local at = redis.call('ZSCORE', P .. 'active', id)
+    if not at or tonumber(at) >= o.idleBeforeMs then return '{"status":"skipped","conversation":' .. raw .. '}' end
+  end
   if o.flag then
     if o.flag.value then redis.call('SADD', flagskey, o.flag.key) else redis.call('SREM', flagskey, o.flag.key) end
   end
@@ -152,6 +157,15 @@ local function append_one(id, draft, optionsJson)
     redis.call('SET', ckey, out)
   end
   local seq, msg = push_message(id, draft, o.messageId, o.timestamp, o.connectorChannel)
+  -- The idle index ('active', scored by last message time) holds open conversations only: 'conv' is decoded
+  -- whenever the record may say ended, so an undecoded record is open. GT: a message stamped before the last one
+  -- (a concurrent send) never moves a conversation back. Conversations recorded before the index existed join it
+  -- with their next message.
+  if conv and conv.state == 'ended' then
+    redis.call('ZREM', P .. 'active', id)
+  else
+    redis.call('ZADD', P .. 'active', 'GT', o.activityMs, id)
+  end
   for _, r in ipairs(o.outbox or {}) do
     local key = P .. 'ob:' .. r.lane .. ':' .. id
     if r.kind == 'message' then
@@ -278,6 +292,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'ended', '-inf', ARGV[1], '
   redis.call('ZREM', P .. 'due:desk', id)
   redis.call('ZREM', P .. 'due:channel', id)
   redis.call('ZREM', P .. 'ended', id)
+  redis.call('ZREM', P .. 'active', id)
   removed = removed + 1
 end
 return removed
