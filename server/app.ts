@@ -31,6 +31,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { Fanout } from "./socket/fanout.js";
 import { Presence, presenceRoom } from "./socket/presence.js";
+import { EventGate } from "./socket/registry.js";
 import { createSocketServer } from "./socket/server.js";
 import { MemoryStore } from "./store/memory/memory-store.js";
 import { RedisStore } from "./store/redis/redis-store.js";
@@ -196,6 +197,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     observe: (outcome, seconds) => metrics.transcriptRender.observe({ outcome }, seconds),
   });
   let shuttingDown = false;
+  const gate = new EventGate();
 
   // Several nodes: Socket.IO's Redis adapter links them (cross-node emits, fetchSockets, the bus above), and the
   // rate limits count on its publishing client, so that N nodes allow what one does.
@@ -227,11 +229,13 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   });
   const corsPolicy = corsOptions(config.CORS_ORIGINS);
   web.use(cors(corsPolicy));
-  // While shutting down, inbound work (webhooks, flow calls, init) is refused with 503 so senders retry on another
-  // node, rather than accepted by a node that is about to stop working its outbox.
+  // While shutting down, every request on a connection still open (webhooks, flow calls, init, transcripts) is
+  // refused with 503 so that its sender retries on another node, and the connection is closed after the answer.
+  // `/health`, `/ready` (which says 503 itself) and `/metrics` still answer.
   web.use((req, res, next) => {
-    if (shuttingDown && req.method === "POST") {
+    if (shuttingDown && !OPS_PATHS.has(req.path)) {
       res.setHeader("Retry-After", "1");
+      res.setHeader("Connection", "close");
       sendError(res, shuttingDownError());
       return;
     }
@@ -311,6 +315,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       apiKeys,
       customerRateLimit: { perSecond: config.CUSTOMER_EVENTS_PER_SECOND, burst: config.CUSTOMER_EVENTS_BURST },
       maxQueuedEvents: tuning.maxQueuedEvents,
+      gate,
       onConnectionChange: (delta) => metrics.sockets.inc(delta),
     },
   );
@@ -373,19 +378,29 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     },
     close: async () => {
       if (shuttingDown) return;
-      // 1. /ready answers 503 and no new connection is accepted (the load balancer moves traffic away).
+      const deadline = Date.now() + config.SHUTDOWN_GRACE_MS;
+      // 1. New connections are refused (the load balancer moves on) and /ready answers 503; requests on connections
+      //    still open get 503 with Retry-After, socket events not yet started get `unavailable` (clients resend them,
+      //    by id, to another node).
       shuttingDown = true;
-      clearInterval(sweeper);
-      await idle.stop();
       const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
-      // 2. Deliveries under way finish (or their leases pass to another node); nothing new starts here.
+      clearInterval(sweeper);
+      // 2. What is under way finishes within the grace period: socket events (their acks go out), deliveries (or
+      //    their leases pass to another node), requests.
       connectors.stop();
-      await Promise.all(workers.map((worker) => worker.stop(config.SHUTDOWN_GRACE_MS)));
-      // 3. Sockets are disconnected: clients reconnect to another node and resume with `since`.
+      await withinGrace(
+        Promise.all([gate.close(), idle.stop(), ...workers.map((worker) => worker.stop(config.SHUTDOWN_GRACE_MS))]),
+        deadline,
+      );
+      // 3. Events already on their way get their refusal too; then the sockets are disconnected, their last acks
+      //    flushed: clients reconnect to another node and resume with `since`.
+      if (io.engine.clientsCount > 0) {
+        await withinGrace(new Promise((resolve) => setTimeout(resolve, tuning.shutdownLingerMs)), deadline);
+      }
       const closed = new Promise<void>((resolve) => {
         void io.close(() => resolve());
       });
-      const grace = setTimeout(() => httpServer.closeAllConnections(), config.SHUTDOWN_GRACE_MS);
+      const grace = setTimeout(() => httpServer.closeAllConnections(), Math.max(0, deadline - Date.now()));
       httpServer.closeIdleConnections();
       await closed;
       await stopped;
@@ -400,6 +415,21 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       logger.info({}, "closed");
     },
   };
+}
+
+/** The paths that answer while the node shuts down. */
+const OPS_PATHS: ReadonlySet<string> = new Set(["/health", "/ready", "/metrics"]);
+
+/** Waits for `work`, but not past `deadline` (epoch ms). */
+async function withinGrace(work: Promise<unknown>, deadline: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    work,
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /** Resolves once every client is ready, or after `timeoutMs`, whichever comes first. */

@@ -23,6 +23,12 @@ export interface Tuning {
    */
   maxQueuedEvents: { customer: number; apiKey: number };
   /**
+   * How long a node that shuts down keeps refusing socket events (`unavailable`) after the work under way is done and
+   * before it closes the sockets, within `SHUTDOWN_GRACE_MS`: events a client sent before it heard of the shutdown
+   * are still on their way, and each gets its refusal rather than silence.
+   */
+  shutdownLingerMs: number;
+  /**
    * How often each node looks for conversations idle past `IDLE_TIMEOUT_SECONDS`: one ends within about this of
    * its time. The look is one read of an index when nothing is due.
    */
@@ -38,6 +44,7 @@ export const defaultTuning: Readonly<Tuning> = Object.freeze({
   retryMaxMs: 300_000,
   noAgentRetryMaxMs: 60_000,
   maxQueuedEvents: { customer: 64, apiKey: 1_024 },
+  shutdownLingerMs: 1_000,
   idleSweepMs: 5_000,
   idleSweepBatch: 100,
 });

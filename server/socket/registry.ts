@@ -24,6 +24,43 @@ export const defineHandler = <Schema extends z.ZodType, Context>(
 
 type Ack = (response: { ok: true } | { ok: false; error: ErrorInfo }) => void;
 
+/**
+ * Whether events may start, and how many are under way: a node that shuts down refuses every event it has not started
+ * (`unavailable`: the client sends it again, with the same id, to another node) and waits for those under way, whose
+ * acks then go out before the sockets close. So nothing is recorded without its ack having been sent.
+ */
+export class EventGate {
+  private shut = false;
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  get closed(): boolean {
+    return this.shut;
+  }
+
+  /** Admits an event (false once closed). */
+  enter(): boolean {
+    if (this.shut) return false;
+    this.running += 1;
+    return true;
+  }
+
+  /** An admitted event is done, its ack sent. */
+  leave(): void {
+    this.running -= 1;
+    if (this.running === 0) for (const wake of this.waiting.splice(0)) wake();
+  }
+
+  /** Admits nothing more; resolves once the events under way are done. */
+  close(): Promise<void> {
+    this.shut = true;
+    return this.running === 0 ? Promise.resolve() : new Promise((resolve) => this.waiting.push(resolve));
+  }
+}
+
+const shuttingDown = (): GatewayError =>
+  new GatewayError("unavailable", "This node is shutting down; send again, with the same id, once reconnected.");
+
 /** The handler table of a server: built once, shared by every socket. */
 export class HandlerTable<Context> {
   readonly byEvent: ReadonlyMap<string, EventHandler<z.ZodType, Context>>;
@@ -61,6 +98,10 @@ class SocketDispatcher<Context> {
       return;
     }
     const payload = args.length > (ack ? 1 : 0) ? args[0] : undefined;
+    if (this.options.gate.closed) {
+      ack?.({ ok: false, error: shuttingDown().toInfo() });
+      return;
+    }
     if (approximateSize(payload, this.options.maxPayloadBytes) > this.options.maxPayloadBytes) {
       const error = new GatewayError(
         "payload_too_large",
@@ -113,6 +154,22 @@ class SocketDispatcher<Context> {
   }
 
   private async run(handler: EventHandler<z.ZodType, Context>, payload: unknown, ack: Ack | undefined): Promise<void> {
+    if (!this.options.gate.enter()) {
+      ack?.({ ok: false, error: shuttingDown().toInfo() });
+      return;
+    }
+    try {
+      await this.admitted(handler, payload, ack);
+    } finally {
+      this.options.gate.leave();
+    }
+  }
+
+  private async admitted(
+    handler: EventHandler<z.ZodType, Context>,
+    payload: unknown,
+    ack: Ack | undefined,
+  ): Promise<void> {
     let response: Parameters<Ack>[0];
     let after: (() => void) | undefined;
     try {
@@ -140,6 +197,8 @@ class SocketDispatcher<Context> {
 }
 
 interface DispatchOptions {
+  /** Shared by every socket of the server: closed when the node shuts down. */
+  gate: EventGate;
   maxPayloadBytes: number;
   /** Events that may wait behind the one being handled before the socket is disconnected. */
   maxQueued: number;

@@ -6,7 +6,7 @@ import { createLimiter } from "../http/limits.js";
 import type { Logger } from "../logger.js";
 import type { StoredMessage } from "../../protocol/index.js";
 import { handlers, release, type SocketContext, type SocketDeps, type SocketState } from "./handlers.js";
-import { HandlerTable, attachHandlers } from "./registry.js";
+import { HandlerTable, attachHandlers, type EventGate } from "./registry.js";
 import type { AppServer, AppSocket } from "./types.js";
 
 export interface SocketServerOptions {
@@ -17,6 +17,8 @@ export interface SocketServerOptions {
   apiKeys: ApiKeys;
   /** Limit for customer sockets (API-key sockets relay many customers and are trusted). */
   customerRateLimit: { perSecond: number; burst: number };
+  /** Closed when the node shuts down (see `EventGate`). */
+  gate: EventGate;
   /** Events a socket may have waiting before it is disconnected (see `Tuning`). */
   maxQueuedEvents: { customer: number; apiKey: number };
   onConnectionChange?: (delta: 1 | -1) => void;
@@ -66,6 +68,7 @@ export function createSocketServer(httpServer: HttpServer, deps: SocketDeps, opt
     if (debug) context.log.debug({}, "socket connected");
     const customer = state.principal.kind === "customer";
     attachHandlers(socket, table, context, {
+      gate: options.gate,
       maxPayloadBytes: options.maxPayloadBytes,
       maxQueued: customer ? options.maxQueuedEvents.customer : options.maxQueuedEvents.apiKey,
       overflow: () => {

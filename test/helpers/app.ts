@@ -39,7 +39,8 @@ export async function startTestApp(overrides: Record<string, string> = {}, optio
     TRANSCRIPTS_PER_MINUTE: "10000",
     ...overrides,
   });
-  const app = createApp(config, options);
+  // Tests close many gateways with sockets still open: a short linger (see `Tuning`) unless the test sets one.
+  const app = createApp(config, { ...options, tuning: { shutdownLingerMs: 50, ...options.tuning } });
   const bound = await app.listen();
   const url = `http://127.0.0.1:${bound}`;
   return { app, url, port: bound, apiKey: TEST_API_KEY, close: () => app.close() };
