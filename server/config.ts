@@ -31,6 +31,8 @@ const CoreConfigSchema = z.object({
   REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+    // Checked here so that a bad one stops the start with this message, never with one that quotes it (a password).
+    .refine((value) => URL.canParse(value) && new URL(value).hostname !== "", "must be a valid URL")
     .optional()
     .describe(
       "Redis URL: all state in Redis, nodes linked by the Socket.IO Redis adapter; unset: embedded store, one node",

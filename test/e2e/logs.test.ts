@@ -1,26 +1,26 @@
-import { Writable } from "node:stream";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Logger } from "../../server/logger.js";
 import { freePort, startTestApp, type TestApp } from "../helpers/app.js";
+import { capturedLogger } from "../helpers/log-lines.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { postJson } from "../helpers/socket.js";
 
-/** Every JSON line the gateway logs, parsed. */
-function capturedLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split("\n")) if (line !== "") lines.push(JSON.parse(line) as never);
-      done();
+/** Every line the gateway logs, parsed. */
+function parsedLogger(): { logger: Logger; readonly lines: Record<string, unknown>[] } {
+  const { logger, lines } = capturedLogger();
+  return {
+    logger,
+    get lines(): Record<string, unknown>[] {
+      return lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     },
-  });
-  return { logger: pino({ level: "debug" }, stream), lines };
+  };
 }
 
 describe("logs while something stays down", () => {
   let redis: TestRedis;
   let gateway: TestApp;
-  const { logger, lines } = capturedLogger();
+  const captured = parsedLogger();
+  const { logger } = captured;
   beforeAll(async () => {
     redis = await startRedis();
     gateway = await startTestApp({ REDIS_URL: redis.url, REDIS_PREFIX: "logs:" }, { logger });
@@ -34,27 +34,28 @@ describe("logs while something stays down", () => {
     await redis.stop();
     // ioredis reconnects several times a second at first: each attempt fails while the server is gone.
     await expect
-      .poll(() => lines.filter((line) => line.what === "redis" && line.msg === "still failing").length, {
+      .poll(() => captured.lines.filter((line) => line.what === "redis" && line.msg === "still failing").length, {
         timeout: 10_000,
       })
       .toBeGreaterThanOrEqual(3);
     await redis.start();
     await expect
-      .poll(() => lines.some((line) => line.what === "redis" && line.msg === "working again"), { timeout: 10_000 })
+      .poll(() => captured.lines.some((line) => line.what === "redis" && line.msg === "working again"), { timeout: 10_000 })
       .toBe(true);
-    const warnings = lines.filter((line) => (line.level as number) >= 40);
+    const warnings = captured.lines.filter((line) => (line.level as number) >= 40);
     expect(warnings.map((line) => `${String(line.what)} ${String(line.msg)}`)).toEqual([
       "redis failing",
       "redis working again",
     ]);
     expect(warnings[1]?.failures).toBeGreaterThanOrEqual(4);
-    expect(lines.filter((line) => JSON.stringify(line).includes("stack"))).toEqual([]);
+    expect(captured.lines.filter((line) => JSON.stringify(line).includes("stack"))).toEqual([]);
   });
 });
 
 describe("logs while a desk stays down", () => {
   let gateway: TestApp;
-  const { logger, lines } = capturedLogger();
+  const captured = parsedLogger();
+  const { logger } = captured;
   beforeAll(async () => {
     // Nothing listens there: every call to the desk is refused.
     const port = await freePort();
@@ -75,12 +76,12 @@ describe("logs while a desk stays down", () => {
     });
     expect(init.status).toBe(200);
     await expect
-      .poll(() => lines.filter((line) => line.what === "desk:rocketchat" && line.msg === "still failing").length, {
+      .poll(() => captured.lines.filter((line) => line.what === "desk:rocketchat" && line.msg === "still failing").length, {
         timeout: 10_000,
       })
       .toBeGreaterThanOrEqual(3);
     // Besides the configuration's warnings at start (PUBLIC_URL on this machine), the outage's, once.
-    const warnings = lines.filter((line) => (line.level as number) >= 40 && line.what !== undefined);
+    const warnings = captured.lines.filter((line) => (line.level as number) >= 40 && line.what !== undefined);
     expect(warnings.map((line) => `${String(line.what)} ${String(line.msg)}`)).toEqual(["desk:rocketchat failing"]);
     expect(warnings[0]?.error).toMatch(/ECONNREFUSED/);
     const ready = await fetch(`${gateway.url}/ready`);

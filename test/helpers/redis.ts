@@ -17,11 +17,12 @@ export interface TestRedis {
 
 /**
  * A `redis-server` of the test's own on 127.0.0.1 and a free port, persisting to an append-only file in a temporary
- * directory; or, when REDIS_URL is set, that server (stop/start are then unavailable).
+ * directory, with `password` required when given; or, when REDIS_URL is set and no password is asked for, that
+ * server (stop/start are then unavailable).
  */
-export async function startRedis(): Promise<TestRedis> {
+export async function startRedis(options: { password?: string } = {}): Promise<TestRedis> {
   const external = process.env.REDIS_URL;
-  if (external !== undefined && external !== "") {
+  if (external !== undefined && external !== "" && options.password === undefined) {
     return {
       url: external,
       stop: () => Promise.reject(new Error("cannot stop an external REDIS_URL")),
@@ -31,7 +32,10 @@ export async function startRedis(): Promise<TestRedis> {
   }
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "liaison-redis-"));
-  const url = `redis://127.0.0.1:${port}`;
+  const url =
+    options.password === undefined
+      ? `redis://127.0.0.1:${port}`
+      : `redis://:${encodeURIComponent(options.password)}@127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
 
   const start = async () => {
@@ -48,6 +52,7 @@ export async function startRedis(): Promise<TestRedis> {
       "always",
     ];
     args.push("--save", "", "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning");
+    if (options.password !== undefined) args.push("--requirepass", options.password);
     const started = spawn("redis-server", args, { stdio: "ignore" });
     child = started;
     await waitFor(url, started);

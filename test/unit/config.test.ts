@@ -272,9 +272,7 @@ describe("logger redaction", () => {
 
   it("the logger createLogger builds (and its children) redact the same secrets", () => {
     const out = capture();
-    const logger = createLogger({ LOG_LEVEL: "info" });
-    // createLogger writes to stdout; pino.symbols.streamSym is pino's documented handle on the destination.
-    (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] = out.stream;
+    const logger = createLogger({ LOG_LEVEL: "info" }, out.stream);
     logSecrets(logger);
     logSecrets(logger.child({ component: "core" }));
     expect(out.lines()).toHaveLength(8);
