@@ -151,7 +151,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       logger: adapterLogger,
       observe: (operation, outcome, seconds) => metrics.observe(module.name, operation, outcome, seconds),
     });
-    for (const warning of instance.warnings ?? []) adapterLogger.warn({}, warning);
+    for (const warning of instance.warnings ?? []) adapterLogger.warn({}, warning.log);
     adapters.set(module, instance);
   }
   const desk = [...adapters].find(([module]) => module.name === config.DESK)?.[1].desk;
@@ -253,7 +253,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         }
         for (const [module, instance] of adapters) {
           const now = instance.problem?.();
-          const all = [...(now === undefined ? [] : [now]), ...(instance.warnings ?? [])];
+          const all = [...(now === undefined ? [] : [now]), ...(instance.warnings ?? []).map((w) => w.ready)];
           if (all.length > 0) problems[module.name] = all.join("; ");
         }
         return problems;
@@ -261,6 +261,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       registry: metrics.registry,
       logger,
       isShuttingDown: () => shuttingDown,
+      metricsToken: config.METRICS_TOKEN,
     }),
   );
   web.use(
@@ -293,7 +294,15 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   for (const instance of adapters.values()) if (instance.router) web.use(instance.router);
   web.use(notFound);
   web.use(errorHandler(logger));
-  const httpServer = createServer(web);
+  const httpServer = createServer(
+    {
+      headersTimeout: tuning.headersTimeoutMs,
+      requestTimeout: tuning.requestTimeoutMs,
+      // How often Node checks those timeouts (its default, 30 s, would let a silent connection stay three times longer).
+      connectionsCheckingInterval: Math.min(2_000, tuning.headersTimeoutMs),
+    },
+    web,
+  );
   const fanout = new Fanout(bus);
   const presence = new Presence(tuning.presenceGraceMs, (conversationId, member) => {
     // Gone from this node; maybe reconnected to another: the presence room spans the cluster.

@@ -41,6 +41,11 @@ const CoreConfigSchema = z.object({
   NODE_ID: z.string().min(1).optional().describe("this node's name in leases and logs (default: host-pid-random)"),
   API_KEYS: csv.default([]).describe("comma-separated API keys for connectors, agents and back-office calls (secret)"),
   CORS_ORIGINS: csv.default(["*"]).describe("allowed browser origins, comma-separated; * for any"),
+  METRICS_TOKEN: z
+    .string()
+    .min(16)
+    .optional()
+    .describe("when set, GET /metrics needs Authorization: Bearer <token> (secret)"),
   LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
     .default("info")
@@ -176,6 +181,7 @@ export const secretVariables: readonly string[] = [
   "API_KEYS",
   "SMTP_URL",
   "SIGNING_SECRET",
+  "METRICS_TOKEN",
   ...adapterModules.flatMap((module) => module.secrets),
 ];
 

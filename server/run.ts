@@ -31,6 +31,15 @@ export async function runGateway(config: Config, options: AppOptions = {}): Prom
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
-  process.on("unhandledRejection", (reason) => app.logger.error({ err: reason }, "unhandled rejection"));
+  // A rejection nobody handled, or an exception nobody caught, leaves the process in a state nobody knows: it ends
+  // (logged), and the supervisor (Docker, Kubernetes, systemd) starts a fresh one.
+  process.on("unhandledRejection", (reason) => {
+    app.logger.fatal({ err: reason }, "unhandled rejection");
+    process.exit(1);
+  });
+  process.on("uncaughtException", (error) => {
+    app.logger.fatal({ err: error }, "uncaught exception");
+    process.exit(1);
+  });
   return app;
 }

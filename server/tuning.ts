@@ -23,6 +23,13 @@ export interface Tuning {
    */
   maxQueuedEvents: { customer: number; apiKey: number };
   /**
+   * How long a new connection may take to send its request's headers (a WebSocket upgrade, an API call) before the
+   * server answers 408 and closes it: a connection that sends nothing holds nothing for longer. The whole request,
+   * body included, gets `requestTimeoutMs`.
+   */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  /**
    * How long a node that shuts down keeps refusing socket events (`unavailable`) after the work under way is done and
    * before it closes the sockets, within `SHUTDOWN_GRACE_MS`: events a client sent before it heard of the shutdown
    * are still on their way, and each gets its refusal rather than silence.
@@ -44,6 +51,8 @@ export const defaultTuning: Readonly<Tuning> = Object.freeze({
   retryMaxMs: 300_000,
   noAgentRetryMaxMs: 60_000,
   maxQueuedEvents: { customer: 64, apiKey: 1_024 },
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 60_000,
   shutdownLingerMs: 1_000,
   idleSweepMs: 5_000,
   idleSweepBatch: 100,

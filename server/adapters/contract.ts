@@ -55,15 +55,23 @@ export interface AdapterInstance {
   /** Inbound routes (webhooks, signed file links), mounted at the root of the HTTP server. */
   router?: Router;
   /**
-   * Problems of the configuration that do not stop it (a webhook without a token): logged once at start, and
-   * reported by `/ready` for as long as they last.
+   * Problems of the configuration that do not stop it (a webhook without a token): logged once at start, and named
+   * by `/ready` for as long as they last.
    */
-  warnings?: readonly string[];
+  warnings?: readonly AdapterWarning[];
   /**
    * A problem seen at run time (a rejected credential, a system that keeps rate-limiting), reported by `/ready`;
    * undefined while healthy.
    */
   problem?(): string | undefined;
+}
+
+/** A configuration an adapter runs with but should not. */
+export interface AdapterWarning {
+  /** For the operator, in the log at start: what is wrong and how to mend it. */
+  log: string;
+  /** For `/ready`, which anyone who reaches it may read: what is wrong, without the configuration's details. */
+  ready: string;
 }
 
 /**
@@ -106,8 +114,11 @@ export const defineAdapter = <S extends z.ZodObject, D extends object = object>(
  * The warning of an adapter that hands links to an external system (file links, callbacks) while `PUBLIC_URL` names
  * this machine, where nobody else can open them; undefined otherwise.
  */
-export function localPublicUrlWarning(publicUrl: string): string | undefined {
+export function localPublicUrlWarning(publicUrl: string): AdapterWarning | undefined {
   return /\/\/(localhost|127\.|\[::1\])/.test(publicUrl)
-    ? "PUBLIC_URL points at this machine: links handed to the external system will not open elsewhere"
+    ? {
+        log: "PUBLIC_URL points at this machine: links handed to the external system will not open elsewhere",
+        ready: "links point at this machine",
+      }
     : undefined;
 }

@@ -40,11 +40,14 @@ export class OutageLog {
     this.failures = 0;
   }
 
-  /** For `/ready`: since when it fails, how often, and the last error; undefined while it works. */
+  /**
+   * For `/ready`: since when it fails and how often; undefined while it works. Not the error, which may name hosts
+   * and addresses (the log has it).
+   */
   problem(): string | undefined {
     if (this.since === undefined) return undefined;
     const plural = this.failures === 1 ? "" : "s";
-    return `failing since ${new Date(this.since).toISOString()} (${this.failures} failure${plural}): ${this.lastError}`;
+    return `failing since ${new Date(this.since).toISOString()} (${this.failures} failure${plural})`;
   }
 }
 

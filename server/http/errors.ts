@@ -30,6 +30,11 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       sendError(res, error);
       return;
     }
+    if (error instanceof URIError) {
+      // A path with a malformed percent-encoding (`/%ff`): the client's mistake, not worth a stack in the log.
+      sendError(res, new GatewayError("invalid_payload", "The path is not valid: malformed percent-encoding."));
+      return;
+    }
     const parserType = (error as { type?: unknown }).type;
     if (parserType === "entity.parse.failed") {
       sendError(res, new GatewayError("invalid_payload", "The body is not valid JSON."));

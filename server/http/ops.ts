@@ -1,6 +1,8 @@
 import { Router } from "express";
 import type { Registry } from "prom-client";
+import { secretsEqual } from "../core/api-keys.js";
 import { GatewayError } from "../core/errors.js";
+import { bearer } from "./auth.js";
 import type { Logger } from "../logger.js";
 import { sendError } from "./errors.js";
 
@@ -12,6 +14,8 @@ export function opsRoutes(deps: {
   registry: Registry;
   logger: Logger;
   isShuttingDown: () => boolean;
+  /** When set, `/metrics` needs it as a bearer token. */
+  metricsToken?: string | undefined;
 }): Router {
   const router = Router();
   router.get("/health", (_req, res) => {
@@ -33,7 +37,13 @@ export function opsRoutes(deps: {
       sendError(res, new GatewayError("unavailable", "The store is not reachable."));
     }
   });
-  router.get("/metrics", async (_req, res) => {
+  router.get("/metrics", async (req, res) => {
+    if (deps.metricsToken !== undefined) {
+      const given = bearer(req);
+      if (given === undefined || !secretsEqual(given, deps.metricsToken)) {
+        throw new GatewayError("unauthorized", "Send the metrics token as Authorization: Bearer <token>.");
+      }
+    }
     res.setHeader("Content-Type", deps.registry.contentType);
     res.send(await deps.registry.metrics());
   });

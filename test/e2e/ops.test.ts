@@ -1,5 +1,8 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.js";
+import { capturedLogger } from "../helpers/log-lines.js";
 import { connect, postJson, request } from "../helpers/socket.js";
 
 describe("operations endpoints", () => {
@@ -46,5 +49,54 @@ describe("operations endpoints", () => {
     expect(await ready.json()).toMatchObject({ error: { code: "unavailable" } });
     expect((await fetch(`${other.url}/health`)).status).toBe(200);
     await other.close();
+  });
+});
+
+describe("operations: failures", () => {
+  it("answers a path with a malformed percent-encoding with 400 invalid_payload, logging no error", async () => {
+    const { logger, lines } = capturedLogger();
+    const gateway = await startTestApp({}, { logger });
+    try {
+      const response = await fetch(`${gateway.url}/api/customer/transcript/%ff/pdf`);
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: { code: "invalid_payload" } });
+      expect(lines.filter((line) => (JSON.parse(line) as { level: number }).level >= 50)).toEqual([]);
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it("puts /metrics behind METRICS_TOKEN when it is set", async () => {
+    const token = "metrics-token-0123456789";
+    const gateway = await startTestApp({ METRICS_TOKEN: token });
+    try {
+      expect((await fetch(`${gateway.url}/metrics`)).status).toBe(401);
+      expect((await fetch(`${gateway.url}/metrics`, { headers: { authorization: "Bearer wrong-token" } })).status).toBe(
+        401,
+      );
+      const allowed = await fetch(`${gateway.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+      expect(allowed.status).toBe(200);
+      expect(await allowed.text()).toContain("liaison_connected_sockets");
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it("ends the process, logged and non-zero, on a rejection nobody handles", async () => {
+    const root = fileURLToPath(new URL("../../", import.meta.url));
+    const child = spawn(process.execPath, ["--import", "tsx", "test/fixtures/unhandled-rejection.ts"], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect(code).toBe(1);
+    const fatal = output
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as { level: number; msg: string })
+      .find((line) => line.level === 60);
+    expect(fatal?.msg).toBe("unhandled rejection");
   });
 });

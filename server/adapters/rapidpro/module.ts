@@ -1,4 +1,4 @@
-import { defineAdapter, localPublicUrlWarning } from "../contract.js";
+import { defineAdapter, localPublicUrlWarning, type AdapterWarning } from "../contract.js";
 import { RapidProChannel } from "./channel.js";
 import { RapidProConfigSchema, localizedTexts, rapidProSecrets } from "./config.js";
 import { CHANNEL } from "./mapper.js";
@@ -36,9 +36,12 @@ export const rapidPro = defineAdapter({
       fileNotAttached: (conversation, message, file, outcome, reason) =>
         core.channelFileNotAttached(conversation, message, file, outcome, reason),
     });
-    const warnings: string[] = [];
+    const warnings: AdapterWarning[] = [];
     if (config.RAPIDPRO_WEBHOOK_TOKEN === undefined) {
-      warnings.push("RAPIDPRO_WEBHOOK_TOKEN is not set: anyone who can reach /live-agents/* can act for any contact");
+      warnings.push({
+        log: "RAPIDPRO_WEBHOOK_TOKEN is not set: anyone who can reach /live-agents/* can act for any contact",
+        ready: "webhooks are not authenticated",
+      });
     }
     const local = localPublicUrlWarning(gateway.publicUrl);
     if (local !== undefined) warnings.push(local);

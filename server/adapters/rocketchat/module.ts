@@ -1,4 +1,4 @@
-import { defineAdapter, localPublicUrlWarning } from "../contract.js";
+import { defineAdapter, localPublicUrlWarning, type AdapterWarning } from "../contract.js";
 import { RocketChatConfigSchema, rocketChatSecrets } from "./config.js";
 import { RocketChatDesk } from "./desk.js";
 import { DESK_NAME } from "./mapper.js";
@@ -26,11 +26,12 @@ export const rocketChat = defineAdapter({
       maxFileBytes: gateway.maxFileBytes,
       observe,
     });
-    const warnings: string[] = [];
+    const warnings: AdapterWarning[] = [];
     if (config.ROCKETCHAT_WEBHOOK_TOKEN === undefined) {
-      warnings.push(
-        "ROCKETCHAT_WEBHOOK_TOKEN is not set: anyone who can reach /webhooks/rocketchat can post as an agent",
-      );
+      warnings.push({
+        log: "ROCKETCHAT_WEBHOOK_TOKEN is not set: anyone who can reach /webhooks/rocketchat can post as an agent",
+        ready: "webhooks are not authenticated",
+      });
     }
     const local = localPublicUrlWarning(gateway.publicUrl);
     if (local !== undefined) warnings.push(local);
