@@ -2,7 +2,7 @@ import { randomFillSync } from "node:crypto";
 
 /**
  * Random bytes are drawn from the CSPRNG 4 KiB at a time and handed out in slices, as Node's own `randomUUID`
- * does: a `randomBytes(16)` per id cost a call into OpenSSL (about 20 µs each on the benchmark machine), and a
+ * does for its ids: a `randomBytes(16)` per id is a call into OpenSSL each time, and a send without a client id, a
  * join or an init makes one to five ids. Each byte is handed out once.
  */
 const POOL_BYTES = 4096;

@@ -67,7 +67,7 @@ const SCRIPTS: Scripts = {
 
 const channelRef = (channel: string, refId: string): string => `${channel}\u0000${refId}`;
 
-/** Appends sent to Redis in one script call at most (a call blocks Redis while it runs: ~15 µs per append). */
+/** Appends sent to Redis in one script call at most (a call blocks Redis while it runs, so a batch is bounded). */
 const MAX_APPENDS_PER_CALL = 128;
 
 interface QueuedAppend {
