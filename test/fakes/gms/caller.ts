@@ -26,7 +26,8 @@ export class Caller {
   private readonly httpAgent = new HttpAgent({ keepAlive: true });
   private readonly httpsAgent = new HttpsAgent({ keepAlive: true });
   private readonly abort = new AbortController();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Pending sleeps: closing ends them at once, so that nothing waits on a closed fake. */
+  private readonly timers = new Map<NodeJS.Timeout, () => void>();
 
   constructor(private readonly settings: () => CallSettings) {}
 
@@ -52,13 +53,16 @@ export class Caller {
         this.timers.delete(timer);
         resolve();
       }, ms);
-      this.timers.add(timer);
+      this.timers.set(timer, resolve);
     });
   }
 
   close(): void {
     this.abort.abort();
-    for (const timer of this.timers) clearTimeout(timer);
+    for (const [timer, resolve] of this.timers) {
+      clearTimeout(timer);
+      resolve();
+    }
     this.timers.clear();
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
