@@ -85,6 +85,13 @@ export const hasContent = (value: { text: string; attachments: readonly unknown[
   value.text.trim().length > 0 || value.attachments.length > 0;
 export const noContentIssue = { message: "a message needs text or at least one attachment", path: ["text"] };
 
+/** A button a bot offers: the customer presses it, and the bot receives its `id` and `text`. */
+export const ButtonSchema = z.object({ id: z.string().min(1).max(256), text: z.string().min(1).max(256) });
+export type Button = z.infer<typeof ButtonSchema>;
+
+/** A bot's buttons, in rows (a row is shown side by side where there is room). */
+export const ButtonRowsSchema = z.array(z.array(ButtonSchema).min(1).max(10)).max(20);
+
 export const TagSchema = z.enum(["", "whisper"]);
 export type Tag = z.infer<typeof TagSchema>;
 

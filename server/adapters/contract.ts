@@ -1,5 +1,6 @@
 import type { Router } from "express";
 import type { z } from "zod";
+import type { Bot } from "../core/bot.js";
 import type { Channel } from "../core/channel.js";
 import type { ConversationService } from "../core/conversations.js";
 import type { Desk } from "../core/desk.js";
@@ -52,6 +53,8 @@ export interface AdapterInstance {
   desk?: Desk;
   /** For a `channel` module: the customer side the outbox delivers to. */
   channel?: Channel;
+  /** For a `bot` module: the bot that answers before a human does (`BOT` names it). */
+  bot?: Bot;
   /** Inbound routes (webhooks, signed file links), mounted at the root of the HTTP server. */
   router?: Router;
   /**
