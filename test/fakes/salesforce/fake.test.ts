@@ -305,7 +305,8 @@ describe("fake Salesforce MIAW: access tokens", () => {
   });
 
   it("lets a short token lifetime run out on its own", async () => {
-    const fake = await start({ messaging: { tokenTtlMs: 1000 } });
+    // `exp` is in whole seconds: two seconds leave at least one before it passes.
+    const fake = await start({ messaging: { tokenTtlMs: 2000 } });
     const t = await token(fake);
     expect((await rest(fake, t, "GET", "conversation/list")).status).toBe(200);
     await expect
@@ -581,6 +582,10 @@ describe("fake Salesforce MIAW: the event stream", () => {
     expect((await open(without("x-org-id"))).status).toBe(400);
     expect((await open({ ...all, "x-org-id": fake.orgId18 })).status).toBe(400);
     expect((await open({ ...all, accept: "application/json" })).status).toBe(406);
+    expect((await open(without("accept"))).status).toBe(406);
+    const wildcard = await open({ ...all, accept: "*/*" });
+    cleanups.push(() => wildcard.close());
+    expect(wildcard.status).toBe(200);
     expect((await open(without("last-event-id"))).status).toBe(400);
     expect((await open({ ...all, "last-event-id": "abc" })).status).toBe(400);
     const ok = await open(all);

@@ -142,7 +142,7 @@ export class Dispatcher {
     this.requests.push(record);
     const controller = new AbortController();
     res.on("close", () => {
-      record.status = res.writableFinished ? res.statusCode : 0;
+      record.status = res.headersSent ? res.statusCode : 0;
       if (!res.writableFinished) controller.abort();
       this.hung.delete(res);
     });

@@ -366,8 +366,10 @@ export class MessagingApi {
     const orgId = req.header("x-org-id");
     if (orgId === undefined || orgId === "") fail(400, "Specify the X-Org-Id header.");
     if (orgId !== this.settings.orgId15) fail(400, "The X-Org-Id header must be the 15-character org id.");
-    const accept = req.header("accept") ?? "";
-    if (!accept.toLowerCase().includes("text/event-stream")) fail(406, "Accept must be text/event-stream.");
+    // A wildcard accepts the stream too (fetch sends */*); a header that rules it out, or none at all, does not.
+    const accept = (req.header("accept") ?? "").toLowerCase();
+    if (!/(^|,)\s*(text\/event-stream|text\/\*|\*\/\*)\s*(;|,|$)/.test(accept))
+      fail(406, "Accept must be text/event-stream.");
     const lastEventId = req.header("last-event-id");
     if (lastEventId === undefined || lastEventId === "") {
       if (this.settings.requireLastEventId) fail(400, "Specify the Last-Event-Id header.");

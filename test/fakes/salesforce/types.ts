@@ -20,7 +20,7 @@ export interface SfRequestRecord {
   headers: Record<string, string>;
   /** The body as UTF-8 text (multipart bodies included), cut at 64 KiB. */
   body: string;
-  /** The status written; undefined while pending (a held poll, an open stream); 0 when no answer was written. */
+  /** The status sent; undefined while pending (a held poll, an open stream); 0 when the connection ended without one. */
   status: number | undefined;
 }
 
