@@ -328,11 +328,6 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       onConnectionChange: (delta) => metrics.sockets.inc(delta),
     },
   );
-  if (adapterClients) {
-    // The classic (pub/sub) adapter: the store connects to one Redis, never a Cluster, where sharded pub/sub would
-    // spread nothing.
-    io.adapter(createAdapter(adapterClients.pub, adapterClients.sub, { key: `${config.REDIS_PREFIX}sio` }));
-  }
   if (bus instanceof ClusterBus) bus.attach(io);
 
   const retentionMs = config.ENDED_RETENTION_HOURS * 3_600_000;
@@ -362,7 +357,15 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     listen: async () => {
       // Links to the other nodes first (cross-node delivery, shared rate limits), for a few seconds at most: a node
       // whose Redis is down still starts, degraded, and connects when Redis is back.
-      if (adapterClients) await readyWithin([adapterClients.pub, adapterClients.sub], 5_000);
+      if (adapterClients) {
+        const refused = await readyWithin([adapterClients.pub, adapterClients.sub], 5_000);
+        // Credentials Redis refuses make the node useless, and the adapter's commands would be refused one by one:
+        // the node does not start (its supervisor says why, and retries).
+        if (refused !== undefined) throw new Error(`Redis refused the credentials of REDIS_URL: ${refused}`);
+        // The classic (pub/sub) adapter: the store connects to one Redis, never a Cluster, where sharded pub/sub would
+        // spread nothing. Installed once the clients are up, before any socket can connect.
+        io.adapter(createAdapter(adapterClients.pub, adapterClients.sub, { key: `${config.REDIS_PREFIX}sio` }));
+      }
       return new Promise<number>((resolve, reject) => {
         httpServer.once("error", reject);
         httpServer.listen(config.PORT, config.HOST, () => {
@@ -441,20 +444,38 @@ async function withinGrace(work: Promise<unknown>, deadline: number): Promise<vo
   clearTimeout(timer);
 }
 
-/** Resolves once every client is ready, or after `timeoutMs`, whichever comes first. */
-async function readyWithin(clients: readonly Redis[], timeoutMs: number): Promise<void> {
-  // Not `events.once`, which rejects on the first connection error: only readiness ends the wait.
-  const waiting = clients
-    .filter((client) => client.status !== "ready")
-    .map((client) => new Promise((resolve) => client.once("ready", resolve)));
+/**
+ * Resolves once every client is ready, or after `timeoutMs`, whichever comes first, or as soon as Redis refuses a
+ * client's credentials (with Redis's refusal, e.g. `WRONGPASS …`, which names no secret).
+ */
+async function readyWithin(clients: readonly Redis[], timeoutMs: number): Promise<string | undefined> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    Promise.all(waiting),
-    new Promise((resolve) => {
-      timer = setTimeout(resolve, timeoutMs);
+  const listeners: (() => void)[] = [];
+  // Not `events.once`, which rejects on the first connection error: only readiness or a refusal ends the wait.
+  const ready = Promise.all(
+    clients
+      .filter((client) => client.status !== "ready")
+      .map((client) => new Promise((resolve) => client.once("ready", resolve))),
+  ).then(() => undefined);
+  const refused = new Promise<string>((resolve) => {
+    for (const client of clients) {
+      const onError = (error: Error) => {
+        if (/^(WRONGPASS|NOAUTH|NOPERM)\b/.test(error.message)) resolve(error.message);
+      };
+      client.on("error", onError);
+      listeners.push(() => client.off("error", onError));
+    }
+  });
+  const outcome = await Promise.race([
+    ready,
+    refused,
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
     }),
   ]);
   clearTimeout(timer);
+  for (const remove of listeners) remove();
+  return outcome;
 }
 
 /** `TRUST_PROXY`: true/false, a hop count, or Express's named ranges / CIDR list. */

@@ -41,7 +41,13 @@ export async function startTestApp(overrides: Record<string, string> = {}, optio
   });
   // Tests close many gateways with sockets still open: a short linger (see `Tuning`) unless the test sets one.
   const app = createApp(config, { ...options, tuning: { shutdownLingerMs: 50, ...options.tuning } });
-  const bound = await app.listen();
+  let bound: number;
+  try {
+    bound = await app.listen();
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
   const url = `http://127.0.0.1:${bound}`;
   return { app, url, port: bound, apiKey: TEST_API_KEY, close: () => app.close() };
 }

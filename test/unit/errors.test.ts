@@ -25,7 +25,7 @@ const SERVER_DIR = fileURLToPath(new URL("../../server/", import.meta.url));
  */
 function specErrorCodes(): Map<string, number> {
   const readme = readFileSync(README_PATH, "utf8");
-  const section = /^## Errors\n([\s\S]*?)(?=^## )/m.exec(readme)?.[1];
+  const section = /^#{2,3} Errors\n([\s\S]*?)(?=^#{2,3} )/m.exec(readme)?.[1];
   if (section === undefined) throw new Error(`no "## Errors" section in ${README_PATH}`);
   const codes = new Map<string, number>();
   for (const match of section.matchAll(/^\|\s*`([a-z_]+)`\s*\|\s*(\d{3})\s*\|/gm)) {
