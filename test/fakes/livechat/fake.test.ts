@@ -915,6 +915,8 @@ describe("RTM: login, keepalive, pushes", () => {
       transferred_to: { group_ids: [2] },
       queue: { position: 1, wait_time: 60, queued_at: expect.stringMatching(/\.\d{6}Z$/) as unknown },
     });
+    // Anna is not in Sales: she cannot take it back.
+    expect(() => fake.acceptChat(chatId)).toThrow(/no access/);
     fake.acceptChat(chatId, "bob@example.org");
     fake.agentDeactivate(chatId, "bob@example.org");
     const closing = await client.waitFrame(

@@ -644,6 +644,7 @@ export class FakeState {
     const thread = this.requireActiveThread(chat);
     const agent = this.requireAgent(agentId);
     if (agent.status === "offline") throw new Error(`agent ${agent.id} is offline`);
+    if (!agent.groups.has(this.groupOf(chat))) throw new Error(`agent ${agent.id} has no access to chat ${chatId}`);
     if (thread.agentIds.includes(agent.id)) throw new Error(`agent ${agent.id} is already in chat ${chatId}`);
     const origin = { clientId: AGENT_APP_CLIENT_ID };
     // LiveChat writes `agent_joined` only when the agent is not the first one in the chat.
