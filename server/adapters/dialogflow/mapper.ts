@@ -299,14 +299,13 @@ function payloadPieces(payload: Json, decision: Decision): Piece[] {
   const pieces: Piece[] = [];
   for (const row of arrayOf(payload.richContent)) {
     for (const item of arrayOf(row).filter(isObject)) {
-      const piece = richItemPiece(item);
-      if (piece !== undefined) pieces.push(piece);
+      pieces.push(...richItemPieces(item));
     }
   }
   return pieces;
 }
 
-function richItemPiece(item: Json): Piece | undefined {
+function richItemPieces(item: Json): Piece[] {
   const title = stringOf(item.title);
   const subtitle = stringOf(item.subtitle);
   switch (item.type) {
@@ -322,31 +321,32 @@ function richItemPiece(item: Json): Piece | undefined {
           if (made !== undefined) buttons.push(made);
         }
       }
-      return { text: lines.join("\n"), buttons, attachments: [] };
+      // The buttons first, to join the text before them; the links after, as a text of their own.
+      return [{ text: "", buttons, attachments: [] }, ...(lines.length === 0 ? [] : [textPiece(lines.join("\n"))])];
     }
     case "button": {
       const text = stringOf(item.text);
       const link = stringOf(item.link);
-      if (link !== undefined) return textPiece(linkLine(text, link));
+      if (link !== undefined) return [textPiece(linkLine(text, link))];
       const made = text === undefined ? undefined : buttonOf(text);
-      return made === undefined ? undefined : { text: "", buttons: [made], attachments: [] };
+      return made === undefined ? [] : [{ text: "", buttons: [made], attachments: [] }];
     }
     case "info": {
       const link = stringOf(item.actionLink);
       const lines = [title, subtitle, link].flatMap((line) => line ?? []);
-      return lines.length === 0 ? undefined : textPiece(lines.join("\n"));
+      return lines.length === 0 ? [] : [textPiece(lines.join("\n"))];
     }
     case "description":
     case "accordion": {
       const lines = [title, subtitle, ...linesOf(item.text), stringOf(item.text)].flatMap((line) => line ?? []);
-      return lines.length === 0 ? undefined : textPiece(lines.join("\n"));
+      return lines.length === 0 ? [] : [textPiece(lines.join("\n"))];
     }
     case "image": {
       const image = imageOf(item.rawUrl);
-      return image === undefined ? undefined : { text: "", buttons: [], attachments: [image] };
+      return image === undefined ? [] : [{ text: "", buttons: [], attachments: [image] }];
     }
     default:
-      return undefined;
+      return [];
   }
 }
 
