@@ -149,6 +149,16 @@ describe("an ES answer", () => {
       },
     };
     expect(esOutputs(both, unkeyed)).toEqual([{ type: "reply", text: "Default text", attachments: [] }]);
+    // A hand-off is one on any platform's tab.
+    const handOffElsewhere = {
+      queryResult: {
+        fulfillmentMessages: [
+          ...both.queryResult.fulfillmentMessages,
+          { payload: { handoff: true }, platform: "SLACK" },
+        ],
+      },
+    };
+    expect(esOutputs(handOffElsewhere, unkeyed).map((output) => output.type)).toEqual(["reply", "handOff"]);
     const platformOnly = {
       queryResult: {
         fulfillmentMessages: [

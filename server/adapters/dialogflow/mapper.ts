@@ -161,7 +161,12 @@ export function esOutputs(answer: unknown, options: MappingOptions): BotOutput[]
   const intent = objectOf(result.intent);
   const decision: Decision = {};
   const pieces: Piece[] = [];
-  const messages = onePlatform(arrayOf(result.fulfillmentMessages).filter(isObject));
+  const all = arrayOf(result.fulfillmentMessages).filter(isObject);
+  const messages = onePlatform(all);
+  // A hand-off payload counts on whichever platform's tab the bot author put it.
+  for (const message of all) {
+    if (!messages.includes(message) && isObject(message.payload)) payloadPieces(message.payload, decision);
+  }
   for (const message of messages) {
     if (isObject(message.text)) pieces.push(textPiece(linesOf(message.text.text).join("\n")));
     else if (isObject(message.quickReplies)) {
