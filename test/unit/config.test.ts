@@ -179,7 +179,7 @@ describe("loadConfig", () => {
 
   it("names the desks and bots the build has when DESK or BOT names another", () => {
     const error = configError(() => loadConfig({ DESK: "zendesk", BOT: "eliza" }));
-    expect(error.problems).toEqual(["DESK: must be socket, rocketchat", "BOT: must be none"]);
+    expect(error.problems).toEqual(["DESK: must be socket, rocketchat", "BOT: must be none, dialogflow"]);
   });
 
   it("takes the first configured desk unless DESK names one", () => {
