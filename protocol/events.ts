@@ -4,11 +4,14 @@ import {
   AttachmentSchema,
   ClientIdSchema,
   ConversationIdSchema,
+  ConversationStateSchema,
+  ConversationSummarySchema,
   ConversationViewSchema,
   hasContent,
   noContentIssue,
   MAX_ATTACHMENTS,
   MessageSchema,
+  OpenConversationStateSchema,
   ParticipantSchema,
   TagSchema,
   TypingStateSchema,
@@ -104,6 +107,51 @@ export type EndConversation = z.infer<typeof EndConversationSchema>;
 export const LeaveConversationSchema = z.object({ conversationId: ConversationIdSchema });
 export type LeaveConversation = z.infer<typeof LeaveConversationSchema>;
 
+/** Which conversations of the queue a subscriber hears of; every field narrows it, none: every open conversation. */
+export const ConversationFilterSchema = z.strictObject({
+  /** States to watch (default all three): an update is sent when the conversation enters, is in or leaves one. */
+  states: z
+    .array(OpenConversationStateSchema)
+    .min(1)
+    .max(3)
+    .transform((states) => [...new Set(states)])
+    .optional(),
+  /** Only conversations of this channel (`web`, `sms`, …). */
+  channel: z.string().trim().toLowerCase().pipe(ChannelNameSchema).optional(),
+  /** Only conversations with this subject (the department that routes them). */
+  subject: z.string().trim().min(1).max(256).optional(),
+});
+export type ConversationFilter = z.input<typeof ConversationFilterSchema>;
+
+/**
+ * `subscribeConversations` (API-key sockets only): from now on the socket receives `conversationUpdated` for the
+ * conversations the filter matches, whichever node records the change. Subscribing again replaces the filter.
+ * Sent without a payload, it watches every open conversation.
+ */
+export const SubscribeConversationsSchema = z.preprocess(
+  (value) => (value === undefined ? {} : value),
+  ConversationFilterSchema,
+);
+
+/** `unsubscribeConversations`: no more `conversationUpdated` for this socket (`{}` or no payload). */
+export const UnsubscribeConversationsSchema = z.preprocess(
+  (value) => (value === undefined ? {} : value),
+  z.strictObject({}),
+);
+export type UnsubscribeConversations = z.infer<typeof UnsubscribeConversationsSchema>;
+
+/**
+ * `conversationUpdated`: a conversation was created (no `previousState`), changed state (queued, taken by an agent,
+ * handed off, ended) or was taken by another agent. `conversation` is the summary as `GET /api/conversations` lists
+ * it, as of that change.
+ */
+export const ConversationUpdatedSchema = z.object({
+  conversation: ConversationSummarySchema,
+  /** The state before the change; absent when the change created the conversation. */
+  previousState: ConversationStateSchema.optional(),
+});
+export type ConversationUpdated = z.infer<typeof ConversationUpdatedSchema>;
+
 /**
  * `conversationInfo`, emitted to a socket after it joins: one page of history. While a page says `hasMore`, the
  * socket receives no `messageArrived` for the conversation (what is recorded meanwhile comes in the next pages);
@@ -156,12 +204,16 @@ export interface ClientToServerEvents {
   sendMessage: (payload: SendMessage, ack: (res: Ack<SendAck>) => void) => void;
   endConversation: (payload: EndConversation, ack: (res: Ack<EndAck>) => void) => void;
   leaveConversation: (payload: LeaveConversation, ack: (res: Ack<OkAck>) => void) => void;
+  subscribeConversations: (payload: ConversationFilter, ack: (res: Ack<OkAck>) => void) => void;
+  unsubscribeConversations: (payload: UnsubscribeConversations, ack: (res: Ack<OkAck>) => void) => void;
 }
 
 /** Server → client events. Connectors acknowledge `messageArrived` with `{ ok: true }`. */
 export interface ServerToClientEvents {
   messageArrived: (message: Message, ack: (res: OkAck) => void) => void;
   conversationInfo: (info: ConversationInfo) => void;
+  /** To sockets that subscribed to the queue (`subscribeConversations`). */
+  conversationUpdated: (update: ConversationUpdated) => void;
 }
 
 export const clientEventNames = [
@@ -170,4 +222,6 @@ export const clientEventNames = [
   "sendMessage",
   "endConversation",
   "leaveConversation",
+  "subscribeConversations",
+  "unsubscribeConversations",
 ] as const satisfies readonly (keyof ClientToServerEvents)[];

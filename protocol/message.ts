@@ -194,3 +194,33 @@ export const ConversationViewSchema = z.object({
   endedAt: z.iso.datetime().optional(),
 });
 export type ConversationView = z.infer<typeof ConversationViewSchema>;
+
+/** The states of a conversation that is not over: what the queue lists and watches. */
+export const openConversationStates = ["bot", "queued", "active"] as const;
+export const OpenConversationStateSchema = z.enum(openConversationStates);
+export type OpenConversationState = z.infer<typeof OpenConversationStateSchema>;
+
+/**
+ * A conversation as the queue shows it to agent applications (`GET /api/conversations`, `conversationUpdated`).
+ */
+export const ConversationSummarySchema = z.object({
+  id: z.string(),
+  channel: z.string(),
+  subject: z.string(),
+  language: z.string(),
+  state: ConversationStateSchema,
+  customer: ParticipantSchema,
+  /** The desk the conversation is handed to: `socket` (the built-in desk), `rocketchat`, … */
+  desk: z.string(),
+  /** The agent who took it, while one has. */
+  agent: ParticipantSchema.optional(),
+  createdAt: z.iso.datetime(),
+  /** When its last message (of any kind, activities included) was recorded. */
+  lastMessageAt: z.iso.datetime(),
+  /**
+   * The `seq` of its last message when this summary was taken. Of two summaries of one conversation (updates from
+   * several nodes may arrive out of order), the one with the higher `lastSeq` is the newer.
+   */
+  lastSeq: z.number().int().nonnegative(),
+});
+export type ConversationSummary = z.infer<typeof ConversationSummarySchema>;

@@ -2,7 +2,9 @@ import { z } from "zod";
 import {
   AttachmentSchema,
   ClientIdSchema,
+  ConversationSummarySchema,
   MAX_ATTACHMENTS,
+  OpenConversationStateSchema,
   ParticipantSchema,
   hasContent,
   noContentIssue,
@@ -172,3 +174,66 @@ export const ConnectorMessageResponseSchema = z.object({
   conversationId: z.string().optional(),
 });
 export type ConnectorMessageResponse = z.infer<typeof ConnectorMessageResponseSchema>;
+
+/** Conversations a page of `GET /api/conversations` holds when the request names no `limit`. */
+export const CONVERSATION_PAGE_DEFAULT = 50;
+/** The most conversations one page may hold. */
+export const CONVERSATION_PAGE_MAX = 200;
+
+/** A query parameter given once, several times (`?state=a&state=b`) or as a list (`?state=a,b`): its values. */
+function listParameter(value: unknown): unknown {
+  const values = Array.isArray(value) ? value : [value];
+  if (!values.every((item) => typeof item === "string")) return value;
+  return values.flatMap((item) => item.split(",")).map((item) => item.trim());
+}
+
+/** An empty query parameter (`?subject=`) is the same as leaving it out. */
+const absentIfEmpty = (value: unknown): unknown => (value === "" ? undefined : value);
+
+/**
+ * The query string of `GET /api/conversations` (API key): the open conversations, newest first by their last
+ * message, one page at a time. Unknown parameters are refused (`invalid_payload`), so a misspelt filter never
+ * silently lists everything.
+ */
+export const ConversationListQuerySchema = z.strictObject({
+  /** `bot`, `queued`, `active`, or several (`state=queued,bot` or `state=queued&state=bot`); default all three. */
+  state: z.preprocess(
+    (value) => (value === "" || value === undefined ? undefined : listParameter(value)),
+    z
+      .array(OpenConversationStateSchema)
+      .min(1)
+      .max(3)
+      .transform((states) => [...new Set(states)])
+      .optional(),
+  ),
+  channel: z.preprocess(
+    absentIfEmpty,
+    z
+      .string()
+      .trim()
+      .toLowerCase()
+      .max(64)
+      .regex(/^[a-z0-9][a-z0-9_.-]*$/, "lower-case letters, digits, _ . - only")
+      .optional(),
+  ),
+  subject: z.preprocess(absentIfEmpty, z.string().trim().min(1).max(256).optional()),
+  /** Conversations per page: default {@link CONVERSATION_PAGE_DEFAULT}, at most {@link CONVERSATION_PAGE_MAX}. */
+  limit: z.preprocess(
+    absentIfEmpty,
+    z.coerce.number().int().min(1).max(CONVERSATION_PAGE_MAX).default(CONVERSATION_PAGE_DEFAULT),
+  ),
+  /** The previous page's `nextCursor`. */
+  cursor: z.preprocess(absentIfEmpty, z.string().min(1).max(512).optional()),
+});
+export type ConversationListQuery = z.input<typeof ConversationListQuerySchema>;
+
+/**
+ * The answer of `GET /api/conversations`. While `nextCursor` is present more may follow: ask again with it as
+ * `cursor`. A page may hold fewer than `limit` conversations (even none) and still have a `nextCursor`: a page looks at
+ * a bounded number of conversations, and a `channel` or `subject` filter may pass over many of them.
+ */
+export const ConversationListSchema = z.object({
+  conversations: z.array(ConversationSummarySchema),
+  nextCursor: z.string().optional(),
+});
+export type ConversationList = z.infer<typeof ConversationListSchema>;

@@ -22,6 +22,7 @@ import { OutageLog } from "./core/outage-log.js";
 import { UrlSigner } from "./core/signed-urls.js";
 import type { Clock } from "./core/ports.js";
 import { connectorRoutes } from "./http/connectors.js";
+import { conversationRoutes } from "./http/conversations.js";
 import cors from "cors";
 import { corsOptions } from "./http/cors.js";
 import { customerRoutes, initLimits, transcriptLimits } from "./http/customer.js";
@@ -31,6 +32,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { Fanout } from "./socket/fanout.js";
 import { Presence, presenceRoom } from "./socket/presence.js";
+import { QueueFeed } from "./socket/queue.js";
 import { EventGate } from "./socket/registry.js";
 import { createSocketServer } from "./socket/server.js";
 import { MemoryStore } from "./store/memory/memory-store.js";
@@ -291,6 +293,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     }),
   );
   web.use("/api/connectors", connectorRoutes({ core, apiKeys, maxTextLength: config.MAX_TEXT_LENGTH }));
+  web.use("/api/conversations", conversationRoutes({ store, apiKeys }));
   for (const instance of adapters.values()) if (instance.router) web.use(instance.router);
   web.use(notFound);
   web.use(errorHandler(logger));
@@ -304,6 +307,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     web,
   );
   const fanout = new Fanout(bus);
+  const queue = new QueueFeed(bus);
   const presence = new Presence(tuning.presenceGraceMs, (conversationId, member) => {
     // Gone from this node; maybe reconnected to another: the presence room spans the cluster.
     io.in(presenceRoom(conversationId, member))
@@ -316,7 +320,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   });
   const io = createSocketServer(
     httpServer,
-    { core, store, fanout, presence, clusterPresence: redisUrl !== undefined, connectors, logger },
+    { core, store, fanout, queue, presence, clusterPresence: redisUrl !== undefined, connectors, logger },
     {
       path: config.SOCKET_PATH,
       cors: corsPolicy,
@@ -418,6 +422,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       await stopped;
       clearTimeout(grace);
       fanout.close();
+      queue.close();
       presence.close();
       if (adapterClients)
         await Promise.all([adapterClients.pub.quit(), adapterClients.sub.quit()]).catch(() => undefined);

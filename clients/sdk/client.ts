@@ -1,6 +1,7 @@
 import { io, type Socket } from "socket.io-client";
 import {
   ConversationInfoSchema,
+  ConversationUpdatedSchema,
   EndAckSchema,
   ErrorCodeSchema,
   OkAckSchema,
@@ -8,8 +9,10 @@ import {
   SendAckSchema,
   type Attachment,
   type ClientToServerEvents,
+  type ConversationFilter,
   type ConversationId,
   type ConversationInfo,
+  type ConversationUpdated,
   type EndAck,
   type JoinConversation,
   type JoinRole,
@@ -111,6 +114,13 @@ export type LiaisonClientEvents = {
    * page of history, the last with `hasMore: false`.
    */
   conversationInfo: [info: ConversationInfo];
+  /**
+   * A change in the queue this client subscribed to ({@link LiaisonClient.subscribeConversations}): a conversation
+   * created (no `previousState`), queued, taken, handed off or ended, with its summary as of that change. Updates of
+   * one conversation from several gateway nodes may arrive out of order: the higher `conversation.lastSeq` is the
+   * newer. Nothing is replayed after a reconnect: list the queue again on `connected` with `reconnected: true`.
+   */
+  conversationUpdated: [update: ConversationUpdated];
   /** Connected, with the connector registered and every conversation re-joined: calls go out now. */
   connected: [event: { reconnected: boolean }];
   /** The connection dropped (`reason` from Socket.IO); the client reconnects by itself unless closed. */
@@ -184,6 +194,8 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
   readonly #waiters = new Set<Waiter>();
   #deliveryHandler: DeliveryHandler | undefined;
   #connector: { channel: string; name: string } | undefined;
+  /** The queue filter to subscribe with again after a reconnect, while subscribed. */
+  #subscription: ConversationFilter | undefined;
   /** Bumped on every connect and disconnect: work started under an older value is stale. */
   #generation = 0;
   #ready = false;
@@ -221,6 +233,7 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
     this.socket.on("connect_error", (error) => this.#onConnectError(error));
     this.socket.on("messageArrived", (message: unknown, ack?: unknown) => this.#onMessageArrived(message, ack));
     this.socket.on("conversationInfo", (info: unknown) => this.#onConversationInfo(info));
+    this.socket.on("conversationUpdated", (update: unknown) => this.#onConversationUpdated(update));
   }
 
   /** Whether the socket is connected and resynchronised (connector registered, conversations re-joined). */
@@ -383,6 +396,40 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
   }
 
   /**
+   * Subscribes this API-key client to the queue: from now on `conversationUpdated` tells it of every conversation
+   * the filter matches that is created, queued, taken, handed off or ended, on whichever gateway node. Calling it
+   * again replaces the filter. Renewed by itself after every reconnect.
+   *
+   * @param filter - `states` (`bot`, `queued`, `active`; an update comes when a conversation enters, is in or leaves
+   *   one), `channel` and `subject`; empty: every open conversation
+   * @throws {@link LiaisonError} `unauthorized` (no API key), `forbidden` (a connector's other channel),
+   *   `invalid_payload`, `timeout`, `disconnected`
+   */
+  async subscribeConversations(filter: ConversationFilter = {}): Promise<void> {
+    const deadline = this.#deadline();
+    await this.#retrying(deadline, (remaining) =>
+      this.#emitAck("subscribeConversations", filter, OkAckSchema, remaining),
+    );
+    this.#subscription = filter;
+  }
+
+  /**
+   * Stops `conversationUpdated` for this client, and its renewal after a reconnect.
+   *
+   * @throws {@link LiaisonError} `timeout`, or a server error code
+   */
+  async unsubscribeConversations(): Promise<void> {
+    this.#subscription = undefined;
+    // A dropped socket is subscribed to nothing any more.
+    if (!this.#ready) return;
+    try {
+      await this.#emitAck("unsubscribeConversations", {}, OkAckSchema, this.#timeoutMs);
+    } catch (error) {
+      if (!isLiaisonError(error, "disconnected")) throw error;
+    }
+  }
+
+  /**
    * Sets the connector's delivery handler (one per client; a new one replaces the old). Each message the server
    * hands over is acknowledged only once the handler resolves; if it throws (or no handler is set) the message
    * is not acknowledged and the server offers it again later. Redeliveries of a message already handled (or being
@@ -422,6 +469,15 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
       } catch (error) {
         if (stale()) return;
         this.emit("error", asLiaisonError(error, `re-registering the ${channel} connector failed`));
+      }
+    }
+    const subscription = this.#subscription;
+    if (subscription !== undefined) {
+      try {
+        await this.#emitAck("subscribeConversations", subscription, OkAckSchema, this.#timeoutMs);
+      } catch (error) {
+        if (stale()) return;
+        this.emit("error", asLiaisonError(error, "renewing the queue subscription failed"));
       }
     }
     const joins = [...this.#conversations.values()].flatMap((state) =>
@@ -520,6 +576,17 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
     // move lastSeq past those pages.
     if (!info.hasMore) for (const message of pending?.buffer ?? []) this.#accept(message);
     pending?.settle(info);
+  }
+
+  #onConversationUpdated(raw: unknown): void {
+    let update: ConversationUpdated;
+    try {
+      update = validate(ConversationUpdatedSchema, raw, "conversationUpdated");
+    } catch (error) {
+      this.emit("error", asLiaisonError(error, "unexpected conversationUpdated from the server"));
+      return;
+    }
+    this.emit("conversationUpdated", update);
   }
 
   #onMessageArrived(raw: unknown, ack: unknown): void {

@@ -1,10 +1,13 @@
 import {
   ConnectorMessageResponseSchema,
+  ConversationListSchema,
   ErrorBodySchema,
   InitResponseSchema,
   type ConnectorMessageRequest,
   type ConnectorMessageResponse,
   type ConversationId,
+  type ConversationList,
+  type OpenConversationState,
   type InitRequest,
   type InitResponse,
 } from "../../protocol/index.js";
@@ -182,6 +185,54 @@ export async function sendConnectorMessage(
     opts.timeoutMs,
   );
   return validate(ConnectorMessageResponseSchema, await readJson(response), "connector message response");
+}
+
+/** Which page of the queue {@link listConversations} asks for. */
+export interface ConversationQuery {
+  /** `bot`, `queued` and/or `active` (default: all three). */
+  states?: OpenConversationState[];
+  /** Only this channel's conversations. */
+  channel?: string;
+  /** Only conversations with this subject. */
+  subject?: string;
+  /** Conversations per page (default 50, at most 200). */
+  limit?: number;
+  /** The previous page's `nextCursor`. */
+  cursor?: string;
+}
+
+/**
+ * One page of the queue: the open conversations, newest first by their last message: `GET /api/conversations`.
+ * While the answer has a `nextCursor`, more may follow: call again with it as `cursor`. A page may hold fewer than
+ * `limit` (even none) and still have a `nextCursor`, when a `channel` or `subject` filter passes over many.
+ *
+ * @param baseUrl - the gateway's base URL
+ * @param apiKey - an API key
+ * @param query - states, channel, subject, page size and cursor
+ * @param opts - `timeoutMs`
+ * @returns the conversations (customer, state, desk, agent, last message time) and the next page's cursor
+ * @throws {@link LiaisonError} `invalid_payload` (a bad filter or cursor), `unauthorized`, `unavailable`,
+ *   `timeout`, `bad_response`
+ */
+export async function listConversations(
+  baseUrl: string,
+  apiKey: string,
+  query: ConversationQuery = {},
+  opts: RestOptions = {},
+): Promise<ConversationList> {
+  const params = new URLSearchParams();
+  if (query.states !== undefined) params.set("state", query.states.join(","));
+  if (query.channel !== undefined) params.set("channel", query.channel);
+  if (query.subject !== undefined) params.set("subject", query.subject);
+  if (query.limit !== undefined) params.set("limit", String(query.limit));
+  if (query.cursor !== undefined) params.set("cursor", query.cursor);
+  const search = params.toString() === "" ? "" : `?${params.toString()}`;
+  const response = await request(
+    endpoint(baseUrl, `/api/conversations${search}`),
+    { method: "GET", headers: { authorization: `Bearer ${apiKey}`, accept: "application/json" } },
+    opts.timeoutMs,
+  );
+  return validate(ConversationListSchema, await readJson(response), "conversation list");
 }
 
 /** Joins the base URL and a path without losing a path prefix (`new URL("/api", base)` would drop it). */

@@ -1,6 +1,7 @@
 import type {
   ConversationId,
   ConversationState,
+  ConversationSummary,
   ConversationView,
   Member,
   Participant,
@@ -91,6 +92,24 @@ export function toView(conversation: Conversation): ConversationView {
   if (conversation.agent) view.agent = conversation.agent;
   if (conversation.endedAt) view.endedAt = conversation.endedAt;
   return view;
+}
+
+/** What the queue shows of a conversation (`GET /api/conversations`, `conversationUpdated`). */
+export function toSummary(conversation: Conversation, lastMessageAt: string, lastSeq: number): ConversationSummary {
+  const summary: ConversationSummary = {
+    id: conversation.id,
+    channel: conversation.channel,
+    subject: conversation.subject,
+    language: conversation.language,
+    state: conversation.state,
+    customer: { id: conversation.customer.id, name: conversation.customer.name },
+    desk: conversation.desk.desk,
+    createdAt: conversation.createdAt,
+    lastMessageAt,
+    lastSeq,
+  };
+  if (conversation.agent) summary.agent = { id: conversation.agent.id, name: conversation.agent.name };
+  return summary;
 }
 
 /** Roles that see (and may send) whispers: the agent side's people, never customers, connectors or bots. */

@@ -12,6 +12,7 @@ import type {
 } from "../../protocol/index.js";
 import type {
   AppendOptions,
+  AppendResult,
   ConnectorEntry,
   ConversationStore,
   MessageDraft,
@@ -20,12 +21,12 @@ import type {
 } from "./store.js";
 import type { ChannelEffects } from "./channel.js";
 import type { ConnectorDispatcher } from "./connectors.js";
-import { openStates, seesWhispers, type Conversation } from "./conversation.js";
+import { openStates, seesWhispers, toSummary, type Conversation } from "./conversation.js";
 import type { Desk, DeskEvent, DeskSession } from "./desk.js";
 import type { DeskEffects } from "./desk-outbox.js";
 import { GatewayError } from "./errors.js";
 import { newConversationId, newCustomerToken, newMessageId, newParticipantId, newRequestId } from "./ids.js";
-import type { Clock, CoreLogger, CoreMetrics, MessageBus } from "./ports.js";
+import type { Clock, CoreLogger, CoreMetrics, MessageBus, QueueChange } from "./ports.js";
 import { isoTimestamp } from "./timestamps.js";
 
 export interface ConversationServiceOptions {
@@ -202,6 +203,13 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     }
     if (result.created) {
       this.logger.info({ conversationId: conversation.id, channel: conversation.channel }, "conversation started");
+      // Nobody has joined it yet: published for the queue's subscribers (the store gave the hand-off its seq).
+      const first = handOff as StoredMessage;
+      this.bus.publish({
+        conversationId: conversation.id,
+        message: first,
+        queue: { conversation: toSummary(result.conversation, first.timestamp, first.seq) },
+      });
       // Index the ids minted for the desk (a visitor token), so that a desk webhook finds the conversation even
       // before the session's own ids are known.
       if (Object.keys(conversation.desk.ids).length > 0)
@@ -696,7 +704,7 @@ export class ConversationService implements DeskEffects, ChannelEffects {
       ...(outbox.length > 0 ? { outbox } : {}),
     });
     if (result.status === "appended") {
-      this.publish(result.message, undefined, toConnector ? conversation.channel : undefined);
+      this.publish(result.message, undefined, toConnector ? conversation.channel : undefined, queueChange(result));
       if (toChannel) this.channelSignal(conversation.id);
       if (outbox.some((request) => request.lane === "desk")) this.deskSignal(conversation.id);
       return "appended";
@@ -710,15 +718,18 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     return "skipped";
   }
 
+  /** Publishes a recorded message; `queue` when it came with a state change (see `queueChange`). */
   private publish(
     message: StoredMessage,
     originSocketId: string | undefined,
     connectorChannel: string | undefined,
+    queue?: QueueChange,
   ): void {
     this.bus.publish({
       conversationId: message.conversationId,
       message,
       ...(originSocketId === undefined ? {} : { originSocketId }),
+      ...(queue === undefined ? {} : { queue }),
     });
     if (connectorChannel !== undefined) this.connectors.notify(connectorChannel);
   }
@@ -776,6 +787,18 @@ function sameRequest(conversation: Conversation, request: InitRequestParsed): bo
     conversation.channel === request.channel &&
     conversation.refId === request.refId
   );
+}
+
+/**
+ * What the queue's subscribers hear of an append: the conversation's summary, when the append made a state change
+ * (queued, taken, handed off, ended, or another agent took it over); nothing otherwise.
+ */
+function queueChange(result: Extract<AppendResult, { status: "appended" }>): QueueChange | undefined {
+  if (result.previousState === undefined || result.conversation === undefined) return undefined;
+  return {
+    conversation: toSummary(result.conversation, result.message.timestamp, result.message.seq),
+    previousState: result.previousState,
+  };
 }
 
 export function isWhisper(message: Message): boolean {

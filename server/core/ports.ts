@@ -1,4 +1,4 @@
-import type { Message, Role } from "../../protocol/index.js";
+import type { ConversationState, ConversationSummary, Message, Role } from "../../protocol/index.js";
 
 /** A message published to every node once it is recorded (or, for typing, once it is accepted). */
 export interface Published {
@@ -8,6 +8,19 @@ export interface Published {
   originSocketId?: string;
   /** For the agent side only (a supervisor's typing): customers and connectors never see it. */
   staffOnly?: boolean;
+  /**
+   * Set when the message created the conversation or came with a change of its state (or of its agent): what the
+   * queue's subscribers are told (`conversationUpdated`).
+   */
+  queue?: QueueChange;
+}
+
+/** A conversation's new place in the queue. */
+export interface QueueChange {
+  /** The conversation as of the message. */
+  conversation: ConversationSummary;
+  /** Its state before; absent when the message created it. */
+  previousState?: ConversationState;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { ConversationState, Message, StoredMessage } from "../../protocol/index.js";
+import type { ConversationState, Message, OpenConversationState, StoredMessage } from "../../protocol/index.js";
 import type { Conversation } from "./conversation.js";
 
 /**
@@ -80,8 +80,12 @@ export interface OutboxItem {
 }
 
 export type AppendResult =
-  /** `conversation`: the record after the append, when the append asked for a transition (else not read back). */
-  | { status: "appended"; message: StoredMessage; conversation?: Conversation }
+  /**
+   * `conversation`: the record after the append, when the append asked for a transition (else not read back).
+   * `previousState`: the state before, when the transition was made (also when it kept the state, as an agent
+   * taking over an active conversation does); absent when it was not.
+   */
+  | { status: "appended"; message: StoredMessage; conversation?: Conversation; previousState?: ConversationState }
   | { status: "duplicate"; message: StoredMessage }
   | { status: "skipped"; conversation: Conversation }
   | { status: "ended"; conversation: Conversation }
@@ -115,6 +119,44 @@ export interface ConnectorEntry {
   enqueuedAt: string;
 }
 
+/** A place in the list of open conversations, newest first: a last-activity time (epoch ms) and a conversation. */
+export interface ListPosition {
+  ms: number;
+  id: string;
+}
+
+/** Which open conversations `listOpen` returns, and how many. */
+export interface OpenConversationQuery {
+  /** At least one. */
+  states: readonly OpenConversationState[];
+  channel?: string;
+  subject?: string;
+  /** The most conversations the page holds. */
+  limit: number;
+  /**
+   * The most conversations the page may look at (those the `channel` and `subject` filters pass over count): bounds
+   * the work of one page. At least `limit`.
+   */
+  scan: number;
+  /** Start after this position (the previous page's `next`); absent: with the most recently active. */
+  after?: ListPosition;
+}
+
+/** An open conversation as `listOpen` finds it. */
+export interface ListedConversation {
+  conversation: Conversation;
+  /** Its place in the order: when its last message was recorded (see `findIdle`), in epoch ms. */
+  lastActivityMs: number;
+  /** Its last `seq`. */
+  lastSeq: number;
+}
+
+export interface OpenConversationPage {
+  conversations: ListedConversation[];
+  /** Where the next page starts (the last conversation looked at); absent once nothing follows. */
+  next?: ListPosition;
+}
+
 /** What `init` did: created the conversation, or found the one a key points at (and which key). */
 export type InitResult =
   | { conversation: Conversation; created: true }
@@ -134,7 +176,8 @@ export interface InitKeys {
 export interface ConversationStore {
   /**
    * Creates the conversation and appends `firstMessages` (the hand-off), unless `keys` find an existing one:
-   * the same `requestId`, or an open conversation for the same channel + refId.
+   * the same `requestId`, or an open conversation for the same channel + refId. A created conversation's first
+   * messages are given their `seq` (1, 2, …) in place: the drafts become the stored messages.
    */
   init(
     conversation: Conversation,
@@ -206,6 +249,13 @@ export interface ConversationStore {
    * leaves it for good, also when a late message is recorded after the end.
    */
   findIdle(cutoff: Date, limit: number): Promise<string[]>;
+
+  /**
+   * Open conversations in the given states, most recently active first (by the time `findIdle` orders them, then by
+   * id, descending), optionally of one channel and subject: one page, from `after` on. A conversation whose last
+   * message moves it while a client pages is not repeated in later pages (it is now before their start).
+   */
+  listOpen(query: OpenConversationQuery): Promise<OpenConversationPage>;
 
   countByState(): Promise<Record<ConversationState, number>>;
   /** Deletes ended conversations whose `endedAt` is before `cutoff`; returns how many. */

@@ -19,6 +19,7 @@ import type { ConversationStore } from "../core/store.js";
 import type { Logger } from "../logger.js";
 import type { Fanout } from "./fanout.js";
 import { presenceRoom, type Presence } from "./presence.js";
+import type { QueueFeed } from "./queue.js";
 import { AFTER_ACK, defineHandler } from "./registry.js";
 import { Session, type SessionSource } from "./session.js";
 import type { AppSocket, Principal } from "./types.js";
@@ -37,6 +38,8 @@ export interface SocketDeps {
   clusterPresence: boolean;
   store: ConversationStore;
   fanout: Fanout;
+  /** This node's subscribers to the queue (`subscribeConversations`). */
+  queue: QueueFeed;
   connectors: ConnectorDispatcher;
   logger: Logger;
 }

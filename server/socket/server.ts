@@ -6,6 +6,7 @@ import { createLimiter } from "../http/limits.js";
 import type { Logger } from "../logger.js";
 import type { StoredMessage } from "../../protocol/index.js";
 import { handlers, release, type SocketContext, type SocketDeps, type SocketState } from "./handlers.js";
+import { queueHandlers } from "./queue-handlers.js";
 import { HandlerTable, attachHandlers, type EventGate } from "./registry.js";
 import type { AppServer, AppSocket } from "./types.js";
 
@@ -50,7 +51,7 @@ export function createSocketServer(httpServer: HttpServer, deps: SocketDeps, opt
     }
   });
 
-  const table = new HandlerTable(handlers);
+  const table = new HandlerTable([...handlers, ...queueHandlers]);
   // Per socket, in this process: a socket lives on one node, so its count is whole here (and stays off Redis on the
   // message path). `burst` events at once, then `perSecond` on average.
   const { perSecond, burst } = options.customerRateLimit;
@@ -83,6 +84,7 @@ export function createSocketServer(httpServer: HttpServer, deps: SocketDeps, opt
       for (const session of state.sessions.values()) release(deps, session, true);
       state.sessions.clear();
       if (state.connector) deps.connectors.remove(state.connector.channel, socket.id);
+      deps.queue.remove(socket.id);
       if (debug) context.log.debug({ reason }, "socket disconnected");
     });
   });
@@ -101,6 +103,7 @@ class ConnectionContext implements SocketContext {
   readonly clusterPresence: boolean;
   readonly store: SocketDeps["store"];
   readonly fanout: SocketDeps["fanout"];
+  readonly queue: SocketDeps["queue"];
   readonly connectors: SocketDeps["connectors"];
   readonly logger: Logger;
   /** A child logger per socket costs memory on every idle connection: made only when something is logged. */
@@ -116,6 +119,7 @@ class ConnectionContext implements SocketContext {
     this.clusterPresence = deps.clusterPresence;
     this.store = deps.store;
     this.fanout = deps.fanout;
+    this.queue = deps.queue;
     this.connectors = deps.connectors;
     this.logger = deps.logger;
   }

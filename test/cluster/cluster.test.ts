@@ -2,7 +2,7 @@ import { createServer, connect as tcpConnect, type AddressInfo, type Socket as T
 import { Redis } from "ioredis";
 import type { Socket } from "socket.io-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { ConversationInfo, Message } from "../../protocol/index.js";
+import type { ConversationInfo, ConversationUpdated, Message } from "../../protocol/index.js";
 import { TEST_API_KEY } from "../helpers/app.js";
 import { startRedis, type TestRedis } from "../helpers/redis.js";
 import { collectMessages, connect, nextEvent, request, webCustomer } from "../helpers/socket.js";
@@ -30,8 +30,8 @@ async function open(node: GatewayNode, apiKey?: string): Promise<Socket> {
   return socket;
 }
 
-async function customer(node: GatewayNode) {
-  const started = await webCustomer(node.url);
+async function customer(node: GatewayNode, body: Record<string, string> = {}) {
+  const started = await webCustomer(node.url, body);
   sockets.push(started.socket);
   return started;
 }
@@ -80,6 +80,39 @@ describe("three nodes on one Redis behave like one", () => {
     await expect.poll(() => watched.messages.filter((m) => m.type === "ChatMessage").length).toBe(10);
     const seqs = watched.messages.map((m) => m.seq ?? 0);
     expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+  });
+
+  it("tells a queue subscriber on one node of a conversation created on another and taken on a third, and lists it there", async () => {
+    const [a, b, c] = nodes as [GatewayNode, GatewayNode, GatewayNode];
+    const subject = `cluster-queue-${Date.now()}`;
+    const watcher = await open(c, TEST_API_KEY);
+    const updates: ConversationUpdated[] = [];
+    watcher.on("conversationUpdated", (update: ConversationUpdated) => updates.push(update));
+    expect(await request(watcher, "subscribeConversations", { subject })).toEqual({ ok: true });
+
+    const sara = await customer(a, { subject });
+    const { conversationId } = sara.init;
+    await expect.poll(() => updates.map((u) => u.conversation.state)).toEqual(["queued"]);
+    expect(updates[0]).toMatchObject({
+      conversation: { id: conversationId, subject, customer: sara.init.participant },
+    });
+    expect(updates[0]).not.toHaveProperty("previousState");
+
+    const agent = await open(b, TEST_API_KEY);
+    await request(agent, "joinConversation", { conversationId, id: "agent-9", name: "Nia", role: "agent" });
+    await expect.poll(() => updates.length).toBe(2);
+    expect(updates[1]).toMatchObject({
+      previousState: "queued",
+      conversation: { id: conversationId, state: "active", agent: { id: "agent-9", name: "Nia" } },
+    });
+
+    const response = await fetch(`${c.url}/api/conversations?subject=${subject}`, {
+      headers: { authorization: `Bearer ${TEST_API_KEY}` },
+    });
+    expect(await response.json()).toMatchObject({
+      // The hand-off, the customer joining and the greeting, the agent joining.
+      conversations: [{ id: conversationId, state: "active", agent: { id: "agent-9" }, lastSeq: 4 }],
+    });
   });
 
   it("loses nothing when a node is killed mid-conversation: its customer resumes on another node with since", async () => {

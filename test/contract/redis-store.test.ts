@@ -113,6 +113,25 @@ describe("RedisStore's append script", () => {
     expect(await other.findIdle(cutoff, 10)).toEqual([]);
   });
 
+  it("moves the index of open conversations an earlier version kept (one set, `active`) into the state sets before reading them", async () => {
+    const queued = conversationFixture({ createdAt: "2026-11-21T10:00:00.000Z" });
+    const active = conversationFixture({ createdAt: "2026-11-21T10:01:00.000Z", state: "active" });
+    for (const c of [queued, active]) await store.init(c, { requestId: c.requestId }, []);
+    // As the earlier version left them: in `active` only.
+    for (const c of [queued, active]) {
+      await store.redis.zrem(`${prefix}st:${c.state}`, c.id);
+      await store.redis.zadd(`${prefix}active`, Date.parse(c.createdAt), c.id);
+    }
+    const upgraded = storeAt(prefix);
+    onTestFinished(() => upgraded.close());
+    expect(await upgraded.findIdle(new Date("2026-11-22T00:00:00.000Z"), 10)).toEqual([queued.id, active.id]);
+    const page = await upgraded.listOpen({ states: ["queued"], limit: 10, scan: 100 });
+    expect(page.conversations).toMatchObject([
+      { conversation: { id: queued.id }, lastActivityMs: Date.parse(queued.createdAt) },
+    ]);
+    expect(await store.redis.exists(`${prefix}active`)).toBe(0);
+  });
+
   it("refuses a plain append to an ended conversation whatever the spacing of the stored record's JSON", async () => {
     const conversation = conversationFixture();
     await store.init(conversation, { requestId: conversation.requestId }, []);

@@ -1,7 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ChatMessage } from "../../protocol/index.js";
+import type { ChatMessage, ConversationState, StoredMessage } from "../../protocol/index.js";
 import type { Conversation } from "../../server/core/conversation.js";
-import type { ConversationStore, MessageDraft } from "../../server/core/store.js";
+import type {
+  ConversationStore,
+  ListPosition,
+  MessageDraft,
+  OpenConversationPage,
+  OpenConversationQuery,
+} from "../../server/core/store.js";
 
 let counter = 0;
 const uid = (prefix: string) => `${prefix}_${process.pid}_${Date.now()}_${++counter}`;
@@ -201,6 +207,153 @@ export function storeContract(name: string, factory: () => Promise<ConversationS
       await join("bea");
       expect(await leave("ali")).toMatchObject({ status: "appended", conversation: { state: "active" } });
       expect(await leave("bea")).toMatchObject({ status: "appended", conversation: { state: "queued" } });
+    });
+
+    it("gives a created conversation's first messages their seq in place", async () => {
+      const conversation = conversationFixture();
+      const drafts = [chatDraft(conversation.id, "hand-off"), chatDraft(conversation.id, "note")];
+      await store.init(conversation, { requestId: conversation.requestId }, drafts);
+      expect(drafts.map((draft) => (draft as StoredMessage).seq)).toEqual([1, 2]);
+    });
+
+    it("says which state a transition left, only when it was made", async () => {
+      const conversation = conversationFixture();
+      await store.init(conversation, { requestId: conversation.requestId }, []);
+      const move = (from: ConversationState[], to: ConversationState, patch = {}) =>
+        store.append(conversation.id, chatDraft(conversation.id, "move"), { transition: { from, to, patch } });
+      expect(await move(["queued"], "active", { agent: { id: "a1", name: "Ali" } })).toMatchObject({
+        previousState: "queued",
+        conversation: { state: "active" },
+      });
+      expect(await move(["queued"], "active")).not.toHaveProperty("previousState");
+      // A change of agent keeps the state, and is a change all the same.
+      expect(await move(["active"], "active", { agent: { id: "a2", name: "Bea" } })).toMatchObject({
+        previousState: "active",
+        conversation: { state: "active", agent: { id: "a2" } },
+      });
+      const plain = await store.append(conversation.id, chatDraft(conversation.id, "plain"));
+      expect(plain).not.toHaveProperty("previousState");
+    });
+
+    describe("lists open conversations", () => {
+      const at = (second: number) => new Date(Date.UTC(2026, 10, 21, 10, 0, second)).toISOString();
+      const ms = (second: number) => Date.parse(at(second));
+      const ids = (page: OpenConversationPage) => page.conversations.map((listed) => listed.conversation.id);
+      const query = (overrides: Partial<OpenConversationQuery> = {}): OpenConversationQuery => ({
+        states: ["bot", "queued", "active"],
+        limit: 50,
+        scan: 500,
+        ...overrides,
+      });
+      const open = async (second: number, overrides: Partial<Conversation> = {}) => {
+        const conversation = conversationFixture({ createdAt: at(second), ...overrides });
+        await store.init(conversation, { requestId: conversation.requestId }, [
+          chatDraft(conversation.id, "hand-off", { timestamp: at(second) }),
+        ]);
+        return conversation;
+      };
+
+      it("newest first by last message, in the states asked for, with their time and last seq", async () => {
+        const a = await open(1);
+        const b = await open(2);
+        const c = await open(3);
+        const bot = await open(4, { state: "bot" });
+        expect(ids(await store.listOpen(query({ states: ["queued"] })))).toEqual([c.id, b.id, a.id]);
+        expect(ids(await store.listOpen(query({ states: ["bot"] })))).toEqual([bot.id]);
+
+        await store.append(a.id, chatDraft(a.id, "still here", { timestamp: at(5) }));
+        const queued = await store.listOpen(query({ states: ["queued"] }));
+        expect(ids(queued)).toEqual([a.id, c.id, b.id]);
+        expect(queued.next).toBeUndefined();
+        expect(queued.conversations[0]).toMatchObject({
+          conversation: { id: a.id, state: "queued", customer: a.customer },
+          lastActivityMs: ms(5),
+          lastSeq: 2,
+        });
+        expect(queued.conversations[1]).toMatchObject({ lastActivityMs: ms(3), lastSeq: 1 });
+
+        const agent = { id: "agent-1", name: "Ali" };
+        await store.append(b.id, chatDraft(b.id, "taken", { timestamp: at(6) }), {
+          transition: { from: ["queued"], to: "active", patch: { agent } },
+        });
+        expect(ids(await store.listOpen(query({ states: ["queued"] })))).toEqual([a.id, c.id]);
+        const active = await store.listOpen(query({ states: ["active"] }));
+        expect(active.conversations).toMatchObject([
+          { conversation: { id: b.id, state: "active", agent }, lastActivityMs: ms(6), lastSeq: 2 },
+        ]);
+        expect(ids(await store.listOpen(query({ states: ["queued", "active"] })))).toEqual([b.id, a.id, c.id]);
+
+        await store.append(c.id, chatDraft(c.id, "bye", { timestamp: at(7) }), {
+          transition: { from: ["queued"], to: "ended", patch: { endedAt: at(7) }, required: true },
+        });
+        // A message after the end (a late desk webhook) does not bring it back.
+        await store.append(c.id, chatDraft(c.id, "late", { timestamp: at(8) }));
+        expect(ids(await store.listOpen(query()))).toEqual([b.id, a.id, bot.id]);
+      });
+
+      it("of one channel and subject", async () => {
+        const web = await open(1, { channel: "web", subject: "billing" });
+        const sms = await open(2, { channel: "sms", subject: "billing" });
+        const sales = await open(3, { channel: "web", subject: "sales" });
+        expect(ids(await store.listOpen(query({ channel: "web" })))).toEqual([sales.id, web.id]);
+        expect(ids(await store.listOpen(query({ subject: "billing" })))).toEqual([sms.id, web.id]);
+        expect(ids(await store.listOpen(query({ channel: "web", subject: "billing" })))).toEqual([web.id]);
+        expect(ids(await store.listOpen(query({ channel: "whatsapp" })))).toEqual([]);
+      });
+
+      it("in pages that carry on from a position: each conversation once, in order, also within one millisecond", async () => {
+        // Five in the same millisecond across two states, then three later: ties go by id.
+        const same = [];
+        for (let i = 0; i < 5; i++) same.push(await open(1, { state: i % 2 === 0 ? "queued" : "bot" }));
+        const later = [await open(2), await open(3, { state: "bot" }), await open(4)];
+        const expected = [
+          ...later.reverse().map((c) => c.id),
+          ...same.map((c) => c.id).sort((x, y) => (x < y ? 1 : x > y ? -1 : 0)),
+        ];
+        const seen: string[] = [];
+        let page = await store.listOpen(query({ states: ["queued", "bot"], limit: 3 }));
+        for (let pages = 1; ; pages++) {
+          expect(page.conversations.length).toBeLessThanOrEqual(3);
+          seen.push(...ids(page));
+          if (page.next === undefined) break;
+          expect(pages).toBeLessThan(5);
+          page = await store.listOpen(query({ states: ["queued", "bot"], limit: 3, after: page.next }));
+        }
+        expect(seen).toEqual(expected);
+      });
+
+      it("looking at no more than `scan` conversations a page: a filter that passes over many gives short pages that carry on", async () => {
+        const wanted: Conversation[] = [];
+        for (let i = 1; i <= 10; i++) {
+          const conversation = await open(i, { subject: i === 2 || i === 9 ? "billing" : "sales" });
+          if (conversation.subject === "billing") wanted.unshift(conversation);
+        }
+        const seen: string[] = [];
+        const sizes: number[] = [];
+        let after: ListPosition | undefined;
+        for (let pages = 1; ; pages++) {
+          const page = await store.listOpen(
+            query({ subject: "billing", limit: 5, scan: 3, ...(after === undefined ? {} : { after }) }),
+          );
+          sizes.push(page.conversations.length);
+          seen.push(...ids(page));
+          if (page.next === undefined) break;
+          expect(pages).toBeLessThan(5);
+          after = page.next;
+        }
+        expect(seen).toEqual(wanted.map((c) => c.id));
+        // 10 conversations, 3 looked at a page: positions 1-3 (#9 at position 2), 4-6, 7-9 (#2 at position 9), 10.
+        expect(sizes).toEqual([1, 0, 1, 0]);
+      });
+
+      it("and finds idle ones in every open state", async () => {
+        const bot = await open(1, { state: "bot" });
+        const queued = await open(2);
+        const active = await open(3, { state: "active" });
+        await open(9);
+        expect(await store.findIdle(new Date(at(5)), 10)).toEqual([bot.id, queued.id, active.id]);
+        expect(await store.findIdle(new Date(at(5)), 2)).toEqual([bot.id, queued.id]);
+      });
     });
 
     it("answers not_found for an unknown conversation", async () => {

@@ -45,6 +45,8 @@ const successSchemas: Record<(typeof clientEventNames)[number], z.ZodType> = {
   sendMessage: SendAckSchema,
   endConversation: EndAckSchema,
   leaveConversation: OkAckSchema,
+  subscribeConversations: OkAckSchema,
+  unsubscribeConversations: OkAckSchema,
 };
 
 let app: TestApp;
@@ -135,6 +137,12 @@ function validPayloads(event: string): fc.Arbitrary<Record<string, unknown>> {
       );
     case "endConversation":
       return seed.map((s) => ({ conversationId: s.conversationId, reason: "fuzz" }));
+    case "subscribeConversations":
+      return fc.record({
+        states: fc.subarray(["bot", "queued", "active"], { minLength: 1 }),
+        channel: fc.constantFrom("web", "sms"),
+        subject: fc.constantFrom("billing", "sales"),
+      });
     default:
       return seed.map((s) => ({ conversationId: s.conversationId }));
   }

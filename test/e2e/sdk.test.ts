@@ -4,11 +4,13 @@ import {
   fetchTranscriptPdf,
   initConversation,
   isLiaisonError,
+  listConversations,
   LiaisonClient,
   LiaisonError,
   sendConnectorMessage,
   type ChatMessage,
   type ConversationInfo,
+  type ConversationUpdated,
   type LiaisonClientEvents,
   type LiaisonClientOptions,
   type Message,
@@ -455,5 +457,65 @@ describe("SDK against the real gateway", () => {
     // Each message reached the handler once.
     const chatIds = handled.filter((m) => m.type === "ChatMessage").map((m) => m.id);
     expect(new Set(chatIds).size).toBe(chatIds.length);
+  });
+  it("lists the queue and follows it: subscribe, updates, renewal after a reconnect, unsubscribe", async () => {
+    const app = await startApp();
+    const start = (firstName: string, subject: string) =>
+      initConversation(app.url, {
+        firstName,
+        email: `${firstName.toLowerCase()}@example.com`,
+        channel: "web",
+        subject,
+      });
+    const older = await start("Lena", "billing");
+    const newer = await start("Omar", "billing");
+    await start("Hina", "sales");
+
+    // Newest first; two started in the same millisecond go by id, so only the pages' union is certain here.
+    const page = await listConversations(app.url, app.apiKey, { subject: "billing", limit: 1 });
+    expect(page.conversations).toHaveLength(1);
+    const rest = await listConversations(app.url, app.apiKey, { subject: "billing", cursor: page.nextCursor ?? "" });
+    expect(rest.nextCursor).toBeUndefined();
+    const both = [...page.conversations, ...rest.conversations];
+    expect(both.map((c) => c.id).sort()).toEqual([older.conversationId, newer.conversationId].sort());
+    expect(both.find((c) => c.id === newer.conversationId)).toMatchObject({
+      state: "queued",
+      desk: "socket",
+      customer: newer.participant,
+    });
+    expect((await listConversations(app.url, app.apiKey, { states: ["active"] })).conversations).toEqual([]);
+    await expect(listConversations(app.url, "wrong-key")).rejects.toMatchObject({ code: "unauthorized", status: 401 });
+    await expect(listConversations(app.url, app.apiKey, { cursor: "nope" })).rejects.toMatchObject({
+      code: "invalid_payload",
+    });
+
+    const desk = openClient({ url: app.url, apiKey: app.apiKey, reconnectionDelayMs: 100 });
+    const updates: ConversationUpdated[] = [];
+    desk.on("conversationUpdated", (update) => updates.push(update));
+    await desk.connect();
+    await desk.subscribeConversations({ subject: "billing" });
+    const fresh = await start("Sana", "billing");
+    await start("Bilal", "sales");
+    await expect.poll(() => updates.map((u) => u.conversation.id)).toEqual([fresh.conversationId]);
+
+    // Renewed after a reconnect, with the same filter.
+    const back = nextEvent(desk, "connected");
+    desk.socket.io.engine.close();
+    expect((await back)[0]).toEqual({ reconnected: true });
+    const agent = openClient({ url: app.url, apiKey: app.apiKey });
+    await agent.connect();
+    await agent.join({ conversationId: fresh.conversationId, id: "agent-7", name: "Ali", role: "agent" });
+    await expect.poll(() => updates.length).toBe(2);
+    expect(updates[1]).toMatchObject({ previousState: "queued", conversation: { state: "active" } });
+
+    await desk.unsubscribeConversations();
+    await start("Zara", "billing");
+    // A customer client may not subscribe.
+    const customer = openClient({ url: app.url });
+    await customer.connect();
+    await expect(customer.subscribeConversations()).rejects.toMatchObject({ code: "unauthorized" });
+    // The desk's subscription is gone: a join, acknowledged after anything emitted before it, brought no update.
+    await desk.join({ conversationId: fresh.conversationId, id: "sup-1", name: "Sue", role: "supervisor" });
+    expect(updates).toHaveLength(2);
   });
 });

@@ -170,9 +170,17 @@ describe("ConversationService", () => {
       subject: "billing",
       ...overrides,
     });
-    /** Opened as its customer opens it (web), or as a connector does (any other channel: trusted). */
-    const start = async (overrides: Partial<InitRequestParsed> = {}) =>
-      (await core.init(request(overrides), { trusted: (overrides.channel ?? "web") !== "web" })).conversation;
+    /**
+     * Opened as its customer opens it (web), or as a connector does (any other channel: trusted). What init publishes
+     * is checked by init's own test: `published` starts empty after it.
+     */
+    const start = async (overrides: Partial<InitRequestParsed> = {}) => {
+      const { conversation } = await core.init(request(overrides), {
+        trusted: (overrides.channel ?? "web") !== "web",
+      });
+      published.length = 0;
+      return conversation;
+    };
     const log = (id: string) => store.read(id, 0);
     const activities = async (id: string, type: ActivityMessage["activityType"]) =>
       (await log(id)).filter((m) => m.type === "ActivityMessage" && m.activityType === type);
@@ -207,14 +215,15 @@ describe("ConversationService", () => {
   describe("init", () => {
     it("creates a queued conversation handed to the desk, with a handOff as its first message", async () => {
       const { core, log, published } = setup();
-      const { conversation, created } = await core.init({
+      const body: InitRequestParsed = {
         firstName: "Sara",
         lastName: "Khan",
         channel: "web",
         language: "en",
         email: "sara@example.com",
         subject: "billing",
-      });
+      };
+      const { conversation, created } = await core.init(body);
       expect(created).toBe(true);
       expect(conversation).toMatchObject({
         state: "queued",
@@ -236,8 +245,30 @@ describe("ConversationService", () => {
         timestamp: NOW,
         info: { subject: "billing", desk: "socket", reason: "init" },
       });
-      // Nobody can be subscribed before init answers: the hand-off is in the log, not on the bus.
-      expect(published).toEqual([]);
+      // Nobody has joined it yet: the hand-off is published for the queue's subscribers, with the summary.
+      expect(published).toEqual([
+        {
+          conversationId: conversation.id,
+          message: messages[0],
+          queue: {
+            conversation: {
+              id: conversation.id,
+              channel: "web",
+              subject: "billing",
+              language: "en",
+              state: "queued",
+              customer: { id: conversation.customer.id, name: "Sara Khan" },
+              desk: "socket",
+              createdAt: NOW,
+              lastMessageAt: NOW,
+              lastSeq: 1,
+            },
+          },
+        },
+      ]);
+      // A repeated init publishes nothing.
+      expect((await core.init({ ...body, requestId: conversation.requestId }, { trusted: true })).created).toBe(false);
+      expect(published).toHaveLength(1);
     });
 
     it("returns the same conversation for a repeated requestId and for the same channel + refId", async () => {
@@ -306,6 +337,10 @@ describe("ConversationService", () => {
       expect(joined).toHaveLength(1);
       expect(joined[0]).toMatchObject({ info: { participant: { id: "agent-17", name: "Ali" }, role: "agent" } });
       expect(published.map((e) => e.message.id)).toEqual([joined[0]?.id]);
+      expect(published[0]?.queue).toMatchObject({
+        previousState: "queued",
+        conversation: { id: conversation.id, state: "active", agent: { id: "agent-17", name: "Ali" }, lastSeq: 2 },
+      });
     });
 
     it("a second agent's join keeps the first as the conversation's agent", async () => {

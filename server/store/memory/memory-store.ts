@@ -1,4 +1,4 @@
-import type { ConversationState, StoredMessage } from "../../../protocol/index.js";
+import type { ConversationState, OpenConversationState, StoredMessage } from "../../../protocol/index.js";
 import type { Conversation } from "../../core/conversation.js";
 import { GatewayError } from "../../core/errors.js";
 import type {
@@ -8,11 +8,16 @@ import type {
   ConversationStore,
   InitKeys,
   InitResult,
+  ListedConversation,
+  ListPosition,
   MessageDraft,
+  OpenConversationPage,
+  OpenConversationQuery,
   OutboxItem,
   OutboxLane,
 } from "../../core/store.js";
 import { activityMs, connectorOrderingKey } from "../../core/store.js";
+import { byRecency, RecencyIndex, type RecencyEntry } from "./recency-index.js";
 
 interface Row {
   conversation: Conversation;
@@ -43,12 +48,16 @@ export class MemoryStore implements ConversationStore {
   private readonly campaignIds = new Map<string, string>();
   private readonly leases = new Map<string, { owner: string; until: number }>();
   /**
-   * Open conversations by last activity (epoch ms), least recent first: an append deletes and re-inserts its
-   * conversation, and a Map iterates in insertion order. Each time recorded is at least the one recorded before it
-   * (a message stamped a moment before a concurrent send that was appended first counts as of that send), so
-   * insertion order is activity order and `findIdle` stops at the first recent entry instead of scanning them all.
+   * Open conversations by last activity (epoch ms), one index per state: `findIdle` reads them oldest first, the
+   * queue's pages newest first. Each time recorded is at least the one recorded before it (a message stamped a
+   * moment before a concurrent send that was appended first counts as of that send), which keeps each touch at the
+   * end of its index.
    */
-  private readonly activity = new Map<string, number>();
+  private readonly recency: Record<OpenConversationState, RecencyIndex> = {
+    bot: new RecencyIndex(),
+    queued: new RecencyIndex(),
+    active: new RecencyIndex(),
+  };
   private lastActivityMs = 0;
   private closed = false;
 
@@ -92,7 +101,9 @@ export class MemoryStore implements ConversationStore {
       this.latestByChannelRef.set(channelRefKey(keys.channelRef.channel, keys.channelRef.refId), conversation.id);
     }
     for (const draft of firstMessages) this.push(row, draft, options?.connectorChannel);
-    this.touch(conversation.id, activityMs(firstMessages.at(-1)?.timestamp ?? conversation.createdAt));
+    const state = row.conversation.state;
+    const lastMs = activityMs(firstMessages.at(-1)?.timestamp ?? conversation.createdAt);
+    if (state !== "ended") this.touch(state, conversation.id, lastMs);
     if (options?.openDesk) row.outbox.desk.push({ id: "open", kind: "open", attempts: 0, notBefore: 0 });
     if (options?.deskNote !== undefined) {
       row.outbox.desk.push({ id: "note", kind: "note", text: options.deskNote, attempts: 0, notBefore: 0 });
@@ -142,7 +153,7 @@ export class MemoryStore implements ConversationStore {
     }
     if (
       options.idleBeforeMs !== undefined &&
-      !((this.activity.get(conversationId) ?? Infinity) < options.idleBeforeMs)
+      !((this.lastActivity(conversation.state, conversationId) ?? Infinity) < options.idleBeforeMs)
     ) {
       return Promise.resolve({ status: "skipped", conversation });
     }
@@ -151,7 +162,8 @@ export class MemoryStore implements ConversationStore {
     if (options.flag?.value === false) row.flags.delete(options.flag.key);
     const prefix = transition?.unlessFlagPrefix;
     const blocked = prefix !== undefined && [...row.flags].some((flag) => flag.startsWith(prefix));
-    if (transition && transitionApplies && !blocked) {
+    const transitioned = transition !== undefined && transitionApplies && !blocked;
+    if (transition && transitioned) {
       row.conversation = frozen({ ...conversation, ...(transition.patch ?? {}), state: transition.to });
       if (transition.to === "ended" && conversation.refId !== undefined) {
         const key = channelRefKey(conversation.channel, conversation.refId);
@@ -159,8 +171,11 @@ export class MemoryStore implements ConversationStore {
       }
     }
     const message = this.push(row, draft, options.connectorChannel);
-    if (row.conversation.state === "ended") this.activity.delete(conversationId);
-    else this.touch(conversationId, activityMs(message.timestamp));
+    const state = row.conversation.state;
+    if (state !== conversation.state && conversation.state !== "ended") {
+      this.recency[conversation.state].delete(conversationId);
+    }
+    if (state !== "ended") this.touch(state, conversationId, activityMs(message.timestamp));
     for (const request of options.outbox ?? []) {
       const lane = row.outbox[request.lane];
       if (request.kind === "message") {
@@ -178,7 +193,12 @@ export class MemoryStore implements ConversationStore {
         lane.push({ id: "close", kind: "close", reason: request.reason, attempts: 0, notBefore: 0 });
       }
     }
-    return Promise.resolve({ status: "appended", message, conversation: row.conversation });
+    return Promise.resolve({
+      status: "appended",
+      message,
+      conversation: row.conversation,
+      ...(transitioned ? { previousState: conversation.state } : {}),
+    });
   }
 
   headSeq(conversationId: string): Promise<number> {
@@ -312,12 +332,51 @@ export class MemoryStore implements ConversationStore {
   findIdle(cutoff: Date, limit: number): Promise<string[]> {
     this.assertOpen();
     const before = cutoff.getTime();
-    const idle: string[] = [];
-    for (const [id, at] of this.activity) {
-      if (at >= before || idle.length >= limit) break;
-      idle.push(id);
+    // The oldest `limit` of each state, merged: the oldest `limit` of all.
+    const idle: RecencyEntry[] = [];
+    for (const index of Object.values(this.recency)) {
+      let taken = 0;
+      for (const entry of index.oldest()) {
+        if (entry.ms >= before || taken >= limit) break;
+        idle.push(entry);
+        taken += 1;
+      }
     }
-    return Promise.resolve(idle);
+    idle.sort(byRecency);
+    return Promise.resolve(idle.slice(0, limit).map((entry) => entry.id));
+  }
+
+  listOpen(query: OpenConversationQuery): Promise<OpenConversationPage> {
+    this.assertOpen();
+    // Each state's newest `scan + 1` after the start, merged: a page looks at `scan` at most, and one more tells
+    // whether anything follows.
+    const candidates: RecencyEntry[] = [];
+    for (const state of new Set(query.states)) {
+      let taken = 0;
+      for (const entry of this.recency[state].newest(query.after)) {
+        if (taken > query.scan) break;
+        candidates.push(entry);
+        taken += 1;
+      }
+    }
+    candidates.sort((a, b) => byRecency(b, a));
+    const conversations: ListedConversation[] = [];
+    let examined = 0;
+    let last: ListPosition | undefined;
+    for (const entry of candidates) {
+      if (conversations.length >= query.limit || examined >= query.scan) {
+        return Promise.resolve(last === undefined ? { conversations } : { conversations, next: last });
+      }
+      examined += 1;
+      last = { ms: entry.ms, id: entry.id };
+      const row = this.rows.get(entry.id);
+      if (!row) continue;
+      const { conversation } = row;
+      if (query.channel !== undefined && conversation.channel !== query.channel) continue;
+      if (query.subject !== undefined && conversation.subject !== query.subject) continue;
+      conversations.push({ conversation, lastActivityMs: entry.ms, lastSeq: row.messages.length });
+    }
+    return Promise.resolve({ conversations });
   }
 
   countByState(): Promise<Record<ConversationState, number>> {
@@ -334,7 +393,7 @@ export class MemoryStore implements ConversationStore {
       const endedAt = row.conversation.endedAt;
       if (row.conversation.state !== "ended" || endedAt === undefined || endedAt >= limit) continue;
       this.rows.delete(id);
-      this.activity.delete(id);
+      for (const index of Object.values(this.recency)) index.delete(id);
       for (const queue of this.connectorQueues.values()) {
         for (const [entryId, entry] of queue) if (entry.message.conversationId === id) queue.delete(entryId);
       }
@@ -373,10 +432,13 @@ export class MemoryStore implements ConversationStore {
     return message;
   }
 
-  private touch(conversationId: string, ms: number): void {
+  private touch(state: OpenConversationState, conversationId: string, ms: number): void {
     this.lastActivityMs = Math.max(this.lastActivityMs, ms);
-    this.activity.delete(conversationId);
-    this.activity.set(conversationId, this.lastActivityMs);
+    this.recency[state].set(conversationId, this.lastActivityMs);
+  }
+
+  private lastActivity(state: ConversationState, conversationId: string): number | undefined {
+    return state === "ended" ? undefined : this.recency[state].get(conversationId);
   }
 
   private queue(channel: string): Map<string, ConnectorEntry> {

@@ -1,5 +1,5 @@
 import { Redis } from "ioredis";
-import type { ConversationState, StoredMessage } from "../../../protocol/index.js";
+import { openConversationStates, type ConversationState, type StoredMessage } from "../../../protocol/index.js";
 import type { Conversation } from "../../core/conversation.js";
 import { GatewayError } from "../../core/errors.js";
 import {
@@ -11,7 +11,10 @@ import {
   type ConversationStore,
   type InitKeys,
   type InitResult,
+  type ListedConversation,
   type MessageDraft,
+  type OpenConversationPage,
+  type OpenConversationQuery,
   type OutboxItem,
   type OutboxLane,
 } from "../../core/store.js";
@@ -24,6 +27,8 @@ import {
   INIT,
   LEASE_ACQUIRE,
   LEASE_RELEASE,
+  LIST_OPEN,
+  MIGRATE_OPEN_INDEX,
   OUTBOX_UPDATE,
   SWEEP,
 } from "./scripts.js";
@@ -48,7 +53,9 @@ type Scripts = Record<
   | "connectorEnqueue"
   | "sweep"
   | "leaseAcquire"
-  | "leaseRelease",
+  | "leaseRelease"
+  | "listOpen"
+  | "migrateOpenIndex",
   string
 >;
 
@@ -63,6 +70,8 @@ const SCRIPTS: Scripts = {
   sweep: SWEEP,
   leaseAcquire: LEASE_ACQUIRE,
   leaseRelease: LEASE_RELEASE,
+  listOpen: LIST_OPEN,
+  migrateOpenIndex: MIGRATE_OPEN_INDEX,
 };
 
 const channelRef = (channel: string, refId: string): string => `${channel}\u0000${refId}`;
@@ -80,8 +89,8 @@ interface QueuedAppend {
 /**
  * The store on Redis, for several nodes: every multi-key step is one Lua script (atomic for all nodes); the log is
  * a list per conversation (seq = position), outboxes are lists with a due-time index per lane, connector queues a
- * list per ordering key with a sorted set of heads, open conversations a sorted set by last message time (`active`,
- * kept by the init and append scripts). Commands issued while Redis is unreachable wait in ioredis's
+ * list per ordering key with a sorted set of heads, open conversations a sorted set per state by last message time
+ * (`st:<state>`, kept by the init and append scripts). Commands issued while Redis is unreachable wait in ioredis's
  * offline queue and are retried on reconnect; a call that still fails is `unavailable` to the caller.
  */
 export class RedisStore implements ConversationStore {
@@ -89,6 +98,8 @@ export class RedisStore implements ConversationStore {
   private readonly prefix: string;
   /** Appends asked for in this event-loop turn, sent together when it ends (`flushAppends`). */
   private appendQueue: QueuedAppend[] = [];
+  /** Set once this process has moved the index of open conversations kept before the state sets into them. */
+  private migrated: Promise<void> | undefined;
 
   constructor(private readonly options: RedisStoreOptions) {
     this.prefix = options.prefix;
@@ -128,7 +139,10 @@ export class RedisStore implements ConversationStore {
     for (const draft of firstMessages)
       args.push(JSON.stringify(draft), JSON.stringify({ id: draft.id, timestamp: draft.timestamp }));
     const raw = await this.script<string>("init", ...args);
-    return JSON.parse(raw) as InitResult;
+    const result = JSON.parse(raw) as InitResult;
+    // As in the memory store, the drafts become the stored messages of a created conversation.
+    if (result.created) firstMessages.forEach((draft, index) => ((draft as StoredMessage).seq = index + 1));
+    return result;
   }
 
   async get(id: string): Promise<Conversation | undefined> {
@@ -278,9 +292,55 @@ export class RedisStore implements ConversationStore {
   }
 
   async findIdle(cutoff: Date, limit: number): Promise<string[]> {
-    return this.run(() =>
-      this.redis.zrangebyscore(this.key("active"), "-inf", `(${cutoff.getTime()}`, "LIMIT", 0, limit),
+    await this.migrateOpenIndex();
+    // The oldest `limit` of each state, merged: the oldest `limit` of all.
+    const perState = await Promise.all(
+      openConversationStates.map((state) =>
+        this.run(() =>
+          this.redis.zrangebyscore(
+            this.key(`st:${state}`),
+            "-inf",
+            `(${cutoff.getTime()}`,
+            "WITHSCORES",
+            "LIMIT",
+            0,
+            limit,
+          ),
+        ),
+      ),
     );
+    const idle: { id: string; ms: number }[] = [];
+    for (const flat of perState) {
+      for (let i = 0; i + 1 < flat.length; i += 2) idle.push({ id: flat[i] as string, ms: Number(flat[i + 1]) });
+    }
+    idle.sort((a, b) => a.ms - b.ms || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return idle.slice(0, limit).map((entry) => entry.id);
+  }
+
+  async listOpen(query: OpenConversationQuery): Promise<OpenConversationPage> {
+    await this.migrateOpenIndex();
+    const options = {
+      states: [...new Set(query.states)],
+      limit: query.limit,
+      scan: query.scan,
+      ...(query.channel === undefined ? {} : { channel: query.channel }),
+      ...(query.subject === undefined ? {} : { subject: query.subject }),
+      // Strings: a Lua number prints large times in exponent notation, which Redis would not read back as a score.
+      ...(query.after === undefined ? {} : { afterMs: String(query.after.ms), afterId: query.after.id }),
+    };
+    const reply = await this.script<(string | number)[]>("listOpen", JSON.stringify(options));
+    const [nextMs, nextId] = reply;
+    const conversations: ListedConversation[] = [];
+    for (let i = 2; i + 2 < reply.length; i += 3) {
+      conversations.push({
+        conversation: JSON.parse(String(reply[i])) as Conversation,
+        lastActivityMs: Number(reply[i + 1]),
+        lastSeq: Number(reply[i + 2]),
+      });
+    }
+    return nextMs === "" || nextMs === undefined
+      ? { conversations }
+      : { conversations, next: { ms: Number(nextMs), id: String(nextId) } };
   }
 
   async countByState(): Promise<Record<ConversationState, number>> {
@@ -323,6 +383,21 @@ export class RedisStore implements ConversationStore {
 
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  /**
+   * Moves the index of open conversations an earlier version kept (one sorted set, `active`) into the state sets,
+   * once per process before the first read of them: without it, a conversation opened before the upgrade would be
+   * neither swept when idle nor listed until its state changed.
+   */
+  private migrateOpenIndex(): Promise<void> {
+    this.migrated ??= (async () => {
+      while (Number(await this.script<number>("migrateOpenIndex", "500")) > 0);
+    })().catch((error: unknown) => {
+      this.migrated = undefined;
+      throw error;
+    });
+    return this.migrated;
   }
 
   private async getById(id: string | null): Promise<Conversation | undefined> {

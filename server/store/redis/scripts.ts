@@ -4,9 +4,16 @@
  * conversation record, which holds no arrays, is decoded and re-encoded.
  */
 
-/** Helpers shared by the scripts (prefix `P` = KEYS[1]). */
+/**
+ * Helpers shared by the scripts (prefix `P` = KEYS[1]).
+ *
+ * Open conversations are indexed by last message time in one sorted set per state, `st:bot`, `st:queued` and
+ * `st:active` (scored in epoch ms): together the idle index (`findIdle`), one by one the queue (`listOpen`). Each open
+ * conversation is in exactly the set of its state, moved by the script that changes the state.
+ */
 const common = `
 local P = KEYS[1]
+local OPEN_STATES = { 'active', 'queued', 'bot' }
 local function cq_push(channel, entryId, key, entryJson)
   local base = P .. 'cq:' .. channel
   if redis.call('HSETNX', base .. ':e', entryId, entryJson) == 0 then return 0 end
@@ -76,7 +83,7 @@ if o.channelRef then
   redis.call('SADD', P .. 'idx:' .. id, P .. 'open:' .. o.channelRef, P .. 'latest:' .. o.channelRef)
 end
 redis.call('HINCRBY', P .. 'states', conv.state, 1)
-redis.call('ZADD', P .. 'active', o.activityMs, id)
+if conv.state ~= 'ended' then redis.call('ZADD', P .. 'st:' .. conv.state, o.activityMs, id) end
 local i = 3
 while ARGV[i] do
   local meta = cjson.decode(ARGV[i + 1])
@@ -112,7 +119,7 @@ local function append_one(id, draft, optionsJson)
   -- when it may say ended (its JSON holds the string "ended" somewhere, whatever the spacing: a plain search, cheaper
   -- than a pattern; another field worth exactly "ended" only costs a decode), or when a flag or a transition reads it.
   local conv
-  if t or o.flag or string.find(raw, '"ended"', 1, true) then conv = cjson.decode(raw) end
+  if t or o.flag or o.idleBeforeMs or string.find(raw, '"ended"', 1, true) then conv = cjson.decode(raw) end
   if o.requireOpen and conv and conv.state == 'ended' then return '{"status":"ended","conversation":' .. raw .. '}' end
   local flagskey = P .. 'flags:' .. id
   if o.flag then
@@ -126,7 +133,7 @@ local function append_one(id, draft, optionsJson)
     return '{"status":"skipped","conversation":' .. raw .. '}'
   end
   if o.idleBeforeMs then
-    local at = redis.call('ZSCORE', P .. 'active', id)
+    local at = conv.state ~= 'ended' and redis.call('ZSCORE', P .. 'st:' .. conv.state, id)
     if not at or tonumber(at) >= o.idleBeforeMs then return '{"status":"skipped","conversation":' .. raw .. '}' end
   end
   if o.flag then
@@ -139,13 +146,15 @@ local function append_one(id, draft, optionsJson)
     end
   end
   local out = raw
+  local from
   if t and applies and not blocked then
-    local from = conv.state
+    from = conv.state
     for k, v in pairs(t.set or {}) do conv[k] = v end
     for _, k in ipairs(t.unset or {}) do conv[k] = nil end
     conv.state = t.to
     redis.call('HINCRBY', P .. 'states', from, -1)
     redis.call('HINCRBY', P .. 'states', t.to, 1)
+    if from ~= t.to and from ~= 'ended' then redis.call('ZREM', P .. 'st:' .. from, id) end
     if t.to == 'ended' then
       if conv.refId then
         local okey = P .. 'open:' .. conv.channel .. '\\0' .. conv.refId
@@ -157,14 +166,16 @@ local function append_one(id, draft, optionsJson)
     redis.call('SET', ckey, out)
   end
   local seq, msg = push_message(id, draft, o.messageId, o.timestamp, o.connectorChannel)
-  -- The idle index ('active', scored by last message time) holds open conversations only: 'conv' is decoded
-  -- whenever the record may say ended, so an undecoded record is open. GT: a message stamped before the last one
-  -- (a concurrent send) never moves a conversation back. Conversations recorded before the index existed join it
-  -- with their next message.
-  if conv and conv.state == 'ended' then
-    redis.call('ZREM', P .. 'active', id)
+  -- The state sets hold open conversations only: 'conv' is decoded whenever the record may say ended, so an
+  -- undecoded record is open, and in the set of its state (which one, the record would have to be decoded to say:
+  -- XX updates only the set that holds it, most likely 'active', and CH says whether it did). GT: a message stamped
+  -- before the last one (a concurrent send) never moves a conversation back.
+  if conv then
+    if conv.state ~= 'ended' then redis.call('ZADD', P .. 'st:' .. conv.state, 'GT', o.activityMs, id) end
   else
-    redis.call('ZADD', P .. 'active', 'GT', o.activityMs, id)
+    for _, s in ipairs(OPEN_STATES) do
+      if redis.call('ZADD', P .. 'st:' .. s, 'XX', 'GT', 'CH', o.activityMs, id) == 1 then break end
+    end
   end
   for _, r in ipairs(o.outbox or {}) do
     local key = P .. 'ob:' .. r.lane .. ':' .. id
@@ -183,7 +194,8 @@ local function append_one(id, draft, optionsJson)
   -- A plain append answers with its seq alone: the caller holds the draft (the stored message is the draft and its
   -- seq) and has no use for the record, and parsing both back cost each node a JSON parse of ~1 KB per message.
   if not t then return '{"status":"appended","seq":' .. seq .. '}' end
-  return '{"status":"appended","message":' .. msg .. ',"conversation":' .. out .. '}'
+  local previous = from and (',"previousState":' .. cjson.encode(from)) or ''
+  return '{"status":"appended","message":' .. msg .. ',"conversation":' .. out .. previous .. '}'
 end
 local out = {}
 local i = 1
@@ -292,7 +304,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'ended', '-inf', ARGV[1], '
   redis.call('ZREM', P .. 'due:desk', id)
   redis.call('ZREM', P .. 'due:channel', id)
   redis.call('ZREM', P .. 'ended', id)
-  redis.call('ZREM', P .. 'active', id)
+  for _, s in ipairs(OPEN_STATES) do redis.call('ZREM', P .. 'st:' .. s, id) end
   removed = removed + 1
 end
 return removed
@@ -312,4 +324,104 @@ export const LEASE_RELEASE = `
 local key = KEYS[1] .. 'lease:' .. ARGV[2]
 if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
 return 1
+`;
+
+/**
+ * ARGV: options JSON { states, channel?, subject?, limit, scan, afterMs?, afterId? } (times as strings). One page of
+ * open conversations, newest first by (last message time, id), merged from the state sets. Returns the next page's
+ * start (ms and id, '' when nothing follows), then for each conversation its record, time and last seq.
+ */
+export const LIST_OPEN = `${common}
+local o = cjson.decode(ARGV[1])
+local CHUNK = 64
+-- Byte order, as Redis orders the members of equal score (Lua's own comparison follows the locale).
+local function less(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local function newer(a, b)
+  local x, y = tonumber(a[2]), tonumber(b[2])
+  if x ~= y then return x > y end
+  return less(b[1], a[1])
+end
+-- Each set is read in chunks from just before its position (the last entry read): first the rest of the members
+-- with the position's score (they sort by member), then lower scores.
+local sets = {}
+for i, s in ipairs(o.states) do
+  sets[i] = { key = P .. 'st:' .. s, ms = o.afterMs, id = o.afterId, buf = {}, at = 1, done = false }
+end
+local function head(set)
+  if set.at <= #set.buf then return set.buf[set.at] end
+  if set.done then return nil end
+  local last = set.buf[#set.buf]
+  if last then set.id, set.ms = last[1], last[2] end
+  local buf = {}
+  if set.ms then
+    local ties = redis.call('ZRANGEBYSCORE', set.key, set.ms, set.ms)
+    for i = #ties, 1, -1 do
+      if less(ties[i], set.id) then buf[#buf + 1] = { ties[i], set.ms } end
+    end
+  end
+  local rest = redis.call('ZREVRANGEBYSCORE', set.key, set.ms and ('(' .. set.ms) or '+inf', '-inf',
+    'WITHSCORES', 'LIMIT', 0, CHUNK)
+  for i = 1, #rest, 2 do buf[#buf + 1] = { rest[i], rest[i + 1] } end
+  set.buf, set.at = buf, 1
+  if #buf == 0 then set.done = true end
+  return buf[1]
+end
+local out = { '', '' }
+local taken, examined = 0, 0
+local lastMs, lastId
+while true do
+  local best, from
+  for _, set in ipairs(sets) do
+    local h = head(set)
+    if h and (not best or newer(h, best)) then best, from = h, set end
+  end
+  if not best then break end
+  if taken >= o.limit or examined >= o.scan then
+    out[1], out[2] = lastMs, lastId
+    break
+  end
+  from.at = from.at + 1
+  examined = examined + 1
+  lastId, lastMs = best[1], best[2]
+  local raw = redis.call('GET', P .. 'c:' .. lastId)
+  local keep = raw ~= false
+  if keep and (o.channel or o.subject) then
+    local conv = cjson.decode(raw)
+    keep = (not o.channel or conv.channel == o.channel) and (not o.subject or conv.subject == o.subject)
+  end
+  if keep then
+    taken = taken + 1
+    out[#out + 1] = raw
+    out[#out + 1] = lastMs
+    out[#out + 1] = redis.call('LLEN', P .. 'log:' .. lastId)
+  end
+end
+return out
+`;
+
+/**
+ * ARGV: batch size. Moves a batch of the index kept before the state sets (one set, 'active', of every open
+ * conversation) into the set of each conversation's state; returns how many remain.
+ */
+export const MIGRATE_OPEN_INDEX = `
+local P = KEYS[1]
+local legacy = P .. 'active'
+local batch = redis.call('ZRANGE', legacy, 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+for i = 1, #batch, 2 do
+  local id, score = batch[i], batch[i + 1]
+  local raw = redis.call('GET', P .. 'c:' .. id)
+  if raw then
+    local state = cjson.decode(raw).state
+    if state ~= 'ended' then redis.call('ZADD', P .. 'st:' .. state, 'GT', score, id) end
+  end
+  redis.call('ZREM', legacy, id)
+end
+return redis.call('ZCARD', legacy)
 `;
