@@ -83,7 +83,7 @@ describe("transcript rendering", () => {
     // the worker, /health keeps answering and the loop is never held for long.
     expect(answered).toBeGreaterThan(5);
     expect(delay.max / 1e6).toBeLessThan(1_000);
-  });
+  }, 60_000);
 
   it("refuses e-mails cheaply: no transcript is rendered for a refusal", async () => {
     const smtp = await startSmtpServer();
