@@ -23,6 +23,10 @@ const conversation: ConversationView = {
   state: "ended",
   customer,
   agent,
+  participants: [
+    { ...customer, role: "customer" },
+    { ...agent, role: "agent" },
+  ],
   createdAt: "2026-11-21T10:00:00.000Z",
   endedAt: "2026-11-21T11:30:00.000Z",
 };
