@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { Socket } from "socket.io-client";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ActivityOf, ChatMessage, ConversationInfo, InitResponse, Message } from "../../protocol/index.js";
+import { initConversation, LiaisonClient } from "../../clients/sdk/index.js";
 import type { Logger } from "../../server/logger.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { capturedLogger } from "../helpers/log-lines.js";
@@ -325,6 +326,34 @@ describe("BOT=gms end to end", () => {
     await gms.whenIdle();
     expect(heardTexts(gms, chatId)).toEqual(["I want a human"]);
     expect(gms.heard().filter((r) => r.chatState !== "bot")).toEqual([]);
+  });
+
+  it("a customer on the SDK sees the bot's buttons, with the bot among the participants, and presses one", async () => {
+    const { gateway, gms } = await scenario();
+    gms.reply("hi", [{ kind: "keyboard", text: "Pick one", buttons: MENU }]);
+    gms.reply("Track my parcel", [{ kind: "text", text: "Parcel 8812 ships today." }]);
+    const init = await initConversation(gateway.url, { firstName: "Sara", channel: "web", email: "sara@example.org" });
+    const client = new LiaisonClient({ url: gateway.url, transports: ["websocket"], timeoutMs: 5_000 });
+    cleanups.push(() => client.close());
+    const seen: Message[] = [];
+    client.on("message", (message) => seen.push(message));
+    await client.connect();
+    const info = await client.join({
+      conversationId: init.conversationId,
+      id: init.participant.id,
+      name: "Sara",
+      token: init.token,
+    });
+    expect(info.conversation.participants.map((member) => member.role)).toEqual(["customer", "bot"]);
+    await client.send(init.conversationId, { text: "hi" });
+    await expect.poll(() => chats(seen).find((m) => m.buttons !== undefined)?.buttons).toEqual(MENU);
+    const ack = await client.send(init.conversationId, { button: { id: "track", text: "Track my parcel" } });
+    expect(ack.seq).toBeGreaterThan(0);
+    await expect.poll(() => said(seen)).toContain("bot: Parcel 8812 ships today.");
+    expect(await gateway.app.store.findMessage(init.conversationId, ack.id)).toMatchObject({
+      text: "Track my parcel",
+      button: { id: "track", text: "Track my parcel" },
+    });
   });
 
   it("an agent of the socket desk watches the bot, then takes the conversation over by speaking", async () => {
