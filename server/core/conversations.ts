@@ -430,7 +430,9 @@ export class ConversationService implements DeskEffects, ChannelEffects, BotEffe
       const resumed = await this.resume(conversation);
       if (resumed === "appended") return { alreadyEnded: false, resumed: true };
       if (resumed === "ended") return { alreadyEnded: true };
-      // Skipped: the bot has the conversation (an agent who only watched ends it), so it ends.
+      // Skipped, the bot has the conversation already: a desk's close repeated (a retried webhook) changes nothing;
+      // an agent who only watched the bot ends the conversation.
+      if (options.fromDesk === true) return { alreadyEnded: false };
     }
     const endedBy: Member = { id: actor.id, name: actor.name, role: actor.role };
     const endedAt = this.clock().toISOString();

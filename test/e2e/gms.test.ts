@@ -6,6 +6,7 @@ import { initConversation, LiaisonClient } from "../../clients/sdk/index.js";
 import type { Logger } from "../../server/logger.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { capturedLogger } from "../helpers/log-lines.js";
+import { startRedis } from "../helpers/redis.js";
 import { collectMessages, connect, nextEvent, postJson, request, webCustomer } from "../helpers/socket.js";
 import { startFakeGms, type FakeGms, type FakeGmsOptions } from "../fakes/gms/index.js";
 import { DEFAULT_FAKE_USER, startFakeRocketChat, type FakeRocketChat } from "../fakes/rocketchat/index.js";
@@ -400,6 +401,15 @@ describe("BOT=gms end to end", () => {
     rc.closeByAgent(first, "solved");
     await expect.poll(() => state(gateway, id)).toBe("bot");
     expect(handOffs(await log(gateway, id)).at(-1)).toEqual({ subject: "", desk: "bot", reason: "agent_closed" });
+    // Rocket.Chat sending its close again (a retried webhook) changes nothing: the bot keeps the conversation.
+    await rc.whenWebhooksIdle();
+    const close = rc.webhookAttempts.find((attempt) => attempt.type === "LivechatSession" && attempt.roomId === first);
+    expect(close).toBeDefined();
+    const repeated = await postJson(`${gateway.url}/webhooks/rocketchat`, close?.body, {
+      "x-rocketchat-livechat-token": RC_SECRET,
+    });
+    expect(repeated.status).toBe(200);
+    expect(await state(gateway, id)).toBe("bot");
 
     await sara.send("one more question");
     await expect.poll(() => said(sara.inbox.messages)).toContain("bot: Back with the bot.");
@@ -591,6 +601,59 @@ describe("BOT=gms end to end", () => {
     ]);
     expect((await gateway.app.store.get(id))?.subject).toBe("billing");
     expect(await metric(gateway, /liaison_bot_outputs_dropped_total\{bot="gms",output="handOff"\} (\d+)/)).toBe(1);
+  });
+});
+
+describe("BOT=gms on Redis, two nodes", () => {
+  it("the customer on one node, the platform and Rocket.Chat calling the other: the bot's part, the hand-off and the waiting messages each once, in order", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.close());
+    const gms = await startFakeGms({ channelToken: GMS_TOKEN, answerDelayMs: 3_000 });
+    cleanups.push(() => gms.close());
+    const rc = await startFakeRocketChat({ secretToken: RC_SECRET, retryIntervalMs: 100 });
+    cleanups.push(() => rc.close());
+    const env = {
+      BOT: "gms",
+      GMS_WEBHOOK_URL: gms.webhookUrl,
+      GMS_TOKEN,
+      ROCKETCHAT_URL: rc.url,
+      ROCKETCHAT_WEBHOOK_TOKEN: RC_SECRET,
+      REDIS_URL: redis.url,
+      REDIS_PREFIX: `gms-${process.pid}-${Date.now()}:`,
+    };
+    const nodes: TestApp[] = [];
+    for (const name of ["node-a", "node-b"]) {
+      const node = await startTestApp({ ...env, NODE_ID: name }, { tuning: { retryMaxMs: 300 } });
+      cleanups.push(() => node.close());
+      nodes.push(node);
+    }
+    const [a, b] = nodes as [TestApp, TestApp];
+    gms.setChannel({ webhookUrl: `${b.url}/gms` });
+    rc.setWebhookUrl(`${b.url}/webhooks/rocketchat`);
+    gms.reply("hello", [{ kind: "text", text: "Hi! How can I help?" }]);
+
+    const sara = await customer(a);
+    const id = sara.init.conversationId;
+    gms.setAnswerDelay(0);
+    await sara.send("hello");
+    await expect.poll(() => said(sara.inbox.messages)).toContain("bot: Hi! How can I help?");
+    gms.setAnswerDelay(3_000);
+    await sara.send("I need a person");
+    await expect.poll(() => gms.received().some((r) => r.text === "I need a person")).toBe(true);
+    for (const text of ["second", "third"]) await sara.send(text);
+    const chatId = await chatIdOf(a, id);
+    await gms.say(chatId, [{ kind: "redirect", depKey: "dep1" }]);
+    await sara.send("fourth");
+    const rid = await roomOf(a, id);
+    await expect.poll(() => visitorTexts(rc, rid).length).toBe(5);
+    const [digest, ...rest] = visitorTexts(rc, rid);
+    expect(digest).toMatch(/Sara Khan: hello\n.*Assistant: Hi! How can I help\?$/);
+    expect(rest).toEqual(["I need a person", "second", "third", "fourth"]);
+    rc.agentSend(rid, "Jane here.");
+    await expect.poll(() => said(sara.inbox.messages)).toContain("them: Jane here.");
+    await gms.whenIdle();
+    expect(heardTexts(gms, chatId)).toEqual(["hello", "I need a person"]);
+    expect(gms.calls().every((call) => call.outcome === "ok")).toBe(true);
   });
 });
 
