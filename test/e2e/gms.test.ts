@@ -529,6 +529,32 @@ describe("BOT=gms end to end", () => {
     expect(await metric(gateway, /liaison_handoffs_total\{reason="bot_unavailable"\} (\d+)/)).toBe(2);
   });
 
+  it("waits out the platform's 429 for its Retry-After, then delivers the message once, in order", async () => {
+    const { gateway, gms } = await scenario();
+    gms.otherwise([{ kind: "text", text: "got it" }]);
+    gms.failNext(1, { status: 429, retryAfterSeconds: 1 });
+    const sara = await customer(gateway);
+    const started = Date.now();
+    await sara.send("one");
+    await sara.send("two");
+    await expect
+      .poll(() => said(sara.inbox.messages).filter((line) => line === "bot: got it"), { timeout: 10_000 })
+      .toHaveLength(2);
+    const chatId = await chatIdOf(gateway, sara.init.conversationId);
+    const refused = gms.received().find((r) => r.status === 429);
+    const accepted = gms.received().find((r) => r.outcome === "accepted");
+    expect((accepted?.at ?? 0) - (refused?.at ?? 0)).toBeGreaterThanOrEqual(1_000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+    expect(heardTexts(gms, chatId)).toEqual(["one", "two"]);
+    expect(await state(gateway, sara.init.conversationId)).toBe("bot");
+    expect(
+      await metric(
+        gateway,
+        /liaison_adapter_request_seconds_count\{adapter="gms",operation="new_message",outcome="rate_limited"\} (\d+)/,
+      ),
+    ).toBe(1);
+  });
+
   it("never logs the channel's token from GMS_WEBHOOK_URL, nor GMS_TOKEN, while the platform fails", async () => {
     const { logger, lines } = capturedLogger("trace");
     const { gateway, gms } = await scenario({
