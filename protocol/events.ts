@@ -2,6 +2,8 @@ import { z } from "zod";
 import type { AckFailure } from "./errors.js";
 import {
   AttachmentSchema,
+  ButtonRowsSchema,
+  ButtonSchema,
   ClientIdSchema,
   ConversationIdSchema,
   ConversationStateSchema,
@@ -72,6 +74,13 @@ export const SendChatMessageSchema = z
     attachments: z.array(AttachmentSchema).max(MAX_ATTACHMENTS).default([]),
     tag: TagSchema.default(""),
     replaces: ClientIdSchema.optional(),
+    /**
+     * A customer pressing one of the bot's buttons. `text` may be left empty: the button's `text` is then recorded
+     * as the message's text, what agents and transcripts show.
+     */
+    button: ButtonSchema.optional(),
+    /** Buttons offered by a bot (a socket that joined with `role: "bot"`), in rows; `text` may then be empty. */
+    buttons: ButtonRowsSchema.optional(),
   })
   .refine(hasContent, noContentIssue);
 export type SendChatMessage = z.input<typeof SendChatMessageSchema>;

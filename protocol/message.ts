@@ -80,17 +80,30 @@ export type Attachment = z.infer<typeof AttachmentSchema>;
 
 export const MAX_ATTACHMENTS = 10;
 
-/** A message must say something: text that is not blank, or at least one file. */
-export const hasContent = (value: { text: string; attachments: readonly unknown[] }): boolean =>
-  value.text.trim().length > 0 || value.attachments.length > 0;
-export const noContentIssue = { message: "a message needs text or at least one attachment", path: ["text"] };
-
 /** A button a bot offers: the customer presses it, and the bot receives its `id` and `text`. */
 export const ButtonSchema = z.object({ id: z.string().min(1).max(256), text: z.string().min(1).max(256) });
 export type Button = z.infer<typeof ButtonSchema>;
 
 /** A bot's buttons, in rows (a row is shown side by side where there is room). */
 export const ButtonRowsSchema = z.array(z.array(ButtonSchema).min(1).max(10)).max(20);
+
+/**
+ * A message must say something: text that is not blank, at least one file, a button press, or (a bot's) buttons.
+ */
+export const hasContent = (value: {
+  text: string;
+  attachments: readonly unknown[];
+  button?: unknown;
+  buttons?: readonly unknown[];
+}): boolean =>
+  value.text.trim().length > 0 ||
+  value.attachments.length > 0 ||
+  value.button !== undefined ||
+  (value.buttons?.length ?? 0) > 0;
+export const noContentIssue = {
+  message: "a message needs text, an attachment, a button press or buttons",
+  path: ["text"],
+};
 
 export const TagSchema = z.enum(["", "whisper"]);
 export type Tag = z.infer<typeof TagSchema>;
@@ -117,6 +130,10 @@ export const ChatMessageSchema = z.object({
   tag: TagSchema,
   /** Set on an agent's edit: the id of the message this one corrects. */
   replaces: z.string().optional(),
+  /** A bot's buttons, in rows (its `text` may then be empty): the customer answers by pressing one. */
+  buttons: ButtonRowsSchema.optional(),
+  /** A customer's press of one of the bot's buttons; `text` is then the button's visible text. */
+  button: ButtonSchema.optional(),
 });
 export type ChatMessage = z.infer<typeof ChatMessageSchema>;
 
@@ -190,6 +207,11 @@ export const ConversationViewSchema = z.object({
   state: ConversationStateSchema,
   customer: ParticipantSchema,
   agent: ParticipantSchema.optional(),
+  /**
+   * Who takes part, each with their role: the customer, the bot when one answered first (id `bot`, `BOT_NAME`), and
+   * the agent who has the conversation now.
+   */
+  participants: z.array(MemberSchema),
   createdAt: z.iso.datetime(),
   endedAt: z.iso.datetime().optional(),
 });

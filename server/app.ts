@@ -12,6 +12,7 @@ import type { Config } from "./config.js";
 import { ApiKeys } from "./core/api-keys.js";
 import { ConnectorDispatcher } from "./core/connectors.js";
 import { ConversationService } from "./core/conversations.js";
+import { BotLane } from "./core/bot-outbox.js";
 import { ChannelLane } from "./core/channel.js";
 import type { Channel } from "./core/channel.js";
 import { DeskLane } from "./core/desk-outbox.js";
@@ -127,6 +128,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       noAgentText: config.NO_AGENT_TEXT,
       outboundChannels: channelModules.map((module) => module.name),
       stableRefChannels: channelModules.filter((module) => module.stableRefIds === true).map((module) => module.name),
+      ...(config.BOT === "none"
+        ? {}
+        : { bot: { name: config.BOT, participantName: config.BOT_NAME, afterAgent: config.BOT_AFTER_AGENT } }),
     },
     clock,
     logger.child({ component: "core" }),
@@ -157,6 +161,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     adapters.set(module, instance);
   }
   const desk = [...adapters].find(([module]) => module.name === config.DESK)?.[1].desk;
+  // The configuration accepts BOT only when it names an enabled bot module.
+  const bot = [...adapters].find(([module]) => module.kind === "bot" && module.name === config.BOT)?.[1].bot;
   const channels = [...adapters.values()].flatMap((instance): Channel[] =>
     instance.channel === undefined ? [] : [instance.channel],
   );
@@ -183,6 +189,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   };
   if (desk) core.attachDesk(desk, lane(new DeskLane(store, desk, core)));
   if (channels.length > 0) core.attachChannelOutbox(lane(new ChannelLane(store, channels, core)));
+  if (bot) core.attachBotOutbox(lane(new BotLane(store, bot, core, config.BOT_FAILURE_HANDOFF_SECONDS * 1000)));
   const mailer =
     config.SMTP_URL === undefined
       ? undefined
@@ -243,7 +250,13 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     }
     next();
   });
-  web.use(express.json({ limit: config.MAX_PAYLOAD_BYTES, strict: true }));
+  // Adapters that answer a malformed body in their platform's own shape read their routes' bodies themselves.
+  const ownBodyPaths = new Set([...adapters.values()].flatMap((instance) => instance.ownBodyPaths ?? []));
+  const json = express.json({ limit: config.MAX_PAYLOAD_BYTES, strict: true });
+  web.use((req, res, next) => {
+    if (ownBodyPaths.has(req.path)) next();
+    else json(req, res, next);
+  });
   web.use(
     opsRoutes({
       ping: () => store.ping(),

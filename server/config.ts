@@ -67,6 +67,23 @@ const CoreConfigSchema = z.object({
     .string()
     .default("none")
     .describe(`bot that answers new conversations before hand-off: none${names("bot")}`),
+  BOT_NAME: z
+    .string()
+    .trim()
+    .min(1)
+    .max(256)
+    .default("Assistant")
+    .describe("the bot participant's name: its replies come from { id: bot, name: BOT_NAME }"),
+  BOT_AFTER_AGENT: z
+    .enum(["end", "resume"])
+    .default("end")
+    .describe("when the agent side closes a conversation the bot handed over: end it, or resume (back to the bot)"),
+  BOT_FAILURE_HANDOFF_SECONDS: positiveInt
+    .max(86_400)
+    .default(30)
+    .describe(
+      "a bot that keeps failing (timeouts, 5xx, 429) this long, counted from the first failed attempt of the oldest message it has not received, hands the conversation to the desk",
+    ),
   SOCKET_PATH: z
     .string()
     .regex(/^\/[\w./-]*$/)

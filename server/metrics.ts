@@ -41,7 +41,7 @@ export class Metrics implements CoreMetrics {
   });
   private readonly deliveredTotal = new Counter({
     name: "liaison_messages_out_total",
-    help: "Messages delivered and acknowledged, by destination (connector:<channel>, desk:<name>)",
+    help: "Messages delivered and acknowledged, by destination (connector:<channel>, desk:<name>, channel:<name>, bot:<name>)",
     labelNames: ["destination"],
     registers: [this.registry],
   });
@@ -55,6 +55,18 @@ export class Metrics implements CoreMetrics {
     name: "liaison_delivery_failures_total",
     help: "Deliveries given up as undeliverable, by destination",
     labelNames: ["destination"],
+    registers: [this.registry],
+  });
+  private readonly handOffs = new Counter({
+    name: "liaison_handoffs_total",
+    help: "Conversations that changed hands, by reason: to the desk (bot, bot_unavailable, takeover) or back to the bot (agent_closed)",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  private readonly botOutputsDropped = new Counter({
+    name: "liaison_bot_outputs_dropped_total",
+    help: "What a bot sent while it did not own the conversation (handed off or ended): not recorded, not delivered; by bot and output (reply, handOff, end)",
+    labelNames: ["bot", "output"],
     registers: [this.registry],
   });
   private readonly rateLimited = new Counter({
@@ -117,6 +129,14 @@ export class Metrics implements CoreMetrics {
 
   failed(destination: string): void {
     this.deliveryFailures.inc({ destination });
+  }
+
+  handOff(reason: string): void {
+    this.handOffs.inc({ reason });
+  }
+
+  botOutputDropped(bot: string, output: string): void {
+    this.botOutputsDropped.inc({ bot, output });
   }
 
   /** Times one request to an external system (for adapters); counts the ones refused for a rate limit. */

@@ -8,6 +8,7 @@ import {
   RegisterConnectorAckSchema,
   SendAckSchema,
   type Attachment,
+  type Button,
   type ClientToServerEvents,
   type ConversationFilter,
   type ConversationId,
@@ -96,6 +97,10 @@ export interface OutgoingMessage {
   refId?: string;
   /** The idempotency key; generated when absent. A resend with the same id is never delivered twice. */
   id?: MessageId;
+  /** A customer pressing one of a bot's buttons (`text` may then be left out: the button's text is recorded). */
+  button?: Button;
+  /** A bot's buttons, in rows (for a client that joined with `role: "bot"`); `text` may then be left out. */
+  buttons?: Button[][];
 }
 
 /** What a connector does with a message for one of its customers; resolve once it is handed on. */
@@ -332,6 +337,8 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
     if (message.tag !== undefined) payload.tag = message.tag;
     if (message.replaces !== undefined) payload.replaces = message.replaces;
     if (message.refId !== undefined) payload.refId = message.refId;
+    if (message.button !== undefined) payload.button = message.button;
+    if (message.buttons !== undefined) payload.buttons = message.buttons;
     // Before the first attempt: a re-join's history may bring the message back before its ack does.
     this.#ownIds.add(ownKey(conversationId, id));
     try {

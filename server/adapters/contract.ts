@@ -58,6 +58,11 @@ export interface AdapterInstance {
   /** Inbound routes (webhooks, signed file links), mounted at the root of the HTTP server. */
   router?: Router;
   /**
+   * Paths of `router` that read their request bodies themselves (to answer a malformed one in the platform's own
+   * error shape): the gateway's JSON parser leaves them alone.
+   */
+  ownBodyPaths?: readonly string[];
+  /**
    * Problems of the configuration that do not stop it (a webhook without a token): logged once at start, and named
    * by `/ready` for as long as they last.
    */

@@ -24,6 +24,18 @@ export interface DeskBinding {
   openedAt?: string;
 }
 
+/** The bot a conversation started with (`BOT`), and the bot's own ids for it (GMS's `chat_id`). */
+export interface BotBinding {
+  /** The bot's `BOT` name (`gms`). */
+  bot: string;
+  /** The bot participant's name (`BOT_NAME` when the conversation started): the `from` of its replies. */
+  name: string;
+  ids: Record<string, string>;
+}
+
+/** The bot participant's id in every conversation: its replies come `from` it. */
+export const BOT_PARTICIPANT_ID = "bot";
+
 /** A conversation as the store holds it. */
 export interface Conversation {
   id: ConversationId;
@@ -40,6 +52,8 @@ export interface Conversation {
   timeZone?: string;
   state: ConversationState;
   desk: DeskBinding;
+  /** Set when a bot answered first: it owns the conversation in state `bot`. */
+  bot?: BotBinding;
   agent?: Participant;
   requestId: string;
   createdAt: string;
@@ -54,12 +68,13 @@ export interface Conversation {
 
 /**
  * Legal state changes: `bot` → `queued` → `active` → `ended`; a desk may hand a conversation back to the queue
- * (agent left, forwarded) and every open state may end. `ended` is final.
+ * (agent left, forwarded), an agent may take a conversation over from the bot (`bot` → `active`), the agent side's
+ * close may give it back to the bot (`BOT_AFTER_AGENT=resume`), and every open state may end. `ended` is final.
  */
 const transitions: Readonly<Record<ConversationState, readonly ConversationState[]>> = {
   bot: ["queued", "active", "ended"],
   queued: ["active", "bot", "ended"],
-  active: ["queued", "ended"],
+  active: ["queued", "bot", "ended"],
   ended: [],
 };
 
@@ -80,13 +95,18 @@ export function isOpen(conversation: Pick<Conversation, "state">): boolean {
 
 /** What a participant sees of a conversation. */
 export function toView(conversation: Conversation): ConversationView {
+  const customer = { id: conversation.customer.id, name: conversation.customer.name };
+  const participants: Member[] = [{ ...customer, role: "customer" }];
+  if (conversation.bot) participants.push({ id: BOT_PARTICIPANT_ID, name: conversation.bot.name, role: "bot" });
+  if (conversation.agent) participants.push({ ...conversation.agent, role: "agent" });
   const view: ConversationView = {
     id: conversation.id,
     channel: conversation.channel,
     subject: conversation.subject,
     language: conversation.language,
     state: conversation.state,
-    customer: { id: conversation.customer.id, name: conversation.customer.name },
+    customer,
+    participants,
     createdAt: conversation.createdAt,
   };
   if (conversation.agent) view.agent = conversation.agent;

@@ -2,7 +2,9 @@ import type {
   ActivityInfo,
   ActivityMessage,
   ActivityType,
+  Button,
   ChatMessage,
+  ConversationState,
   ConnectorMessageRequest,
   InitRequestParsed,
   Member,
@@ -19,9 +21,18 @@ import type {
   OutboxItem,
   OutboxRequest,
 } from "./store.js";
+import type { BotEffects, BotOutput } from "./bot.js";
+import type { BotLaneEffects } from "./bot-outbox.js";
 import type { ChannelEffects } from "./channel.js";
 import type { ConnectorDispatcher } from "./connectors.js";
-import { openStates, seesWhispers, toSummary, type Conversation } from "./conversation.js";
+import {
+  BOT_PARTICIPANT_ID,
+  openStates,
+  seesWhispers,
+  toSummary,
+  type Conversation,
+  type DeskBinding,
+} from "./conversation.js";
 import type { Desk, DeskEvent, DeskSession } from "./desk.js";
 import type { DeskEffects } from "./desk-outbox.js";
 import { GatewayError } from "./errors.js";
@@ -44,7 +55,25 @@ export interface ConversationServiceOptions {
   outboundChannels?: readonly string[];
   /** Channels whose `refId` is a stable, unguessable account id a desk may reuse as its own (see `Desk.initialIds`). */
   stableRefChannels?: readonly string[];
+  /**
+   * The bot that answers new conversations first (`BOT`), on every channel but those Liaison delivers to itself
+   * (RapidPro's contacts come from a flow that is a bot already); unset: conversations go straight to the desk.
+   */
+  bot?: {
+    /** `BOT`: the bot adapter's name. */
+    name: string;
+    /** `BOT_NAME`: the bot participant's name. */
+    participantName: string;
+    /** `BOT_AFTER_AGENT`: when the agent side closes, the conversation ends, or goes back to the bot. */
+    afterAgent: "end" | "resume";
+  };
 }
+
+/** Why a conversation went from the bot to the desk: the bot asked, the bot failed, or an agent took it. */
+export type HandOffReason = "bot" | "bot_unavailable" | "takeover";
+
+/** The hand-off activity's `desk` when a conversation goes (back) to the bot. */
+export const BOT_DESK = "bot";
 
 /** Who performs an action: a participant in a role, plus the socket it came from (excluded from the echo). */
 export interface Actor extends Member {
@@ -62,6 +91,10 @@ export interface ChatInput {
   tag: "" | "whisper";
   replaces?: string;
   refId?: string;
+  /** A customer pressing one of the bot's buttons. */
+  button?: Button;
+  /** A bot's buttons (a socket that joined as a bot). */
+  buttons?: Button[][];
 }
 
 export interface SendResult {
@@ -75,11 +108,13 @@ export const systemParticipant: Participant = Object.freeze({ id: "system", name
  * The conversation core: every state change and every recorded message goes through here. It knows nothing of
  * sockets or HTTP: it records in the store (atomically, with the outbox entries), then publishes on the bus.
  */
-export class ConversationService implements DeskEffects, ChannelEffects {
+export class ConversationService implements DeskEffects, ChannelEffects, BotEffects, BotLaneEffects {
   private deskSignal: (conversationId: string) => void = () => undefined;
   private desk: Pick<Desk, "initialIds"> | undefined;
   private channelSignal: (conversationId: string) => void = () => undefined;
+  private botSignal: (conversationId: string) => void = () => undefined;
   private readonly customerParticipants = new WeakMap<Conversation, Participant>();
+  private readonly botParticipants = new WeakMap<Conversation, Participant>();
 
   constructor(
     private readonly store: ConversationStore,
@@ -100,6 +135,16 @@ export class ConversationService implements DeskEffects, ChannelEffects {
   /** Connects the channel outbox: it is told whenever a conversation has new customer-bound work. */
   attachChannelOutbox(outbox: { notify(conversationId: string): void }): void {
     this.channelSignal = (conversationId) => outbox.notify(conversationId);
+  }
+
+  /** Connects the bot lane's outbox: it is told whenever a conversation has new work for the bot. */
+  attachBotOutbox(outbox: { notify(conversationId: string): void }): void {
+    this.botSignal = (conversationId) => outbox.notify(conversationId);
+  }
+
+  /** Whether new conversations of this channel start with the bot. */
+  private startsWithBot(channel: string): boolean {
+    return this.options.bot !== undefined && !this.isOutboundChannel(channel);
   }
 
   /** Whether the customers of this channel are reached through connectors. */
@@ -139,6 +184,7 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     }
     const now = this.clock().toISOString();
     const name = [request.firstName, request.lastName].filter((part) => part !== undefined && part !== "").join(" ");
+    const bot = this.startsWithBot(request.channel) ? this.options.bot : undefined;
     const conversation: Conversation = {
       id: newConversationId(),
       token: newCustomerToken(),
@@ -146,18 +192,12 @@ export class ConversationService implements DeskEffects, ChannelEffects {
       customer: { id: newParticipantId(), name, firstName: request.firstName },
       subject: request.subject ?? "",
       language: request.language,
-      state: "queued",
-      desk: {
-        desk: this.options.deskName,
-        ids:
-          this.desk?.initialIds?.(
-            { channel: request.channel, ...(request.refId === undefined ? {} : { refId: request.refId }) },
-            this.options.stableRefChannels?.includes(request.channel) ?? false,
-          ) ?? {},
-      },
+      state: bot ? "bot" : "queued",
+      desk: this.freshDeskBinding(request),
       requestId: request.requestId ?? newRequestId(),
       createdAt: now,
     };
+    if (bot) conversation.bot = { bot: bot.name, name: bot.participantName, ids: {} };
     if (request.refId !== undefined) conversation.refId = request.refId;
     if (request.lastName !== undefined) conversation.customer.lastName = request.lastName;
     if (request.email !== undefined) conversation.customer.email = request.email;
@@ -168,11 +208,13 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     if (extras.simulated === true) conversation.simulated = true;
     if (caller.trusted) conversation.verified = true;
 
+    // With a bot, the conversation is handed to it first (`desk: "bot"`); the desk gets it when the bot lets go.
     const handOff = this.activity(conversation, systemParticipant, "handOff", {
       subject: conversation.subject,
-      desk: this.options.deskName,
+      desk: bot ? BOT_DESK : this.options.deskName,
       reason: "init",
     });
+    const openDesk = this.options.externalDesk && !bot;
     const account = this.customerAccount(conversation);
     if (account !== undefined) handOff.refId = account;
     const connectorChannel = this.isConnectorChannel(conversation.channel) ? conversation.channel : undefined;
@@ -185,8 +227,8 @@ export class ConversationService implements DeskEffects, ChannelEffects {
       [handOff],
       {
         ...(connectorChannel === undefined ? {} : { connectorChannel }),
-        ...(this.options.externalDesk ? { openDesk: true } : {}),
-        ...(this.options.externalDesk && extras.deskNote !== undefined ? { deskNote: extras.deskNote } : {}),
+        ...(openDesk ? { openDesk: true } : {}),
+        ...(openDesk && extras.deskNote !== undefined ? { deskNote: extras.deskNote } : {}),
       },
     );
     if (!result.created && result.matchedBy === "channelRef" && !caller.trusted) {
@@ -215,9 +257,21 @@ export class ConversationService implements DeskEffects, ChannelEffects {
       if (Object.keys(conversation.desk.ids).length > 0)
         await this.store.bindDesk(conversation.id, conversation.desk.ids);
       if (connectorChannel !== undefined) this.connectors.notify(connectorChannel);
-      if (this.options.externalDesk) this.deskSignal(conversation.id);
+      if (openDesk) this.deskSignal(conversation.id);
     }
     return result;
+  }
+
+  /** A desk binding for a session not opened yet, with the ids the desk chooses up front (a visitor token). */
+  private freshDeskBinding(conversation: { channel: string; refId?: string | undefined }): DeskBinding {
+    return {
+      desk: this.options.deskName,
+      ids:
+        this.desk?.initialIds?.(
+          { channel: conversation.channel, ...(conversation.refId === undefined ? {} : { refId: conversation.refId }) },
+          this.options.stableRefChannels?.includes(conversation.channel) ?? false,
+        ) ?? {},
+    };
   }
 
   async get(conversationId: string): Promise<Conversation> {
@@ -226,7 +280,10 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     return conversation;
   }
 
-  /** Effects of a participant joining: the first customer join greets; an agent's join makes it `active`. */
+  /**
+   * Effects of a participant joining: the first customer join greets; an agent's join makes a queued conversation
+   * `active`. An agent who joins while the bot has the conversation watches: the bot keeps it until the agent speaks.
+   */
   async joined(conversation: Conversation, actor: Actor): Promise<void> {
     if (conversation.state === "ended") return;
     const participant = { id: actor.id, name: actor.name };
@@ -238,7 +295,7 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     } else if (actor.role === "agent") {
       await this.appendActivity(conversation, "participantJoined", { participant, role: "agent" }, actor, {
         flag: { key: `present:agent:${actor.id}`, value: true },
-        transition: { from: ["bot", "queued"], to: "active", patch: { agent: participant } },
+        transition: { from: ["queued"], to: "active", patch: { agent: participant } },
       });
     } else if (actor.role === "bot") {
       await this.appendActivity(conversation, "participantJoined", { participant, role: "bot" }, actor, {
@@ -290,14 +347,29 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     }
 
     const fromCustomer = actor.role === "customer" || actor.role === "connector";
+    if (input.button !== undefined && !fromCustomer) {
+      throw new GatewayError("forbidden", "Only customers press buttons.");
+    }
+    if (input.buttons !== undefined && actor.role !== "bot") {
+      throw new GatewayError("forbidden", "Only bots offer buttons.");
+    }
+    // A press shows as the button's text wherever buttons mean nothing (desks, transcripts, connectors).
+    const content =
+      input.button !== undefined && input.text.trim() === "" ? { ...input, text: input.button.text } : input;
     const message = chatDraft(
       input.id ?? newMessageId(),
       conversation.id,
       isoTimestamp(this.clock()),
       fromCustomer ? this.customerParticipant(conversation) : (actor.participant ?? { id: actor.id, name: actor.name }),
-      input,
+      content,
       this.customerAccount(conversation),
     );
+    // An agent who speaks while the bot has the conversation takes it over, before their message is recorded.
+    if (actor.role === "agent" && input.tag !== "whisper" && conversation.bot !== undefined) {
+      const current = await this.store.get(conversation.id);
+      if (current?.state === "bot")
+        await this.handOff(current, "takeover", { agent: actor.participant ?? { id: actor.id, name: actor.name } });
+    }
 
     const options: AppendOptions = { requireOpen: true };
     if (input.id !== undefined) options.dedupe = { id: input.id };
@@ -306,8 +378,13 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     if (toConnector) options.connectorChannel = conversation.channel;
     const toChannel = customerBound && this.isOutboundChannel(conversation.channel);
     const toDesk = fromCustomer && this.usesExternalDesk(conversation);
+    // A bot's conversation: the customer's message goes to whoever owns it when it is recorded (the session's copy
+    // of the conversation may be older than a hand-off), decided by the store in the same step.
+    const toBot = fromCustomer && conversation.bot !== undefined && this.options.bot !== undefined;
     const outbox: OutboxRequest[] = [];
-    if (toDesk) outbox.push({ lane: "desk", kind: "message" });
+    if (toBot) outbox.push({ lane: "bot", kind: "message", states: BOT_STATES });
+    if (toDesk)
+      outbox.push(toBot ? { lane: "desk", kind: "message", states: DESK_STATES } : { lane: "desk", kind: "message" });
     if (toChannel) outbox.push({ lane: "channel", kind: "message" });
     if (outbox.length > 0) options.outbox = outbox;
 
@@ -316,6 +393,7 @@ export class ConversationService implements DeskEffects, ChannelEffects {
       case "appended":
         this.metrics.messageIn(conversation.channel, fromCustomer ? "customer" : actor.role);
         this.publish(result.message, actor.socketId, toConnector ? conversation.channel : undefined);
+        if (toBot) this.botSignal(conversation.id);
         if (toDesk) this.deskSignal(conversation.id);
         if (toChannel) this.channelSignal(conversation.id);
         // A connector's customer never "joins": their first message is when they are greeted.
@@ -361,13 +439,26 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     conversation: Conversation,
     actor: Actor,
     reason: string,
-    options: { fromDesk?: boolean; idleBeforeMs?: number } = {},
-  ): Promise<{ alreadyEnded: boolean; stillActive?: true }> {
+    options: { fromDesk?: boolean; idleBeforeMs?: number; from?: readonly ConversationState[] } = {},
+  ): Promise<{ alreadyEnded: boolean; stillActive?: true; resumed?: true }> {
+    if (this.returnsToBot(conversation, actor, options)) {
+      const resumed = await this.resume(conversation);
+      if (resumed === "appended") return { alreadyEnded: false, resumed: true };
+      if (resumed === "ended") return { alreadyEnded: true };
+      // Skipped, the bot has the conversation already: a desk's close repeated (a retried webhook) changes nothing;
+      // an agent who only watched the bot ends the conversation.
+      if (options.fromDesk === true) return { alreadyEnded: false };
+    }
     const endedBy: Member = { id: actor.id, name: actor.name, role: actor.role };
     const endedAt = this.clock().toISOString();
     const closeDesk = this.usesExternalDesk(conversation) && options.fromDesk !== true;
     const result = await this.appendActivity(conversation, "endOfConversation", { reason, endedBy }, actor, {
-      transition: { from: openStates, to: "ended", patch: { endedAt, endReason: reason, endedBy }, required: true },
+      transition: {
+        from: options.from ?? openStates,
+        to: "ended",
+        patch: { endedAt, endReason: reason, endedBy },
+        required: true,
+      },
       ...(closeDesk ? { outbox: [{ lane: "desk" as const, kind: "close" as const, reason }] } : {}),
       ...(options.idleBeforeMs === undefined ? {} : { idleBeforeMs: options.idleBeforeMs }),
     });
@@ -376,6 +467,217 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     if (closeDesk) this.deskSignal(conversation.id);
     this.logger.info({ conversationId: conversation.id, endedBy: actor.role, reason }, "conversation ended");
     return { alreadyEnded: false };
+  }
+
+  /**
+   * Whether this end is the agent side closing a conversation that a bot had, with `BOT_AFTER_AGENT=resume`: the
+   * desk closing its session (not the customer), or an agent of the socket desk ending it. Ends for inactivity and
+   * the customer's own end always end.
+   */
+  private returnsToBot(
+    conversation: Conversation,
+    actor: Actor,
+    options: { fromDesk?: boolean; idleBeforeMs?: number },
+  ): boolean {
+    if (this.options.bot?.afterAgent !== "resume" || conversation.bot === undefined) return false;
+    if (options.idleBeforeMs !== undefined) return false;
+    if (options.fromDesk === true) return actor.role !== "customer";
+    return actor.role === "agent" && !this.usesExternalDesk(conversation);
+  }
+
+  /**
+   * `BOT_AFTER_AGENT=resume`: the agent side closed, the conversation is the bot's again (state `bot`), in one step
+   * with the bot's `agent_closed` event and, for an external desk, a fresh desk binding (a later hand-off opens a new
+   * session) and the customer messages the closed session had not taken yet, which go to the bot instead.
+   */
+  private async resume(conversation: Conversation): Promise<"appended" | "skipped" | "ended"> {
+    const external = this.usesExternalDesk(conversation);
+    const desk = this.freshDeskBinding(conversation);
+    if (external && conversation.agent !== undefined && conversation.state !== "ended") {
+      // The desk's close says nothing of its agent leaving; without this, their presence would outlive the session.
+      await this.appendActivity(
+        conversation,
+        "participantLeft",
+        { participant: conversation.agent, role: "agent" },
+        undefined,
+        { flag: { key: `present:agent:${conversation.agent.id}`, value: false } },
+      );
+    }
+    const result = await this.appendActivity(
+      conversation,
+      "handOff",
+      { subject: conversation.subject, desk: BOT_DESK, reason: "agent_closed" },
+      undefined,
+      {
+        transition: {
+          from: ["queued", "active"],
+          to: "bot",
+          required: true,
+          patch: { agent: undefined, ...(external ? { desk } : {}) },
+        },
+        outbox: [
+          { lane: "bot", kind: "event", name: "agent_closed" },
+          ...(external ? [{ lane: "bot" as const, kind: "move" as const, from: "desk" as const }] : []),
+        ],
+      },
+    );
+    if (result !== "appended") return result;
+    // Index the new session's ids chosen up front, as init does, so that its webhooks find the conversation.
+    if (external && Object.keys(desk.ids).length > 0) await this.store.bindDesk(conversation.id, desk.ids);
+    this.metrics.handOff("agent_closed");
+    this.logger.info({ conversationId: conversation.id }, "conversation back with the bot");
+    this.botSignal(conversation.id);
+    return result;
+  }
+
+  /**
+   * Hands a bot's conversation to the desk, in one atomic step: the `handOff` activity, the state change (`queued`,
+   * or `active` for an agent of the socket desk who took it over), the department as the new subject and, for an
+   * external desk, the session's open, the digest of the conversation so far and the customer's messages the bot
+   * had not received yet, moved to the desk lane in order (before anything the customer sends later). The socket
+   * desk's agents read all of it in the history, so the bot's waiting messages are dropped. `except` is the bot
+   * lane's item being delivered when the bot asked: the bot has it, it stays. Skipped unless the bot has it now.
+   */
+  private async handOff(
+    conversation: Conversation,
+    reason: HandOffReason,
+    options: { department?: string | undefined; except?: string; agent?: Participant } = {},
+  ): Promise<"appended" | "skipped" | "ended"> {
+    const external = this.usesExternalDesk(conversation);
+    const department = options.department?.trim().slice(0, 256) ?? "";
+    const subject = department === "" ? conversation.subject : department;
+    const taken = options.agent !== undefined && !external;
+    const except = options.except === undefined ? {} : { except: options.except };
+    const outbox: OutboxRequest[] = external
+      ? [
+          { lane: "desk", kind: "open" },
+          { lane: "desk", kind: "digest", from: "bot", ...except },
+          { lane: "desk", kind: "move", from: "bot", ...except },
+        ]
+      : [{ lane: "bot", kind: "clear", ...except }];
+    const result = await this.appendActivity(
+      conversation,
+      "handOff",
+      { subject, desk: conversation.desk.desk, reason },
+      undefined,
+      {
+        transition: {
+          from: ["bot"],
+          to: taken ? "active" : "queued",
+          required: true,
+          patch: {
+            ...(subject === conversation.subject ? {} : { subject }),
+            ...(taken ? { agent: options.agent } : {}),
+          },
+        },
+        outbox,
+      },
+    );
+    if (result === "appended") {
+      this.metrics.handOff(reason);
+      this.logger.info(
+        { conversationId: conversation.id, reason, desk: conversation.desk.desk },
+        "conversation handed off",
+      );
+    }
+    return result;
+  }
+
+  // --- the bot side ----------------------------------------------------------------------------------------------
+
+  /** What a bot reported on its own (a webhook): recorded in order, or dropped once the bot no longer has it. */
+  async botOutputs(conversation: Conversation, outputs: readonly BotOutput[]): Promise<void> {
+    await this.applyBotOutputs(conversation, outputs, undefined);
+  }
+
+  /** Bot lane effect: the bot answered a delivered item at once. */
+  async botAnswered(conversation: Conversation, item: OutboxItem, outputs: readonly BotOutput[]): Promise<void> {
+    await this.applyBotOutputs(conversation, outputs, item);
+  }
+
+  /** Bot lane effect: the bot refused an item for good or failed too long; a human takes over. */
+  async botUnavailable(conversation: Conversation, item: OutboxItem, reason: string): Promise<void> {
+    this.logger.warn(
+      { conversationId: conversation.id, item: item.id, reason },
+      "bot unavailable: the conversation goes to the desk",
+    );
+    await this.handOff(conversation, "bot_unavailable");
+  }
+
+  private async applyBotOutputs(
+    conversation: Conversation,
+    outputs: readonly BotOutput[],
+    item: OutboxItem | undefined,
+  ): Promise<void> {
+    const bot = conversation.bot?.bot ?? this.options.bot?.name ?? BOT_DESK;
+    for (const [index, output] of outputs.entries()) {
+      let outcome: "appended" | "duplicate" | "skipped" | "ended";
+      switch (output.type) {
+        case "reply": {
+          const id =
+            output.externalId !== undefined
+              ? `${bot}:${output.externalId}`
+              : item !== undefined
+                ? `${bot}:${item.id}:${index}`
+                : newMessageId();
+          outcome = await this.recordBotReply(conversation, output, id);
+          break;
+        }
+        case "handOff":
+          outcome = await this.handOff(conversation, "bot", {
+            department: output.department,
+            ...(item === undefined ? {} : { except: item.id }),
+          });
+          break;
+        case "end": {
+          const actor: Actor = { ...this.botParticipant(conversation), role: "bot" };
+          const ended = await this.end(conversation, actor, output.reason ?? "ended by the bot", { from: ["bot"] });
+          outcome = ended.alreadyEnded ? "ended" : ended.stillActive === true ? "skipped" : "appended";
+          break;
+        }
+      }
+      if (outcome === "skipped" || outcome === "ended") {
+        this.metrics.botOutputDropped(bot, output.type);
+        this.logger.info(
+          { conversationId: conversation.id, bot, output: output.type },
+          "bot output dropped: the bot no longer has the conversation",
+        );
+      }
+    }
+  }
+
+  private async recordBotReply(
+    conversation: Conversation,
+    reply: Extract<BotOutput, { type: "reply" }>,
+    id: string,
+  ): Promise<"appended" | "duplicate" | "skipped" | "ended"> {
+    const message = chatDraft(
+      id,
+      conversation.id,
+      isoTimestamp(this.clock()),
+      this.botParticipant(conversation),
+      { to: [], text: reply.text, attachments: reply.attachments, tag: "", buttons: reply.buttons },
+      this.customerAccount(conversation),
+    );
+    const toConnector = this.isConnectorChannel(conversation.channel);
+    const toChannel = this.isOutboundChannel(conversation.channel);
+    const result = await this.store.append(conversation.id, message, {
+      dedupe: { id },
+      transition: WHILE_BOT,
+      ...(toConnector ? { connectorChannel: conversation.channel } : {}),
+      ...(toChannel ? { outbox: [{ lane: "channel" as const, kind: "message" as const }] } : {}),
+    });
+    switch (result.status) {
+      case "appended":
+        this.metrics.messageIn(conversation.channel, "bot");
+        this.publish(result.message, undefined, toConnector ? conversation.channel : undefined);
+        if (toChannel) this.channelSignal(conversation.id);
+        return "appended";
+      case "not_found":
+        throw new GatewayError("not_found", "No such conversation.");
+      default:
+        return result.status;
+    }
   }
 
   /**
@@ -591,7 +893,8 @@ export class ConversationService implements DeskEffects, ChannelEffects {
             undefined,
             {
               flag: { key: `present:agent:${event.agent.id}`, value: true },
-              transition: { from: ["bot", "queued", "active"], to: "active", patch: { agent: event.agent } },
+              // Not from `bot`: a desk's agent joins a session that a hand-off opened.
+              transition: { from: ["queued", "active"], to: "active", patch: { agent: event.agent } },
             },
           );
           break;
@@ -752,6 +1055,19 @@ export class ConversationService implements DeskEffects, ChannelEffects {
     } as MessageDraft & ActivityMessage;
   }
 
+  /** The bot as a message's `from` (id `bot`, its `BOT_NAME`): one frozen object per conversation record. */
+  private botParticipant(conversation: Conversation): Participant {
+    let participant = this.botParticipants.get(conversation);
+    if (!participant) {
+      participant = Object.freeze({
+        id: BOT_PARTICIPANT_ID,
+        name: conversation.bot?.name ?? this.options.bot?.participantName ?? "",
+      });
+      this.botParticipants.set(conversation, participant);
+    }
+    return participant;
+  }
+
   /** The customer as a message's `from`: one frozen object per conversation record, shared by its messages. */
   private customerParticipant(conversation: Conversation): Participant {
     let participant = this.customerParticipants.get(conversation);
@@ -801,6 +1117,16 @@ function queueChange(result: Extract<AppendResult, { status: "appended" }>): Que
   };
 }
 
+/** Where a bot conversation's customer message goes, by the state it is recorded in. */
+const BOT_STATES: readonly ConversationState[] = ["bot"];
+const DESK_STATES: readonly ConversationState[] = ["queued", "active"];
+
+/**
+ * A bot's reply is recorded only while the bot has the conversation: a "transition" from `bot` to itself, required,
+ * makes the store check the state in the same step as the append (else `skipped`, or `ended`).
+ */
+const WHILE_BOT = { from: ["bot"], to: "bot", required: true } as const;
+
 export function isWhisper(message: Message): boolean {
   return message.type === "ChatMessage" && message.tag === "whisper";
 }
@@ -818,7 +1144,7 @@ function chatDraft(
   conversationId: string,
   timestamp: string,
   from: Participant,
-  content: Pick<ChatMessage, "to" | "text" | "attachments" | "tag" | "replaces">,
+  content: Pick<ChatMessage, "to" | "text" | "attachments" | "tag" | "replaces" | "buttons" | "button">,
   refId: string | undefined,
 ): ChatMessage {
   return {
@@ -834,6 +1160,8 @@ function chatDraft(
     tag: content.tag,
     refId,
     replaces: content.replaces,
+    buttons: content.buttons,
+    button: content.button,
     seq: 0,
   };
 }
@@ -849,6 +1177,8 @@ function sameContent(stored: StoredMessage, draft: ChatMessage): boolean {
     stored.text === draft.text &&
     stored.tag === draft.tag &&
     stored.replaces === draft.replaces &&
+    sameJson(stored.button, draft.button) &&
+    sameJson(stored.buttons, draft.buttons) &&
     sameJson(stored.to, draft.to) &&
     sameJson(stored.attachments, draft.attachments)
   );

@@ -2,6 +2,7 @@ import type { ChatMessage } from "../../protocol/index.js";
 import type { ConversationStore, OutboxItem } from "./store.js";
 import type { Conversation } from "./conversation.js";
 import { DeskSessionClosedError, type Desk, type DeskSession } from "./desk.js";
+import { DIGEST_WINDOW, handOffDigest, textWithButtons } from "./digest.js";
 import { retryContext, type LaneHandler } from "./outbox.js";
 
 /** What the desk lane reports back to the conversation core. */
@@ -16,7 +17,10 @@ export interface DeskEffects {
   sessionClosed(conversation: Conversation, reason: string): Promise<void>;
 }
 
-/** The desk lane: open the session, then each customer message and note for the agent, then close. */
+/**
+ * The desk lane: open the session, then each customer message and note for the agent (after a bot, first the digest
+ * of the bot conversation), then close.
+ */
 export class DeskLane implements LaneHandler {
   readonly lane = "desk";
   readonly destination: string;
@@ -47,8 +51,12 @@ export class DeskLane implements LaneHandler {
           await this.effects.undeliverable(conversation, item, "no desk session");
           return;
         }
-        const [message] = await this.store.read(conversation.id, (item.seq ?? 1) - 1, 1);
-        if (message?.type !== "ChatMessage") return;
+        const [stored] = await this.store.read(conversation.id, (item.seq ?? 1) - 1, 1);
+        if (stored?.type !== "ChatMessage") return;
+        const message =
+          stored.buttons !== undefined && !this.desk.capabilities.buttons
+            ? { ...stored, text: textWithButtons(stored) }
+            : stored;
         try {
           await this.desk.send(conversation, message, retry);
         } catch (error) {
@@ -62,34 +70,50 @@ export class DeskLane implements LaneHandler {
       }
       case "note": {
         if (!opened || item.text === undefined) return;
-        // A note for the agent (context, a delivery problem): sent like a message, with a stable id of its own.
-        const note: ChatMessage = {
-          type: "ChatMessage",
-          id: `note:${item.id}`,
-          conversationId: conversation.id,
-          seq: item.seq ?? 0,
-          timestamp: new Date(item.lastAttemptAt ?? Date.now()).toISOString(),
-          from: { id: "system", name: "Liaison" },
-          to: [],
-          text: item.text,
-          attachments: [],
-          tag: "",
-        };
-        await this.desk.send(conversation, note, retry);
+        await this.desk.send(conversation, note(conversation, item, item.text), retry);
+        return;
+      }
+      case "digest": {
+        if (!opened) return;
+        // Rendered now, from the log (which never changes), so that a repeated attempt sends the same text.
+        const before = (item.seq ?? 1) - 1;
+        const start = Math.max(0, before - DIGEST_WINDOW);
+        const messages = await this.store.read(conversation.id, start, before - start);
+        const text = handOffDigest(conversation, messages, item.upTo ?? before + 1);
+        if (text !== undefined) await this.desk.send(conversation, note(conversation, item, text), retry);
         return;
       }
       case "close":
         if (opened) await this.desk.close(conversation, item.reason ?? "ended");
         return;
+      case "event":
+        // Events are for bots: a desk has nothing to do with one.
+        return;
     }
   }
 
   undeliverable(conversation: Conversation, item: OutboxItem, reason: string): Promise<void> {
-    if (item.kind === "close" || item.kind === "note") return Promise.resolve();
+    if (item.kind !== "open" && item.kind !== "message") return Promise.resolve();
     return this.effects.undeliverable(conversation, item, reason);
   }
 
   noAgent(conversation: Conversation, reason: string): Promise<void> {
     return this.effects.noAgent(conversation, reason);
   }
+}
+
+/** A note for the agent (context, a delivery problem): sent like a message, with a stable id of its own. */
+function note(conversation: Conversation, item: OutboxItem, text: string): ChatMessage {
+  return {
+    type: "ChatMessage",
+    id: `note:${item.id}`,
+    conversationId: conversation.id,
+    seq: item.seq ?? 0,
+    timestamp: new Date(item.lastAttemptAt ?? Date.now()).toISOString(),
+    from: { id: "system", name: "Liaison" },
+    to: [],
+    text,
+    attachments: [],
+    tag: "",
+  };
 }

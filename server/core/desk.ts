@@ -7,6 +7,8 @@ export interface DeskCapabilities {
   edits: boolean;
   queuePosition: boolean;
   typing: boolean;
+  /** The desk shows a bot's buttons; a desk that does not gets their texts written out in the message. */
+  buttons: boolean;
   /** Longest text the desk accepts in one message (longer text is split); undefined: no limit. */
   maxTextLength?: number;
 }

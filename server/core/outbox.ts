@@ -29,7 +29,7 @@ const MAX_UNEXPECTED_ATTEMPTS = 8;
 /** What one lane does with its items: deliver them, and report those that can never be delivered. */
 export interface LaneHandler {
   readonly lane: OutboxLane;
-  /** Metric label: `desk:<name>` or `channel:<name>`. */
+  /** Metric label: `desk:<name>`, `channel:<name>` or `bot:<name>`. */
   readonly destination: string;
   /** Delivers the item; throws AdapterError (retryable or not) or NoAgentAvailableError. */
   deliver(conversation: Conversation, item: OutboxItem): Promise<void>;
@@ -37,6 +37,12 @@ export interface LaneHandler {
   undeliverable(conversation: Conversation, item: OutboxItem, reason: string): Promise<void>;
   /** The desk has nobody who could take the conversation (desk lane only). */
   noAgent?(conversation: Conversation, reason: string): Promise<void>;
+  /**
+   * How long an item may keep failing, counted from its first failed attempt, before it is reported as
+   * undeliverable like a refusal for good (the bot lane: a bot that cannot be reached hands the conversation to the
+   * desk). Retries are then never scheduled past that moment; undefined: retried for as long as it takes.
+   */
+  readonly giveUpAfterMs?: number;
 }
 
 export interface OutboxOptions {
@@ -228,19 +234,7 @@ export class OutboxWorker {
     // poisoned item cannot block the conversation forever.
     const givingUp = !(error instanceof AdapterError) && attempts >= MAX_UNEXPECTED_ATTEMPTS;
     if ((error instanceof AdapterError && !error.retryable) || givingUp) {
-      this.logger.warn(
-        {
-          conversationId: conversation.id,
-          lane: this.handler.lane,
-          item: item.id,
-          upstreamStatus: error instanceof AdapterError ? error.upstreamStatus : undefined,
-          err: error,
-        },
-        "destination refused an outbox item for good",
-      );
-      this.metrics.failed(this.handler.destination);
-      await this.handler.undeliverable(conversation, item, message);
-      await this.store.outboxComplete(conversation.id, this.handler.lane, item.id);
+      await this.giveUp(conversation, item, error, message, "destination refused an outbox item for good");
       return true;
     }
     if (error instanceof AdapterError) {
@@ -252,10 +246,52 @@ export class OutboxWorker {
       );
     }
     const retryAfter = error instanceof AdapterError ? error.retryAfterMs : undefined;
-    const delay = Math.max(retryAfter ?? 0, this.backoff(attempts, this.options.baseDelayMs, this.options.maxDelayMs));
+    let delay = Math.max(retryAfter ?? 0, this.backoff(attempts, this.options.baseDelayMs, this.options.maxDelayMs));
+    const giveUpAfterMs = this.handler.giveUpAfterMs;
+    if (giveUpAfterMs !== undefined) {
+      // item.lastAttemptAt is the start of its first failed attempt (this one's, the first time).
+      const deadline = (item.lastAttemptAt ?? this.now()) + giveUpAfterMs;
+      const now = this.now();
+      // Past the deadline, or told to wait beyond it: the destination will not take the item in time.
+      if (now >= deadline || now + (retryAfter ?? 0) > deadline) {
+        const seconds = Math.round((now - (item.lastAttemptAt ?? now)) / 1000);
+        await this.giveUp(
+          conversation,
+          item,
+          error,
+          `unavailable for ${seconds} s: ${message}`,
+          "destination failed an outbox item for too long",
+        );
+        return true;
+      }
+      delay = Math.min(delay, deadline - now);
+    }
     this.metrics.retried(this.handler.destination);
     await this.defer(conversation, item, attempts, delay, message);
     return false;
+  }
+
+  /** Reports the item as undeliverable and drops it, so the rest of the lane goes on. */
+  private async giveUp(
+    conversation: Conversation,
+    item: OutboxItem,
+    error: unknown,
+    reason: string,
+    log: string,
+  ): Promise<void> {
+    this.logger.warn(
+      {
+        conversationId: conversation.id,
+        lane: this.handler.lane,
+        item: item.id,
+        upstreamStatus: error instanceof AdapterError ? error.upstreamStatus : undefined,
+        err: error,
+      },
+      log,
+    );
+    this.metrics.failed(this.handler.destination);
+    await this.handler.undeliverable(conversation, item, reason);
+    await this.store.outboxComplete(conversation.id, this.handler.lane, item.id);
   }
 
   private async defer(conversation: Conversation, item: OutboxItem, attempts: number, delayMs: number, error: string) {

@@ -35,13 +35,20 @@ export interface MessageBus {
 
 /**
  * Counters the core reports; the composition root binds them to Prometheus. A destination is
- * `connector:<channel>` or `desk:<name>`.
+ * `connector:<channel>`, `desk:<name>`, `channel:<name>` or `bot:<name>`.
  */
 export interface CoreMetrics {
   messageIn(channel: string, role: Role): void;
   delivered(destination: string): void;
   retried(destination: string): void;
   failed(destination: string): void;
+  /**
+   * A conversation changed hands: to the desk (`bot`, `bot_unavailable`, `takeover`) or back to the bot
+   * (`agent_closed`).
+   */
+  handOff(reason: string): void;
+  /** A bot said or decided something while it did not own the conversation: not recorded, not delivered. */
+  botOutputDropped(bot: string, output: string): void;
 }
 
 export const noMetrics: CoreMetrics = {
@@ -49,6 +56,8 @@ export const noMetrics: CoreMetrics = {
   delivered: () => undefined,
   retried: () => undefined,
   failed: () => undefined,
+  handOff: () => undefined,
+  botOutputDropped: () => undefined,
 };
 
 /** A clock the tests can steer. */

@@ -8,7 +8,9 @@ import type { Conversation } from "./conversation.js";
 export type MessageDraft = Omit<Message, "seq">;
 
 /** Fields a state change may set together with it. */
-export type ConversationPatch = Partial<Pick<Conversation, "agent" | "endedAt" | "endReason" | "endedBy" | "desk">>;
+export type ConversationPatch = Partial<
+  Pick<Conversation, "agent" | "endedAt" | "endReason" | "endedBy" | "desk" | "subject">
+>;
 
 export interface AppendOptions {
   /**
@@ -49,28 +51,57 @@ export interface AppendOptions {
 
 /**
  * The outbox lanes of a conversation, each worked strictly in order: `desk` (the agent side: open the session,
- * the customer's messages, notes for the agent, close) and `channel` (the customer side when an adapter delivers
- * there: agent replies and activities).
+ * the customer's messages, notes for the agent, close), `channel` (the customer side when an adapter delivers
+ * there: agent replies and activities) and `bot` (the bot that owns the conversation before a human does: the
+ * customer's messages, and events such as the agent side closing).
  */
-export type OutboxLane = "desk" | "channel";
+export type OutboxLane = "desk" | "channel" | "bot";
 
-/** Work queued with an append: deliver the appended message, close the desk session, or a note for the agent. */
+/**
+ * Work queued with an append, in the order given, all in the same atomic step:
+ * - `message`: deliver the appended message; with `states`, only when the conversation's state (after the append's
+ *   transition) is one of them, so that whoever owns the conversation at that moment gets it;
+ * - `close`: close the desk session (once: a close already queued is not repeated); `note`: a text for the agent;
+ * - `open`: open a (new) desk session;
+ * - `event`: tell the bot something (`name`) that is not a message;
+ * - `digest`: show the agent the conversation before the appended message (rendered when delivered, from the log),
+ *   leaving out the customer's messages from the first message item of lane `from` on (but `except`): those are the
+ *   ones a `move` in the same step hands over as messages of their own;
+ * - `move`: move the message items waiting in lane `from` to the end of this lane, in order, as fresh items; `from`
+ *   keeps only `except` (the item its worker is delivering now) and loses its other items;
+ * - `clear`: drop every item of this lane but `except`.
+ */
 export type OutboxRequest =
-  | { lane: OutboxLane; kind: "message" }
+  | { lane: OutboxLane; kind: "message"; states?: readonly ConversationState[] }
   | { lane: "desk"; kind: "close"; reason: string }
-  | { lane: "desk"; kind: "note"; text: string };
+  | { lane: "desk"; kind: "note"; text: string }
+  | { lane: "desk"; kind: "open" }
+  | { lane: "bot"; kind: "event"; name: string }
+  | { lane: "desk"; kind: "digest"; from: OutboxLane; except?: string }
+  | { lane: OutboxLane; kind: "move"; from: OutboxLane; except?: string }
+  | { lane: OutboxLane; kind: "clear"; except?: string };
 
 /** One unit of outbox work. */
 export interface OutboxItem {
-  /** Unique within the conversation's lane: `open`, `note`, `m:<seq>`, `n:<seq>`, `close`. */
+  /**
+   * Unique within the conversation's lane: `open`, `note` (queued by `init`), `m:<seq>`, `n:<seq>`, `o:<seq>`,
+   * `e:<seq>`, `d:<seq>`, `close`. A moved item keeps its id.
+   */
   id: string;
-  kind: "open" | "message" | "close" | "note";
-  /** For `message`: the seq of the message to deliver (it is read from the log); for `note`: the seq it came with. */
+  kind: "open" | "message" | "close" | "note" | "event" | "digest";
+  /**
+   * For `message`: the seq of the message to deliver (it is read from the log); for `note`, `event` and `digest`:
+   * the seq of the message they came with.
+   */
   seq?: number;
   /** For `close`. */
   reason?: string;
   /** For `note`: the text for the agent. */
   text?: string;
+  /** For `event`: what happened (`agent_closed`). */
+  name?: string;
+  /** For `digest`: the customer's messages from this seq on are not in it (they follow as messages). */
+  upTo?: number;
   attempts: number;
   /** Epoch ms before which the item is not tried again. */
   notBefore: number;
@@ -219,6 +250,18 @@ export interface ConversationStore {
    */
   bindDesk(conversationId: string, ids: Record<string, string>, openedAt?: string): Promise<Conversation | undefined>;
   findByDeskRef(desk: string, key: string, value: string): Promise<Conversation | undefined>;
+
+  /**
+   * Claims one of the bot's own ids for the conversation (GMS's integer `chat_id`): sets `key` to `value` in its bot
+   * binding and indexes it for `findByBotRef`, unless another conversation of the same bot holds that value
+   * (`taken`). Claiming again what the conversation holds is `bound`; a conversation without a bot is `not_found`.
+   */
+  bindBot(
+    conversationId: string,
+    key: string,
+    value: string,
+  ): Promise<{ status: "bound"; conversation: Conversation } | { status: "taken" | "not_found" }>;
+  findByBotRef(bot: string, key: string, value: string): Promise<Conversation | undefined>;
 
   /** The first item of the conversation's outbox lane, if any. */
   outboxHead(conversationId: string, lane: OutboxLane): Promise<OutboxItem | undefined>;

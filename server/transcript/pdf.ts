@@ -196,7 +196,16 @@ function writeChatMessage(layout: Layout, message: ChatMessage, conversation: Co
     .split("\n")
     .map((line) => ({ spans: [{ text: line, face: "regular" }], size: BODY_SIZE, indent: BODY_INDENT }));
   while (body.length > 0 && body[body.length - 1]?.spans[0]?.text.trim() === "") body.pop();
-  const details = message.attachments.map((attachment): Paragraph => {
+  // A bot's buttons, as the customer saw them offered (a press is recorded with the button's text already).
+  const buttons: Paragraph[] = (message.buttons ?? []).map((row) => ({
+    spans: [
+      { text: "Buttons: ", face: "regular", color: MUTED },
+      { text: row.map((button) => `[${button.text}]`).join(" "), face: "regular" },
+    ],
+    size: DETAIL_SIZE,
+    indent: BODY_INDENT,
+  }));
+  const files = message.attachments.map((attachment): Paragraph => {
     const url = attachment.contentUrl;
     const spans: Span[] = [
       { text: "Attachment: ", face: "regular", color: MUTED },
@@ -206,6 +215,7 @@ function writeChatMessage(layout: Layout, message: ChatMessage, conversation: Co
     else if (url.startsWith("data:")) spans.push({ text: " (inline file)", face: "regular", color: MUTED });
     return { spans, size: DETAIL_SIZE, indent: BODY_INDENT, direction: "ltr" };
   });
+  const details = [...buttons, ...files];
 
   layout.gap(8);
   // The header is kept on the same page as the first line of what follows it.
@@ -231,7 +241,8 @@ function systemText(message: ActivityMessage, conversation: ConversationView): s
     case "greetings":
       return nonEmpty(message.info.text);
     case "handOff":
-      return "Waiting for an agent";
+      // `desk: "bot"`: the conversation starts with, or goes back to, the bot; a line for that would be noise.
+      return message.info.desk === "bot" ? undefined : "Waiting for an agent";
     case "noAgentAvailable":
       return nonEmpty(message.info.text) ?? "No agent is available right now";
     case "participantJoined":

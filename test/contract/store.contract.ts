@@ -7,6 +7,7 @@ import type {
   MessageDraft,
   OpenConversationPage,
   OpenConversationQuery,
+  OutboxLane,
 } from "../../server/core/store.js";
 
 let counter = 0;
@@ -605,6 +606,170 @@ export function storeContract(name: string, factory: () => Promise<ConversationS
       const stillDue = await store.outboxDue("desk", 10_000, 100);
       expect(stillDue).not.toContain(a.id);
       expect(stillDue).not.toContain(b.id);
+    });
+
+    /** Every item of a lane, in order, as `<id>` (`<id>>upTo` for a digest), completing each. */
+    const drain = async (conversationId: string, lane: OutboxLane): Promise<string[]> => {
+      const seen: string[] = [];
+      for (
+        let head = await store.outboxHead(conversationId, lane);
+        head;
+        head = await store.outboxHead(conversationId, lane)
+      ) {
+        seen.push(
+          head.kind === "digest"
+            ? `${head.id}>${head.upTo}`
+            : head.kind === "event"
+              ? `${head.id}:${head.name}`
+              : head.id,
+        );
+        await store.outboxComplete(conversationId, lane, head.id);
+      }
+      return seen;
+    };
+    const botConversation = async () => {
+      const conversation = conversationFixture({
+        state: "bot",
+        desk: { desk: "rocketchat", ids: {} },
+        bot: { bot: "gms", name: "Assistant", ids: {} },
+      });
+      await store.init(conversation, { requestId: conversation.requestId }, []);
+      return conversation;
+    };
+    /** A customer's message while a bot may own the conversation: to whoever owns it at the append. */
+    const customerSays = (conversationId: string, text: string) =>
+      store.append(conversationId, chatDraft(conversationId, text, { from: { id: "p-1", name: "Sara" } }), {
+        requireOpen: true,
+        outbox: [
+          { lane: "bot", kind: "message", states: ["bot"] },
+          { lane: "desk", kind: "message", states: ["queued", "active"] },
+        ],
+      });
+    const handOff = (conversationId: string, except?: string) =>
+      store.append(conversationId, chatDraft(conversationId, "[handOff]"), {
+        transition: { from: ["bot"], to: "queued", patch: { subject: "billing" }, required: true },
+        outbox: [
+          { lane: "desk", kind: "open" },
+          { lane: "desk", kind: "digest", from: "bot", ...(except === undefined ? {} : { except }) },
+          { lane: "desk", kind: "move", from: "bot", ...(except === undefined ? {} : { except }) },
+        ],
+      });
+
+    it("queues a message for whoever owns the conversation at the append (outbox requests with states)", async () => {
+      const conversation = await botConversation();
+      await customerSays(conversation.id, "to the bot");
+      await store.append(conversation.id, chatDraft(conversation.id, "joined"), {
+        transition: { from: ["bot"], to: "active", required: true },
+      });
+      await customerSays(conversation.id, "to the agent");
+      expect(await drain(conversation.id, "bot")).toEqual(["m:1"]);
+      expect(await drain(conversation.id, "desk")).toEqual(["m:3"]);
+    });
+
+    it("hands a bot's conversation to the desk in one step: open, digest, then the bot's waiting messages in order", async () => {
+      const conversation = await botConversation();
+      await customerSays(conversation.id, "one"); // being delivered to the bot
+      await store.append(conversation.id, chatDraft(conversation.id, "bot reply"));
+      await customerSays(conversation.id, "two");
+      await store.append(conversation.id, chatDraft(conversation.id, "event"), {
+        outbox: [{ lane: "bot", kind: "event", name: "agent_closed" }],
+      });
+      await customerSays(conversation.id, "three");
+      expect(await store.outboxDue("bot", Date.now(), 1_000)).toContain(conversation.id);
+
+      const result = await handOff(conversation.id, "m:1");
+      expect(result).toMatchObject({ status: "appended", conversation: { state: "queued", subject: "billing" } });
+      // The bot keeps only the item its worker is delivering; its messages after it wait for the agent.
+      expect((await store.outboxHead(conversation.id, "bot"))?.id).toBe("m:1");
+      expect(await store.outboxDue("desk", Date.now(), 1_000)).toContain(conversation.id);
+      expect(await drain(conversation.id, "desk")).toEqual(["o:6", "d:6>3", "m:3", "m:5"]);
+      expect(await drain(conversation.id, "bot")).toEqual(["m:1"]);
+      expect(await store.outboxDue("bot", Date.now(), 1_000)).not.toContain(conversation.id);
+
+      // Once handed over, a second hand-off is refused and the customer's next message goes to the desk.
+      expect((await handOff(conversation.id)).status).toBe("skipped");
+      await customerSays(conversation.id, "four");
+      expect(await drain(conversation.id, "desk")).toEqual(["m:7"]);
+      expect(await drain(conversation.id, "bot")).toEqual([]);
+    });
+
+    it("moves every waiting message when no item is being delivered, and leaves the moved lane not due", async () => {
+      const conversation = await botConversation();
+      await customerSays(conversation.id, "one");
+      await customerSays(conversation.id, "two");
+      await store.outboxDefer(conversation.id, "bot", "m:1", {
+        attempts: 3,
+        notBefore: Date.now() + 60_000,
+        lastError: "503",
+        lastAttemptAt: Date.now(),
+      });
+      await handOff(conversation.id);
+      expect(await store.outboxDue("bot", Date.now() + 120_000, 1_000)).not.toContain(conversation.id);
+      // Moved items start afresh on the desk: no attempts, due now.
+      expect(await store.outboxHead(conversation.id, "desk")).toMatchObject({ id: "o:3", attempts: 0, notBefore: 0 });
+      expect(await drain(conversation.id, "desk")).toEqual(["o:3", "d:3>1", "m:1", "m:2"]);
+      expect(await drain(conversation.id, "bot")).toEqual([]);
+    });
+
+    it("clears a lane but for the item being delivered", async () => {
+      const conversation = await botConversation();
+      for (const text of ["one", "two", "three"]) await customerSays(conversation.id, text);
+      await store.append(conversation.id, chatDraft(conversation.id, "taken over"), {
+        transition: { from: ["bot"], to: "active", required: true },
+        outbox: [{ lane: "bot", kind: "clear", except: "m:1" }],
+      });
+      expect(await drain(conversation.id, "bot")).toEqual(["m:1"]);
+      await store.append(conversation.id, chatDraft(conversation.id, "x"), {
+        outbox: [{ lane: "bot", kind: "event", name: "agent_closed" }],
+      });
+      await store.append(conversation.id, chatDraft(conversation.id, "y"), {
+        outbox: [{ lane: "bot", kind: "clear" }],
+      });
+      expect(await store.outboxHead(conversation.id, "bot")).toBeUndefined();
+      expect(await store.outboxDue("bot", Date.now(), 1_000)).not.toContain(conversation.id);
+    });
+
+    it("loses and doubles nothing when customer messages race the hand-off", async () => {
+      const conversation = await botConversation();
+      await customerSays(conversation.id, "before");
+      const texts = Array.from({ length: 20 }, (_, i) => `m${i}`);
+      const results = await Promise.all([
+        ...texts.slice(0, 10).map((text) => customerSays(conversation.id, text)),
+        handOff(conversation.id),
+        ...texts.slice(10).map((text) => customerSays(conversation.id, text)),
+      ]);
+      const handOffSeq = results[10]?.status === "appended" ? results[10].message.seq : -1;
+      const desk = await drain(conversation.id, "desk");
+      const log = await store.read(conversation.id, 0);
+      const customer = log.filter((m) => m.type === "ChatMessage" && m.text !== "[handOff]").map((m) => `m:${m.seq}`);
+      // Every customer message goes to the agent once, in seq order, after the open and the digest.
+      expect(desk.slice(0, 2)).toEqual([`o:${handOffSeq}`, `d:${handOffSeq}>1`]);
+      expect(desk.slice(2)).toEqual(customer);
+      expect(await drain(conversation.id, "bot")).toEqual([]);
+    });
+
+    it("claims a bot's id for one conversation only and finds the conversation by it", async () => {
+      const first = await botConversation();
+      const second = await botConversation();
+      const chatId = String(1_000 + (counter % 1_000_000));
+      const bound = await store.bindBot(first.id, "chatId", chatId);
+      expect(bound).toMatchObject({ status: "bound", conversation: { bot: { bot: "gms", ids: { chatId } } } });
+      expect((await store.bindBot(first.id, "chatId", chatId)).status).toBe("bound");
+      expect(await store.bindBot(second.id, "chatId", chatId)).toEqual({ status: "taken" });
+      expect((await store.get(first.id))?.bot?.ids).toEqual({ chatId });
+      expect((await store.findByBotRef("gms", "chatId", chatId))?.id).toBe(first.id);
+      expect(await store.findByBotRef("dialogflow", "chatId", chatId)).toBeUndefined();
+      expect(await store.bindBot("c_missing", "chatId", "1")).toEqual({ status: "not_found" });
+      const botless = conversationFixture();
+      await store.init(botless, { requestId: botless.requestId }, []);
+      expect(await store.bindBot(botless.id, "chatId", "2")).toEqual({ status: "not_found" });
+
+      await store.append(first.id, chatDraft(first.id, "end"), {
+        transition: { from: ["bot"], to: "ended", patch: { endedAt: "2026-01-01T00:00:00.000Z" }, required: true },
+      });
+      await store.sweepEnded(new Date("2026-06-01T00:00:00.000Z"));
+      expect(await store.findByBotRef("gms", "chatId", chatId)).toBeUndefined();
+      expect((await store.bindBot(second.id, "chatId", chatId)).status).toBe("bound");
     });
 
     it("grants a lease to one owner at a time until it is released or runs out", async () => {

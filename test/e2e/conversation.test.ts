@@ -200,6 +200,7 @@ describe("joinConversation and conversationInfo", () => {
       language: "ur-PK",
       state: "queued",
       customer: conversation.participant,
+      participants: [{ ...conversation.participant, role: "customer" }],
       createdAt: conversation.timestamp,
     });
     expect(sara.info.messages.map((m) => [m.seq, m.type === "ActivityMessage" ? m.activityType : m.type])).toEqual([

@@ -179,7 +179,41 @@ describe("loadConfig", () => {
 
   it("names the desks and bots the build has when DESK or BOT names another", () => {
     const error = configError(() => loadConfig({ DESK: "zendesk", BOT: "eliza" }));
-    expect(error.problems).toEqual(["DESK: must be socket, rocketchat", "BOT: must be none, dialogflow"]);
+    expect(error.problems).toEqual(["DESK: must be socket, rocketchat", "BOT: must be none, gms, dialogflow"]);
+  });
+
+  it("reads the bot's settings: BOT names an enabled bot, with its name, what follows an agent, its failure limit", () => {
+    const defaults = loadConfig({});
+    expect([defaults.BOT, defaults.BOT_NAME, defaults.BOT_AFTER_AGENT, defaults.BOT_FAILURE_HANDOFF_SECONDS]).toEqual([
+      "none",
+      "Assistant",
+      "end",
+      30,
+    ]);
+    const gms = {
+      BOT: "gms",
+      GMS_WEBHOOK_URL: "https://bots.example.org/connector/omnichannel/omnichannel_message/t0k3n/bot_api_webhook",
+      GMS_TOKEN: "channel-token",
+    };
+    expect(loadConfig({ ...gms, BOT_NAME: "Aida", BOT_AFTER_AGENT: "resume" })).toMatchObject({
+      BOT: "gms",
+      BOT_NAME: "Aida",
+      BOT_AFTER_AGENT: "resume",
+    });
+    expect(configError(() => loadConfig({ BOT: "gms" })).problems).toEqual(["BOT: gms needs GMS_WEBHOOK_URL"]);
+    expect(configError(() => loadConfig({ ...gms, GMS_TOKEN: undefined })).problems).toEqual([
+      expect.stringMatching(/^GMS_TOKEN: /),
+    ]);
+    const bad = configError(() =>
+      loadConfig({ ...gms, BOT_AFTER_AGENT: "later", BOT_FAILURE_HANDOFF_SECONDS: "0", BOT_NAME: " " }),
+    );
+    expect(new Set(bad.problems.map((problem) => problem.split(":")[0]))).toEqual(
+      new Set(["BOT_AFTER_AGENT", "BOT_FAILURE_HANDOFF_SECONDS", "BOT_NAME"]),
+    );
+    // The webhook URL carries the channel's token: a bad one is named, never quoted.
+    const url = configError(() => loadConfig({ ...gms, GMS_WEBHOOK_URL: "ftp://bots.example.org/t0k3n" }));
+    expect(url.problems).toEqual([expect.stringMatching(/^GMS_WEBHOOK_URL: /)]);
+    expect(url.message).not.toContain("t0k3n");
   });
 
   it("takes the first configured desk unless DESK names one", () => {

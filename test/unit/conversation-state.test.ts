@@ -25,11 +25,14 @@ import { noMetrics, type CoreLogger, type Published } from "../../server/core/po
 import { MemoryStore } from "../../server/store/memory/memory-store.js";
 
 describe("conversation state machine", () => {
-  /** The lifecycle the spec and the core describe: bot → queued → active → ended, back to the queue, ended final. */
+  /**
+   * The lifecycle the spec and the core describe: bot → queued → active → ended, back to the queue, an agent's
+   * takeover (bot → active), back to the bot when the agent side closes (BOT_AFTER_AGENT=resume), ended final.
+   */
   const legal: Record<ConversationState, ConversationState[]> = {
     bot: ["queued", "active", "ended"],
     queued: ["active", "bot", "ended"],
-    active: ["queued", "ended"],
+    active: ["queued", "bot", "ended"],
     ended: [],
   };
 
@@ -50,7 +53,7 @@ describe("conversation state machine", () => {
     expect(new Set(statesLeadingTo("ended"))).toEqual(new Set(["bot", "queued", "active"]));
     expect(new Set(statesLeadingTo("active"))).toEqual(new Set(["bot", "queued"]));
     expect(statesLeadingTo("queued").sort()).toEqual(["active", "bot"]);
-    expect(statesLeadingTo("bot")).toEqual(["queued"]);
+    expect(statesLeadingTo("bot").sort()).toEqual(["active", "queued"]);
   });
 
   it("isOpen is false only once ended", () => {
@@ -99,6 +102,10 @@ describe("conversation state machine", () => {
         state: "active",
         customer: { id: "p_1", name: "Sara Khan" },
         agent: { id: "agent-17", name: "Ali" },
+        participants: [
+          { id: "p_1", name: "Sara Khan", role: "customer" },
+          { id: "agent-17", name: "Ali", role: "agent" },
+        ],
         createdAt: "2026-11-21T10:00:00.000Z",
       });
       const text = JSON.stringify(view);

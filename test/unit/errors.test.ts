@@ -25,8 +25,10 @@ const SERVER_DIR = fileURLToPath(new URL("../../server/", import.meta.url));
  */
 function specErrorCodes(): Map<string, number> {
   const readme = readFileSync(README_PATH, "utf8");
+  // The README's "Errors" heading (a section, or since the README became a user's guide, a subsection of "The API in
+  // practice"), up to the next heading of any level.
   const section = /^#{2,3} Errors\n([\s\S]*?)(?=^#{2,3} )/m.exec(readme)?.[1];
-  if (section === undefined) throw new Error(`no "## Errors" section in ${README_PATH}`);
+  if (section === undefined) throw new Error(`no "Errors" section in ${README_PATH}`);
   const codes = new Map<string, number>();
   for (const match of section.matchAll(/^\|\s*`([a-z_]+)`\s*\|\s*(\d{3})\s*\|/gm)) {
     const [, code, status] = match;

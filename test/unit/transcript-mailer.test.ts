@@ -13,6 +13,10 @@ const conversation: ConversationView = {
   state: "ended",
   customer: { id: "cust-1", name: "Zoë <script>alert(1)</script>" },
   agent: { id: "agent-17", name: "Ali" },
+  participants: [
+    { id: "cust-1", name: "Zoë <script>alert(1)</script>", role: "customer" },
+    { id: "agent-17", name: "Ali", role: "agent" },
+  ],
   createdAt: "2026-11-21T10:00:00.000Z",
   endedAt: "2026-11-21T11:30:00.000Z",
 };

@@ -23,6 +23,10 @@ const conversation: ConversationView = {
   state: "ended",
   customer,
   agent,
+  participants: [
+    { ...customer, role: "customer" },
+    { ...agent, role: "agent" },
+  ],
   createdAt: "2026-11-21T10:00:00.000Z",
   endedAt: "2026-11-21T11:30:00.000Z",
 };
@@ -63,6 +67,7 @@ const inline: Attachment = {
 };
 
 const system: Participant = { id: "system", name: "Liaison" };
+const bot: Participant = { id: "bot", name: "Assistant" };
 const messages: StoredMessage[] = [
   activity(system, { activityType: "greetings", info: { text: "Welcome to Example Support!" } }),
   chat(customer, "Hello, I was charged twice for my order."),
@@ -73,6 +78,16 @@ const messages: StoredMessage[] = [
   chat(supervisor, WHISPER, { tag: "whisper" }),
   chat(customer, "Here is the receipt.", { attachments: [receipt, inline] }),
   chat(customer, URDU),
+  activity(system, { activityType: "handOff", info: { subject: "", desk: "bot", reason: "agent_closed" } }),
+  chat(bot, "", {
+    buttons: [
+      [
+        { id: "yes", text: "Yes, thanks" },
+        { id: "no", text: "Not yet" },
+      ],
+    ],
+  }),
+  chat(customer, "Yes, thanks", { button: { id: "yes", text: "Yes, thanks" } }),
   ...Array.from({ length: FILLERS }, (_, i) =>
     chat(i % 2 === 0 ? agent : customer, `Filler message ${i} to fill pages.`),
   ),
@@ -140,6 +155,13 @@ describe("renderTranscriptPdf", () => {
     expect(all).toContain("order-notes.txt (inline file)");
     expect(all).not.toContain("data:text/plain");
     expect(await pdfLinks(pdf)).toEqual([HTTPS_LINK]);
+  });
+
+  it("prints a bot's buttons as it offered them, and a press as the customer's message", () => {
+    expect(all).toContain("Assistant Buttons: [Yes, thanks] [Not yet]");
+    expect(all).toMatch(/José Álvarez Yes, thanks/);
+    // Going back to the bot is not "waiting for an agent".
+    expect(all.match(/Waiting for an agent/g)).toHaveLength(1);
   });
 
   it("prints the activities a customer needs as lines written to them", () => {

@@ -21,6 +21,7 @@ const conversation: ConversationView = {
   language: "en",
   state: "ended",
   customer: { id: "p_1", name: "Sara Khan" },
+  participants: [{ id: "p_1", name: "Sara Khan", role: "customer" }],
   createdAt: "2026-11-21T10:00:00.000Z",
   endedAt: "2026-11-21T10:30:00.000Z",
 };

@@ -22,7 +22,13 @@ const CLOCK_SLACK_MS = 120_000;
 /** How long "nobody online" is trusted to livechat/config before the room call is tried again. */
 const UNSTAFFED_CHECK_MS = 60_000;
 
-export const capabilities: DeskCapabilities = { attachments: true, edits: false, queuePosition: false, typing: false };
+export const capabilities: DeskCapabilities = {
+  attachments: true,
+  edits: false,
+  queuePosition: false,
+  typing: false,
+  buttons: false,
+};
 
 export interface RocketChatDeskOptions {
   config: RocketChatConfig & { ROCKETCHAT_URL: string };

@@ -15,6 +15,7 @@ import type {
   OpenConversationQuery,
   OutboxItem,
   OutboxLane,
+  OutboxRequest,
 } from "../../core/store.js";
 import { activityMs, connectorOrderingKey } from "../../core/store.js";
 import { byRecency, RecencyIndex, type RecencyEntry } from "./recency-index.js";
@@ -31,6 +32,7 @@ interface Row {
 
 const channelRefKey = (channel: string, refId: string): string => `${channel}\u0000${refId}`;
 const deskRefKey = (desk: string, key: string, value: string): string => `${desk}\u0000${key}\u0000${value}`;
+const botRefKey = deskRefKey;
 
 /**
  * The embedded store: one process, no persistence. Every method runs to completion without yielding, which makes
@@ -44,6 +46,7 @@ export class MemoryStore implements ConversationStore {
   private readonly latestByChannelRef = new Map<string, string>();
   private readonly connectorQueues = new Map<string, Map<string, ConnectorEntry>>();
   private readonly byDeskRef = new Map<string, string>();
+  private readonly byBotRef = new Map<string, string>();
   /** Campaign entry ids already queued, with when: a retried POST stays deduped after delivery. */
   private readonly campaignIds = new Map<string, string>();
   private readonly leases = new Map<string, { owner: string; until: number }>();
@@ -92,7 +95,7 @@ export class MemoryStore implements ConversationStore {
       messages: [],
       ids: new Map(),
       flags: new Set(),
-      outbox: { desk: [], channel: [] },
+      outbox: { desk: [], channel: [], bot: [] },
     };
     this.rows.set(conversation.id, row);
     this.byRequestId.set(keys.requestId, conversation.id);
@@ -176,28 +179,14 @@ export class MemoryStore implements ConversationStore {
       this.recency[conversation.state].delete(conversationId);
     }
     if (state !== "ended") this.touch(state, conversationId, activityMs(message.timestamp));
-    for (const request of options.outbox ?? []) {
-      const lane = row.outbox[request.lane];
-      if (request.kind === "message") {
-        lane.push({ id: `m:${message.seq}`, kind: "message", seq: message.seq, attempts: 0, notBefore: 0 });
-      } else if (request.kind === "note") {
-        lane.push({
-          id: `n:${message.seq}`,
-          kind: "note",
-          seq: message.seq,
-          text: request.text,
-          attempts: 0,
-          notBefore: 0,
-        });
-      } else if (!lane.some((item) => item.kind === "close")) {
-        lane.push({ id: "close", kind: "close", reason: request.reason, attempts: 0, notBefore: 0 });
-      }
-    }
+    for (const request of options.outbox ?? []) queueWork(row, request, message.seq);
+    // A bot's reply is recorded under a `bot → bot` "transition" that only checks the state: no change to report.
+    const changed = transitioned && !(conversation.state === "bot" && state === "bot");
     return Promise.resolve({
       status: "appended",
       message,
       conversation: row.conversation,
-      ...(transitioned ? { previousState: conversation.state } : {}),
+      ...(changed ? { previousState: conversation.state } : {}),
     });
   }
 
@@ -274,6 +263,27 @@ export class MemoryStore implements ConversationStore {
 
   findByDeskRef(desk: string, key: string, value: string): Promise<Conversation | undefined> {
     return this.get(this.byDeskRef.get(deskRefKey(desk, key, value)) ?? "");
+  }
+
+  bindBot(
+    conversationId: string,
+    key: string,
+    value: string,
+  ): Promise<{ status: "bound"; conversation: Conversation } | { status: "taken" | "not_found" }> {
+    this.assertOpen();
+    const row = this.rows.get(conversationId);
+    const binding = row?.conversation.bot;
+    if (!row || !binding) return Promise.resolve({ status: "not_found" });
+    const ref = botRefKey(binding.bot, key, value);
+    const holder = this.byBotRef.get(ref);
+    if (holder !== undefined && holder !== conversationId) return Promise.resolve({ status: "taken" });
+    this.byBotRef.set(ref, conversationId);
+    row.conversation = frozen({ ...row.conversation, bot: { ...binding, ids: { ...binding.ids, [key]: value } } });
+    return Promise.resolve({ status: "bound", conversation: row.conversation });
+  }
+
+  findByBotRef(bot: string, key: string, value: string): Promise<Conversation | undefined> {
+    return this.get(this.byBotRef.get(botRefKey(bot, key, value)) ?? "");
   }
 
   outboxHead(conversationId: string, lane: OutboxLane): Promise<OutboxItem | undefined> {
@@ -401,6 +411,11 @@ export class MemoryStore implements ConversationStore {
         const ref = deskRefKey(row.conversation.desk.desk, key, value);
         if (this.byDeskRef.get(ref) === id) this.byDeskRef.delete(ref);
       }
+      const bot = row.conversation.bot;
+      for (const [key, value] of Object.entries(bot?.ids ?? {})) {
+        const ref = botRefKey(bot?.bot ?? "", key, value);
+        if (this.byBotRef.get(ref) === id) this.byBotRef.delete(ref);
+      }
       if (this.byRequestId.get(row.conversation.requestId) === id) this.byRequestId.delete(row.conversation.requestId);
       removed += 1;
     }
@@ -455,11 +470,67 @@ export class MemoryStore implements ConversationStore {
   }
 }
 
+/** Queues one outbox request of an append (see `OutboxRequest`), after its message got `seq`. */
+function queueWork(row: Row, request: OutboxRequest, seq: number): void {
+  const lane = row.outbox[request.lane];
+  const fresh = { attempts: 0, notBefore: 0 };
+  switch (request.kind) {
+    case "message":
+      if (request.states === undefined || request.states.includes(row.conversation.state)) {
+        lane.push({ id: `m:${seq}`, kind: "message", seq, ...fresh });
+      }
+      return;
+    case "note":
+      lane.push({ id: `n:${seq}`, kind: "note", seq, text: request.text, ...fresh });
+      return;
+    case "close":
+      if (!lane.some((item) => item.kind === "close")) {
+        lane.push({ id: "close", kind: "close", reason: request.reason, ...fresh });
+      }
+      return;
+    case "open":
+      lane.push({ id: `o:${seq}`, kind: "open", ...fresh });
+      return;
+    case "event":
+      lane.push({ id: `e:${seq}`, kind: "event", seq, name: request.name, ...fresh });
+      return;
+    case "digest": {
+      const first = row.outbox[request.from].find((item) => item.kind === "message" && item.id !== request.except);
+      lane.push({ id: `d:${seq}`, kind: "digest", seq, upTo: first?.seq ?? seq, ...fresh });
+      return;
+    }
+    case "move": {
+      if (request.from === request.lane) return;
+      const from = row.outbox[request.from];
+      for (const item of from) {
+        if (item.id !== request.except && item.kind === "message") {
+          lane.push({ id: item.id, kind: "message", seq: item.seq ?? 0, ...fresh });
+        }
+      }
+      keepOnly(from, request.except);
+      return;
+    }
+    case "clear":
+      keepOnly(lane, request.except);
+      return;
+  }
+}
+
+/** Empties a lane in place but for the item `except` (the one its worker may be delivering). */
+function keepOnly(lane: OutboxItem[], except: string | undefined): void {
+  const kept = lane.filter((item) => item.id === except);
+  lane.splice(0, lane.length, ...kept);
+}
+
 /** Freezes a conversation record and the objects inside it that a change replaces rather than edits. */
 function frozen(conversation: Conversation): Conversation {
   Object.freeze(conversation.customer);
   Object.freeze(conversation.desk.ids);
   Object.freeze(conversation.desk);
+  if (conversation.bot) {
+    Object.freeze(conversation.bot.ids);
+    Object.freeze(conversation.bot);
+  }
   if (conversation.agent) Object.freeze(conversation.agent);
   return Object.freeze(conversation);
 }

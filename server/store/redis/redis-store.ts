@@ -20,6 +20,7 @@ import {
 } from "../../core/store.js";
 import {
   APPEND,
+  BIND_BOT,
   BIND_DESK,
   CONNECTOR_ACK,
   CONNECTOR_ENQUEUE,
@@ -47,6 +48,7 @@ type Scripts = Record<
   | "init"
   | "append"
   | "bindDesk"
+  | "bindBot"
   | "outboxUpdate"
   | "connectorHeads"
   | "connectorAck"
@@ -63,6 +65,7 @@ const SCRIPTS: Scripts = {
   init: INIT,
   append: APPEND,
   bindDesk: BIND_DESK,
+  bindBot: BIND_BOT,
   outboxUpdate: OUTBOX_UPDATE,
   connectorHeads: CONNECTOR_HEADS,
   connectorAck: CONNECTOR_ACK,
@@ -181,6 +184,9 @@ export class RedisStore implements ConversationStore {
     const endedAt = options.transition?.patch?.endedAt;
     const args = {
       ...options,
+      ...(options.outbox?.some((request) => request.kind === "message" && request.states !== undefined)
+        ? { readsState: true }
+        : {}),
       transition,
       messageId: draft.id,
       timestamp: draft.timestamp,
@@ -259,6 +265,19 @@ export class RedisStore implements ConversationStore {
 
   async findByDeskRef(desk: string, key: string, value: string): Promise<Conversation | undefined> {
     return this.getById(await this.run(() => this.redis.get(this.key(`dref:${desk}\u0000${key}\u0000${value}`))));
+  }
+
+  async bindBot(
+    conversationId: string,
+    key: string,
+    value: string,
+  ): Promise<{ status: "bound"; conversation: Conversation } | { status: "taken" | "not_found" }> {
+    const raw = await this.script<string>("bindBot", conversationId, key, value);
+    return JSON.parse(raw) as { status: "bound"; conversation: Conversation } | { status: "taken" | "not_found" };
+  }
+
+  async findByBotRef(bot: string, key: string, value: string): Promise<Conversation | undefined> {
+    return this.getById(await this.run(() => this.redis.get(this.key(`bref:${bot}\u0000${key}\u0000${value}`))));
   }
 
   async outboxHead(conversationId: string, lane: OutboxLane): Promise<OutboxItem | undefined> {

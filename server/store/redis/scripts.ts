@@ -44,6 +44,65 @@ local function ob_push(lane, id, item)
   redis.call('RPUSH', key, cjson.encode(item))
   if redis.call('LLEN', key) == 1 then redis.call('ZADD', P .. 'due:' .. lane, item.notBefore, id) end
 end
+-- Empties a lane but for the item 'except' (the one its worker may be delivering), keeping the due index right.
+local function ob_keep_only(lane, id, except)
+  local key = P .. 'ob:' .. lane .. ':' .. id
+  local kept = {}
+  for _, raw in ipairs(redis.call('LRANGE', key, 0, -1)) do
+    if except and cjson.decode(raw).id == except then kept[#kept + 1] = raw end
+  end
+  redis.call('DEL', key)
+  for _, raw in ipairs(kept) do redis.call('RPUSH', key, raw) end
+  if #kept > 0 then
+    redis.call('ZADD', P .. 'due:' .. lane, cjson.decode(kept[1]).notBefore, id)
+  else
+    redis.call('ZREM', P .. 'due:' .. lane, id)
+  end
+end
+-- One outbox request of an append (see OutboxRequest in core/store.ts); 'conv' is the record when it was decoded.
+local function queue_work(id, r, seq, conv)
+  local key = P .. 'ob:' .. r.lane .. ':' .. id
+  if r.kind == 'message' then
+    if r.states then
+      local listed = false
+      for _, s in ipairs(r.states) do if conv and s == conv.state then listed = true end end
+      if not listed then return end
+    end
+    ob_push(r.lane, id, { id = 'm:' .. seq, kind = 'message', seq = seq, attempts = 0, notBefore = 0 })
+  elseif r.kind == 'note' then
+    ob_push(r.lane, id, { id = 'n:' .. seq, kind = 'note', seq = seq, text = r.text, attempts = 0, notBefore = 0 })
+  elseif r.kind == 'close' then
+    for _, item in ipairs(redis.call('LRANGE', key, 0, -1)) do
+      if cjson.decode(item).kind == 'close' then return end
+    end
+    ob_push(r.lane, id, { id = 'close', kind = 'close', reason = r.reason, attempts = 0, notBefore = 0 })
+  elseif r.kind == 'open' then
+    ob_push(r.lane, id, { id = 'o:' .. seq, kind = 'open', attempts = 0, notBefore = 0 })
+  elseif r.kind == 'event' then
+    ob_push(r.lane, id, { id = 'e:' .. seq, kind = 'event', seq = seq, name = r.name, attempts = 0, notBefore = 0 })
+  elseif r.kind == 'digest' then
+    local upTo = seq
+    for _, raw in ipairs(redis.call('LRANGE', P .. 'ob:' .. r.from .. ':' .. id, 0, -1)) do
+      local item = cjson.decode(raw)
+      if item.kind == 'message' and item.id ~= r.except then
+        upTo = item.seq
+        break
+      end
+    end
+    ob_push(r.lane, id, { id = 'd:' .. seq, kind = 'digest', seq = seq, upTo = upTo, attempts = 0, notBefore = 0 })
+  elseif r.kind == 'move' then
+    if r.from == r.lane then return end
+    for _, raw in ipairs(redis.call('LRANGE', P .. 'ob:' .. r.from .. ':' .. id, 0, -1)) do
+      local item = cjson.decode(raw)
+      if item.kind == 'message' and item.id ~= r.except then
+        ob_push(r.lane, id, { id = item.id, kind = 'message', seq = item.seq, attempts = 0, notBefore = 0 })
+      end
+    end
+    ob_keep_only(r.from, id, r.except)
+  elseif r.kind == 'clear' then
+    ob_keep_only(r.lane, id, r.except)
+  end
+end
 local function push_message(id, draft, messageId, timestamp, connectorChannel)
   local logkey = P .. 'log:' .. id
   local seq = redis.call('LLEN', logkey) + 1
@@ -117,9 +176,10 @@ local function append_one(id, draft, optionsJson)
   local t = o.transition
   -- A plain append needs the record's state only, to refuse one to an ended conversation: the record is decoded
   -- when it may say ended (its JSON holds the string "ended" somewhere, whatever the spacing: a plain search, cheaper
-  -- than a pattern; another field worth exactly "ended" only costs a decode), or when a flag or a transition reads it.
+  -- than a pattern; another field worth exactly "ended" only costs a decode), or when a flag, a transition or an
+  -- outbox request that depends on the state (readsState) reads it.
   local conv
-  if t or o.flag or o.idleBeforeMs or string.find(raw, '"ended"', 1, true) then conv = cjson.decode(raw) end
+  if t or o.flag or o.idleBeforeMs or o.readsState or string.find(raw, '"ended"', 1, true) then conv = cjson.decode(raw) end
   if o.requireOpen and conv and conv.state == 'ended' then return '{"status":"ended","conversation":' .. raw .. '}' end
   local flagskey = P .. 'flags:' .. id
   if o.flag then
@@ -177,24 +237,13 @@ local function append_one(id, draft, optionsJson)
       if redis.call('ZADD', P .. 'st:' .. s, 'XX', 'GT', 'CH', o.activityMs, id) == 1 then break end
     end
   end
-  for _, r in ipairs(o.outbox or {}) do
-    local key = P .. 'ob:' .. r.lane .. ':' .. id
-    if r.kind == 'message' then
-      ob_push(r.lane, id, { id = 'm:' .. seq, kind = 'message', seq = seq, attempts = 0, notBefore = 0 })
-    elseif r.kind == 'note' then
-      ob_push(r.lane, id, { id = 'n:' .. seq, kind = 'note', seq = seq, text = r.text, attempts = 0, notBefore = 0 })
-    else
-      local closing = false
-      for _, item in ipairs(redis.call('LRANGE', key, 0, -1)) do
-        if cjson.decode(item).kind == 'close' then closing = true end
-      end
-      if not closing then ob_push(r.lane, id, { id = 'close', kind = 'close', reason = r.reason, attempts = 0, notBefore = 0 }) end
-    end
-  end
+  for _, r in ipairs(o.outbox or {}) do queue_work(id, r, seq, conv) end
   -- A plain append answers with its seq alone: the caller holds the draft (the stored message is the draft and its
   -- seq) and has no use for the record, and parsing both back cost each node a JSON parse of ~1 KB per message.
   if not t then return '{"status":"appended","seq":' .. seq .. '}' end
-  local previous = from and (',"previousState":' .. cjson.encode(from)) or ''
+  -- A bot's reply is recorded under a 'bot' to 'bot' "transition" that only checks the state: no change to report.
+  local changed = from and not (from == 'bot' and t.to == 'bot')
+  local previous = changed and (',"previousState":' .. cjson.encode(from)) or ''
   return '{"status":"appended","message":' .. msg .. ',"conversation":' .. out .. previous .. '}'
 end
 local out = {}
@@ -231,6 +280,26 @@ if ARGV[3] ~= '' then conv.desk.openedAt = ARGV[3] end
 local out = cjson.encode(conv)
 redis.call('SET', ckey, out)
 return out
+`;
+
+/** ARGV: conversation id, key, value. Claims the bot's id for the conversation (see ConversationStore.bindBot). */
+export const BIND_BOT = `
+local P = KEYS[1]
+local id = ARGV[1]
+local ckey = P .. 'c:' .. id
+local raw = redis.call('GET', ckey)
+if not raw then return '{"status":"not_found"}' end
+local conv = cjson.decode(raw)
+if type(conv.bot) ~= 'table' then return '{"status":"not_found"}' end
+local ref = P .. 'bref:' .. conv.bot.bot .. '\\0' .. ARGV[2] .. '\\0' .. ARGV[3]
+local holder = redis.call('GET', ref)
+if holder and holder ~= id then return '{"status":"taken"}' end
+redis.call('SET', ref, id)
+redis.call('SADD', P .. 'idx:' .. id, ref)
+conv.bot.ids[ARGV[2]] = ARGV[3]
+local out = cjson.encode(conv)
+redis.call('SET', ckey, out)
+return '{"status":"bound","conversation":' .. out .. '}'
 `;
 
 /** ARGV: lane, conversation id, item id, update JSON ('' to complete). */
@@ -300,9 +369,10 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'ended', '-inf', ARGV[1], '
     if redis.call('GET', key) == id then redis.call('DEL', key) end
   end
   redis.call('DEL', P .. 'c:' .. id, P .. 'log:' .. id, P .. 'ids:' .. id, P .. 'flags:' .. id, P .. 'idx:' .. id,
-    P .. 'ob:desk:' .. id, P .. 'ob:channel:' .. id)
+    P .. 'ob:desk:' .. id, P .. 'ob:channel:' .. id, P .. 'ob:bot:' .. id)
   redis.call('ZREM', P .. 'due:desk', id)
   redis.call('ZREM', P .. 'due:channel', id)
+  redis.call('ZREM', P .. 'due:bot', id)
   redis.call('ZREM', P .. 'ended', id)
   for _, s in ipairs(OPEN_STATES) do redis.call('ZREM', P .. 'st:' .. s, id) end
   removed = removed + 1

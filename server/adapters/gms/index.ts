@@ -1,0 +1,3 @@
+export { gms } from "./module.js";
+export { GmsBot, type GmsBotOptions } from "./bot.js";
+export { GmsClient, GmsError } from "./client.js";
