@@ -14,6 +14,9 @@
  * function, JavaScript included: node runs with `--perf-basic-prof`, and V8's map of its compiled code names the
  * addresses callgrind cannot (the flag itself adds a little to the count: compare annotated runs with each other).
  *
+ * `--compare label=<commit>,...` counts Liaison as of earlier commits too (each built from its own tree, run with its
+ * own `npm start` flags): what a change cost, in a figure the machine's load does not move.
+ *
  * Needs `valgrind` (Debian package `valgrind`); takes a minute or two.
  */
 import { execFileSync } from "node:child_process";
@@ -23,11 +26,13 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
   benchApiKey,
+  buildRevision,
   buildServers,
   installCleanup,
   repoRoot,
   startServer,
   startWorker,
+  type Revision,
   type RunningServer,
 } from "./lib/procs.js";
 import type { ClosedResult, Target } from "./lib/types.js";
@@ -38,12 +43,13 @@ const { values: flags } = parseArgs({
     pairs: { type: "string", default: "20" },
     messages: { type: "string", default: "100" },
     annotate: { type: "boolean", default: false },
+    compare: { type: "string", default: "" },
     help: { type: "boolean", default: false },
   },
 });
 if (flags.help === true) {
   process.stdout.write(
-    "npm run bench:instructions [-- --targets parity,liaison] [--pairs 20] [--messages 100] [--annotate]\n",
+    "npm run bench:instructions [-- --targets parity,liaison] [--pairs 20] [--messages 100] [--annotate] [--compare label=<commit>,...]\n",
   );
   process.exit(0);
 }
@@ -61,6 +67,25 @@ const perPair = Math.max(2, Number(flags.messages));
 const LIFETIME_MS = 20 * 60_000;
 installCleanup(LIFETIME_MS + 60_000);
 buildServers();
+
+/** What is counted: a target of this tree, or Liaison as of an earlier commit (`liaison@<label>`). */
+interface Subject {
+  name: string;
+  target: Target;
+  revision?: Revision;
+}
+const subjects: Subject[] = [
+  ...targets.map((target) => ({ name: target, target })),
+  ...flags.compare
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "")
+    .map((item): Subject => {
+      const match = /^([a-z0-9][a-z0-9-]*)=(.+)$/.exec(item);
+      if (!match?.[1] || !match[2]) throw new Error(`--compare: "${item}" is not label=<commit>`);
+      return { name: `liaison@${match[1]}`, target: "liaison", revision: buildRevision(match[1], match[2]) };
+    }),
+];
 
 /**
  * Where valgrind's gdbserver keeps its pipes. Their names also carry USER and HOST from the environment, and the
@@ -136,7 +161,8 @@ function topFunctions(dump: string, perfMap: string, messages: number): [string,
 }
 
 interface Row {
-  target: Target;
+  /** The target, or `liaison@<label>` for an earlier commit. */
+  target: string;
   delivered: number;
   /** Every thread's instructions in the measured batch. */
   instructions: number;
@@ -145,16 +171,17 @@ interface Row {
   mainPerMessage: number;
 }
 
-async function measure(target: Target): Promise<Row> {
+async function measure({ name, target, revision }: Subject): Promise<Row> {
   let server: RunningServer | undefined;
   const worker = { stop: () => Promise.resolve() };
   try {
     server = await startServer(target, LIFETIME_MS, {
+      ...(revision ? { revision } : {}),
       launcher: [
         "valgrind",
         "--tool=callgrind",
         "--instr-atstart=no",
-        `--callgrind-out-file=${annotate ? join(profilesDir, `callgrind.${target}.%p`) : "/dev/null"}`,
+        `--callgrind-out-file=${annotate ? join(profilesDir, `callgrind.${name}.%p`) : "/dev/null"}`,
         `--vgdb-prefix=${vgdbPrefix}`,
       ],
       readyTimeoutMs: 10 * 60_000,
@@ -194,17 +221,17 @@ async function measure(target: Target): Promise<Row> {
     const counted = instructions(server.pid);
     if (annotate) callgrind(server.pid, "--dump");
     callgrind(server.pid, "--instr=off");
-    log(`${target}: ${measured.delivered} messages, ${formatInt(counted.all)} instructions`);
+    log(`${name}: ${measured.delivered} messages, ${formatInt(counted.all)} instructions`);
     if (annotate) {
-      const dump = join(profilesDir, `callgrind.${target}.${server.pid}.1`);
+      const dump = join(profilesDir, `callgrind.${name}.${server.pid}.1`);
       const top = topFunctions(dump, `/tmp/perf-${server.pid}.map`, measured.delivered);
-      const file = join(profilesDir, `${target}.instructions.txt`);
+      const file = join(profilesDir, `${name}.instructions.txt`);
       writeFileSync(file, `${top.map(([name, count]) => `${formatInt(count).padStart(9)}  ${name}`).join("\n")}\n`);
-      log(`${target}: instructions per message by function (self), top 15 of ${file}:`);
+      log(`${name}: instructions per message by function (self), top 15 of ${file}:`);
       for (const [name, count] of top.slice(0, 15)) log(`  ${formatInt(count).padStart(9)}  ${name.slice(0, 110)}`);
     }
     return {
-      target,
+      target: name,
       delivered: measured.delivered,
       instructions: counted.all,
       perMessage: counted.all / measured.delivered,
@@ -220,9 +247,9 @@ const formatInt = (value: number) => Math.round(value).toLocaleString("en-US");
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 const rows: Row[] = [];
-for (const target of targets) {
-  log(`${target}: starting under callgrind (a minute or two)`);
-  rows.push(await measure(target));
+for (const subject of subjects) {
+  log(`${subject.name}: starting under callgrind (a minute or two)`);
+  rows.push(await measure(subject));
 }
 const parity = rows.find((row) => row.target === "parity");
 const lines = [
@@ -240,7 +267,12 @@ const lines = [
 process.stdout.write(`${lines.join("\n")}\n`);
 const date = new Date().toISOString().slice(0, 10);
 writeFileSync(
-  join(repoRoot, "bench", "results", `${date}.instructions.json`),
+  join(
+    repoRoot,
+    "bench",
+    "results",
+    `${date}.instructions${subjects.some((subject) => subject.revision) ? ".partial" : ""}.json`,
+  ),
   `${JSON.stringify({ date, pairs, messagesPerPair: perPair, rows }, null, 2)}\n`,
 );
 process.exit(0);

@@ -7,7 +7,8 @@
  * Options: `--quick`, `--rounds N`, `--workers N` (load processes for the relay and latency cases),
  * `--cases relay,latency,idle,cluster` (or case ids such as `relay-100`, `redis-2nodes`), `--rates 5000,15000` (the
  * latency case's offered rates, msgs/s; ids `latency-5k`, `latency-15k`), `--profile` (every server runs with `--cpu-prof`, profiles
- * in `bench/results/profiles/<target>/`), `--targets raw,parity,liaison` (a subset of the servers).
+ * in `bench/results/profiles/<target>/`), `--targets raw,parity,liaison` (a subset of the servers), `--compare
+ * label=<commit>,...` (Liaison as of earlier commits, measured beside the current one in every single-node case).
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -36,11 +37,13 @@ import {
   serverNodeFlags,
   sleep,
   startRedis,
+  buildRevision,
   buildServers,
   startFakeRocketChatProcess,
   startServer,
   startWorker,
   type RunningRedis,
+  type Revision,
   type RunningServer,
   type Worker,
 } from "./lib/procs.js";
@@ -58,12 +61,13 @@ const { values: flags } = parseArgs({
     "heap-profile": { type: "boolean", default: false },
     "trace-gc": { type: "boolean", default: false },
     targets: { type: "string" },
+    compare: { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
 if (flags.help) {
   process.stdout.write(
-    "npm run bench [-- --quick] [--rounds N] [--workers N] [--cases relay,latency,idle,cluster|<case id>,...] [--rates 5000,15000] [--targets ...] [--profile] [--heap-profile] [--trace-gc]\n",
+    "npm run bench [-- --quick] [--rounds N] [--workers N] [--cases relay,latency,idle,cluster|<case id>,...] [--rates 5000,15000] [--targets ...] [--compare label=<commit>,...] [--profile] [--heap-profile] [--trace-gc]\n",
   );
   process.exit(0);
 }
@@ -82,6 +86,23 @@ const workersPerLoad = flags.workers === undefined ? 1 : Math.max(1, Number(flag
 /** `--targets liaison` (e.g. to profile it alone): the servers to run; ratios need the baselines too. */
 const targetFilter = flags.targets?.split(",").map((item) => item.trim());
 const caseFilter = flags.cases?.split(",").map((item) => item.trim());
+/**
+ * `--compare before=<commit>,...`: Liaison as of those commits, each a server of its own (`liaison@<label>`) in the
+ * relay, latency, idle and desk cases, interleaved with the others round by round: what a change cost, before and
+ * after in one run on one machine.
+ */
+const compareSpecs = (flags.compare ?? "")
+  .split(",")
+  .map((item) => item.trim())
+  .filter((item) => item !== "")
+  .map((item) => {
+    const match = /^([a-z0-9][a-z0-9-]*)=(.+)$/.exec(item);
+    if (!match?.[1] || !match[2]) throw new Error(`--compare: "${item}" is not label=<commit> (label: a-z, 0-9, -)`);
+    return { label: match[1], rev: match[2] };
+  });
+const revisions = new Map<CompareName, Revision>();
+type CompareName = `liaison@${string}`;
+const compareNames = (): CompareName[] => [...revisions.keys()];
 /** The latency case's offered rates (msgs/s): the issue's 5k and 15k unless `--rates` asks for others. */
 const latencyRates = (flags.rates ?? "5000,15000").split(",").map((item) => {
   const rate = Number(item.trim());
@@ -124,10 +145,10 @@ interface IdleLevel {
   conversations: number;
 }
 /** The servers of the two-node case: each is two nodes (fresh, on a fresh Redis prefix) on the bench's own Redis. */
-type ClusterVariant = "parity-2-nodes" | "liaison-classic" | "liaison-sharded";
-const clusterVariants: readonly ClusterVariant[] = ["parity-2-nodes", "liaison-classic", "liaison-sharded"];
-/** A server (or pair of nodes) measured: one of the three targets, or a two-node variant. */
-type ServerName = Target | ClusterVariant;
+type ClusterVariant = "parity-2-nodes" | "liaison-2-nodes";
+const clusterVariants: readonly ClusterVariant[] = ["parity-2-nodes", "liaison-2-nodes"];
+/** A server (or pair of nodes) measured: one of the three targets, a two-node variant, or an earlier Liaison. */
+type ServerName = Target | ClusterVariant | CompareName;
 
 type CaseSpec =
   | { kind: "relay"; id: string; title: string; pairs: number }
@@ -593,11 +614,7 @@ async function runClusterCase(spec: CaseSpec & { kind: "cluster" }): Promise<Rou
       for (const variant of rotate(variants, round)) {
         measurement++;
         const target: Target = variant === "parity-2-nodes" ? "parity" : "liaison";
-        const env: Record<string, string> = {
-          REDIS_URL: redis.url,
-          REDIS_PREFIX: `bench${measurement}:`,
-          ...(target === "liaison" ? { REDIS_ADAPTER: variant === "liaison-sharded" ? "sharded" : "classic" } : {}),
-        };
+        const env: Record<string, string> = { REDIS_URL: redis.url, REDIS_PREFIX: `bench${measurement}:` };
         const startBegan = Date.now();
         const started = await Promise.allSettled(
           [0, 1].map(() =>
@@ -652,7 +669,20 @@ async function runClusterCase(spec: CaseSpec & { kind: "cluster" }): Promise<Rou
 async function runDeskCase(spec: CaseSpec & { kind: "desk" }): Promise<RoundResult[]> {
   const out: RoundResult[] = [];
   if (targetFilter && !targetFilter.includes("liaison")) return out;
+  const servers: ("liaison" | CompareName)[] = ["liaison", ...compareNames()];
   for (let round = 0; round < deskRounds; round++) {
+    for (const target of rotate(servers, round)) out.push(await deskRound(spec, round, target));
+  }
+  return out;
+}
+
+/** One round of the desk case for one server: a fresh fake Rocket.Chat and Liaison, warmed up, the rates climbed. */
+async function deskRound(
+  spec: CaseSpec & { kind: "desk" },
+  round: number,
+  target: "liaison" | CompareName,
+): Promise<RoundResult> {
+  {
     const metrics: Metrics = {};
     let error: string | undefined;
     const began = Date.now();
@@ -660,8 +690,10 @@ async function runDeskCase(spec: CaseSpec & { kind: "desk" }): Promise<RoundResu
     let server: RunningServer | undefined;
     let stage = "start";
     try {
+      const revision = revisions.get(target as CompareName);
       server = await startServer("liaison", CHILD_LIFETIME_MS, {
-        ...(profiling() ? { nodeArgs: profilerArgs("liaison"), gracefulStop: true } : {}),
+        ...(profiling() ? { nodeArgs: profilerArgs(target), gracefulStop: true } : {}),
+        ...(revision ? { revision } : {}),
         publicUrl: true,
         env: {
           ROCKETCHAT_URL: fake.url,
@@ -675,7 +707,7 @@ async function runDeskCase(spec: CaseSpec & { kind: "desk" }): Promise<RoundResu
       stage = `warm-up @${warmupRate}/s`;
       const warm = await measureLatency(server, spec.pairs, warmupRate, { desk: true, warmupMs: DESK_WARMUP_MS });
       log(
-        `  ${spec.id} round ${round + 1}/${deskRounds} warm-up @${warmupRate}/s (not counted): achieved ` +
+        `  ${spec.id} round ${round + 1}/${deskRounds} ${target} warm-up @${warmupRate}/s (not counted): achieved ` +
           `${formatNumber(warm.achieved)}/s, p99 ${formatNumber(warm.p99, 2)} ms, Liaison CPU ${formatNumber(warm.serverCpuPct)}%`,
       );
       let before = await fake.stats();
@@ -689,12 +721,12 @@ async function runDeskCase(spec: CaseSpec & { kind: "desk" }): Promise<RoundResu
         measured.failedDeliveries = after.failedDeliveries - before.failedDeliveries;
         before = after;
         for (const [key, value] of Object.entries(measured)) metrics[deskKey(rate, key)] = value;
-        log(`  ${spec.id} round ${round + 1}/${deskRounds} @${rate}/s: ${summary(spec, measured)}`);
+        log(`  ${spec.id} round ${round + 1}/${deskRounds} ${target} @${rate}/s: ${summary(spec, measured)}`);
         if (!deskSustains(metrics, rate)) break;
       }
     } catch (caught) {
       error = `${stage}: ${caught instanceof Error ? caught.message : String(caught)}`;
-      log(`  ${spec.id} round ${round + 1}/${deskRounds} ERROR ${error}`);
+      log(`  ${spec.id} round ${round + 1}/${deskRounds} ${target} ERROR ${error}`);
     } finally {
       await server?.stop();
       await fake.stop();
@@ -702,9 +734,8 @@ async function runDeskCase(spec: CaseSpec & { kind: "desk" }): Promise<RoundResu
     const sustained = spec.rates.filter((rate) => deskSustains(metrics, rate));
     metrics.sustained = Math.max(0, ...sustained);
     metrics.elapsedMs = Date.now() - began;
-    out.push({ round, target: "liaison", metrics, ...(error === undefined ? {} : { error }) });
+    return { round, target, metrics, ...(error === undefined ? {} : { error }) };
   }
-  return out;
 }
 
 const profiling = (): boolean => flags.profile === true || flags["heap-profile"] === true || flags["trace-gc"] === true;
@@ -722,9 +753,12 @@ function profilerArgs(target: string): string[] {
 async function runCase(spec: CaseSpec): Promise<RoundResult[]> {
   if (spec.kind === "cluster") return runClusterCase(spec);
   if (spec.kind === "desk") return runDeskCase(spec);
-  const servers = (spec.kind === "idle" ? (["raw", "liaison"] as const) : targets).filter(
-    (target) => !targetFilter || targetFilter.includes(target),
-  );
+  const servers: (Target | CompareName)[] = [
+    ...(spec.kind === "idle" ? (["raw", "liaison"] as const) : targets).filter(
+      (target) => !targetFilter || targetFilter.includes(target),
+    ),
+    ...compareNames(),
+  ];
   const out: RoundResult[] = [];
   const caseRounds = spec.kind === "idle" ? idleRounds : rounds;
   for (let round = 0; round < caseRounds; round++) {
@@ -734,19 +768,28 @@ async function runCase(spec: CaseSpec): Promise<RoundResult[]> {
     const started = await Promise.allSettled(
       order.map((target) =>
         startServer(
-          target,
+          revisions.has(target as CompareName) ? "liaison" : (target as Target),
           CHILD_LIFETIME_MS,
-          profiling()
-            ? {
-                nodeArgs: profilerArgs(target),
-                gracefulStop: true,
-                ...(flags["trace-gc"] === true
-                  ? {
-                      logFile: join(repoRoot, "bench", "results", "profiles", target, `gc.${spec.id}.${round + 1}.log`),
-                    }
-                  : {}),
-              }
-            : {},
+          revisions.has(target as CompareName)
+            ? { revision: revisions.get(target as CompareName) as Revision }
+            : profiling()
+              ? {
+                  nodeArgs: profilerArgs(target),
+                  gracefulStop: true,
+                  ...(flags["trace-gc"] === true
+                    ? {
+                        logFile: join(
+                          repoRoot,
+                          "bench",
+                          "results",
+                          "profiles",
+                          target,
+                          `gc.${spec.id}.${round + 1}.log`,
+                        ),
+                      }
+                    : {}),
+                }
+              : {},
         ),
       ),
     );
@@ -787,7 +830,7 @@ async function runCase(spec: CaseSpec): Promise<RoundResult[]> {
  * is that round's p99 by itself, and whether one fell in a window decided the round.
  */
 function pooledPercentiles(results: readonly RoundResult[], byTarget: Partial<Record<ServerName, Metrics>>): void {
-  for (const [target, metrics] of Object.entries(byTarget)) {
+  for (const [target, metrics] of Object.entries(byTarget) as [ServerName, Metrics][]) {
     const pooled = mergeSorted(
       results
         .filter((result) => result.target === target && !result.error)
@@ -835,27 +878,26 @@ function rowsFor(spec: CaseSpec, byTarget: Partial<Record<ServerName, Metrics>>)
           target: throughputTarget,
         },
       ];
-    case "cluster":
-      // One row per adapter, each against the same two-node parity (in the table's parity column).
-      return (["classic", "sharded"] as const).flatMap((adapter): Row[] => {
-        const liaison = byTarget[`liaison-${adapter}`];
-        const parity = byTarget["parity-2-nodes"];
-        const at = { caseId: `${spec.id}-${adapter}`, caseTitle: `${spec.title}, ${adapter} adapter` };
-        const values = (key: string): Partial<Record<Target, number>> => ({
-          ...(parity?.[key] === undefined ? {} : { parity: parity[key] }),
-          ...(liaison?.[key] === undefined ? {} : { liaison: liaison[key] }),
-        });
-        return [
-          { ...at, metric: "throughput", unit: "msgs/s", values: values("msgsPerSec"), target: clusterTarget },
-          {
-            ...at,
-            metric: "throughput per core (nodes + Redis)",
-            unit: "msgs/CPU-s",
-            values: values("msgsPerCpuSecond"),
-            target: clusterTarget,
-          },
-        ];
+    case "cluster": // Two-node Liaison against two-node parity (in the table's parity column).
+    {
+      const liaison = byTarget["liaison-2-nodes"];
+      const parity = byTarget["parity-2-nodes"];
+      const at = { caseId: spec.id, caseTitle: spec.title };
+      const values = (key: string): Partial<Record<Target, number>> => ({
+        ...(parity?.[key] === undefined ? {} : { parity: parity[key] }),
+        ...(liaison?.[key] === undefined ? {} : { liaison: liaison[key] }),
       });
+      return [
+        { ...at, metric: "throughput", unit: "msgs/s", values: values("msgsPerSec"), target: clusterTarget },
+        {
+          ...at,
+          metric: "throughput per core (nodes + Redis)",
+          unit: "msgs/CPU-s",
+          values: values("msgsPerCpuSecond"),
+          target: clusterTarget,
+        },
+      ];
+    }
     case "latency":
       return [
         { ...base, metric: "achieved rate", unit: "msgs/s", values: pick("achieved") },
@@ -973,6 +1015,13 @@ async function main(): Promise<void> {
   installCleanup(MAX_RUN_MS);
   const startedAt = new Date();
   buildServers();
+  for (const { label, rev } of compareSpecs) {
+    const revision = buildRevision(label, rev);
+    revisions.set(`liaison@${label}`, revision);
+    log(
+      `bench: compare ${label} = ${revision.commit.slice(0, 7)} (Node flags: ${revision.nodeFlags.join(" ") || "none"})`,
+    );
+  }
   const machine = {
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? "unknown",
@@ -998,12 +1047,9 @@ async function main(): Promise<void> {
   }
   const rows = caseResults.flatMap(({ spec, medians: byTarget }) => rowsFor(spec, byTarget).map(evaluate));
   const table = markdownTable(rows);
-  const adapters = caseResults.flatMap(({ spec, medians: byTarget }) =>
-    spec.kind === "cluster" ? [betterAdapter(byTarget)] : [],
-  );
-  for (const line of adapters) log(`bench: ${line}`);
+  const comparison = comparisonTable(caseResults);
   const durationS = Math.round((Date.now() - startedAt.getTime()) / 1000);
-  process.stdout.write(`\n${table}\n\n`);
+  process.stdout.write(`\n${table}\n\n${comparison === undefined ? "" : `${comparison}\n\n`}`);
 
   const date = startedAt.toISOString().slice(0, 10);
   const directory = join(repoRoot, "bench", "results");
@@ -1024,34 +1070,107 @@ async function main(): Promise<void> {
       medians: byTarget,
     })),
     rows,
-    adapters,
+    revisions: [...revisions.values()].map(({ label, commit, nodeFlags }) => ({ label, commit, nodeFlags })),
     notImplemented,
   };
   // Only a full run of every case and server is the day's record; a quick or filtered one never overwrites it.
-  const name = caseFilter || targetFilter ? `${date}.partial` : quick ? `${date}.quick` : date;
+  const name = caseFilter || targetFilter || revisions.size > 0 ? `${date}.partial` : quick ? `${date}.quick` : date;
   writeFileSync(join(directory, `${name}.json`), `${JSON.stringify(json, null, 2)}\n`);
-  writeFileSync(join(directory, `${name}.md`), markdownReport(rows, table, machine, date, durationS, caseResults));
+  writeFileSync(
+    join(directory, `${name}.md`),
+    markdownReport(rows, table, comparison, machine, date, durationS, caseResults),
+  );
   log(`bench: wrote bench/results/${name}.json and bench/results/${name}.md (${durationS} s)`);
 }
 
-/** Issue 5: "compare [the Redis adapter] with the sharded variant in the bench and keep the better". */
-function betterAdapter(byTarget: Partial<Record<ServerName, Metrics>>): string {
-  const classic = byTarget["liaison-classic"]?.msgsPerSec;
-  const sharded = byTarget["liaison-sharded"]?.msgsPerSec;
-  if (classic === undefined || sharded === undefined) return "adapters: not both measured";
-  const [better, worse, high, low] =
-    sharded > classic ? ["sharded", "classic", sharded, classic] : ["classic", "sharded", classic, sharded];
-  return (
-    `the ${better} Redis adapter did better: ${formatNumber(high)} msgs/s against ${formatNumber(low)} with the ${worse} ` +
-    `one (${(high / low).toFixed(2)}×` +
-    (Math.abs(high / low - 1) < 0.05 ? ", within this machine's noise" : "") +
-    ")"
+/** What the comparison table shows of each case: the figures a change would move. */
+const comparedMetrics: Record<CaseSpec["kind"], readonly { key: string; label: string; digits?: number }[]> = {
+  relay: [
+    { key: "msgsPerSec", label: "throughput (msgs/s)" },
+    { key: "msgsPerCpuSecond", label: "throughput per server core (msgs/CPU-s)" },
+  ],
+  latency: [
+    { key: "achieved", label: "achieved rate (msgs/s)" },
+    { key: "p50", label: "p50 (ms)", digits: 2 },
+    { key: "p99", label: "p99 (ms)", digits: 2 },
+  ],
+  idle: [
+    { key: "reconnect.ms", label: "reconnect storm: all back (ms)" },
+    { key: "reconnect.lagMaxMs", label: "reconnect storm: event-loop delay, max (ms)", digits: 1 },
+    { key: "reconnect.failed", label: "reconnect storm: clients that failed" },
+  ],
+  desk: [{ key: "sustained", label: "most sustained (msgs/s)" }],
+  cluster: [],
+};
+
+/**
+ * `--compare`: every earlier Liaison beside the current one, case by case, with current/earlier for each figure
+ * (above 1: the figure grew since that commit). Undefined when nothing was compared.
+ */
+function comparisonTable(
+  caseResults: readonly { spec: CaseSpec; medians: Partial<Record<ServerName, Metrics>> }[],
+): string | undefined {
+  const names = compareNames();
+  if (names.length === 0) return undefined;
+  const header = ["case", "metric", ...names.map((name) => name.slice("liaison@".length)), "current"];
+  header.push(...names.map((name) => `current/${name.slice("liaison@".length)}`));
+  const body: string[][] = [];
+  for (const { spec, medians: byTarget } of caseResults) {
+    const metrics: { key: string; label: string; digits?: number }[] = [...comparedMetrics[spec.kind]];
+    if (spec.kind === "idle") {
+      const level = spec.levels.at(-1);
+      if (level) {
+        metrics.unshift(
+          {
+            key: levelKey(level, "rssPerConvKB"),
+            label: `RSS per conversation at ${level.conversations} (KB)`,
+            digits: 1,
+          },
+          {
+            key: levelKey(level, "heapPerConvKB"),
+            label: `heap per conversation at ${level.conversations} (KB)`,
+            digits: 1,
+          },
+        );
+      }
+    }
+    if (spec.kind === "desk") {
+      for (const rate of spec.rates) {
+        metrics.push({ key: deskKey(rate, "p99"), label: `p99 at ${formatNumber(rate)} msgs/s (ms)`, digits: 2 });
+      }
+    }
+    for (const metric of metrics) {
+      const current = byTarget.liaison?.[metric.key];
+      const earlier = names.map((name) => byTarget[name]?.[metric.key]);
+      if (current === undefined && earlier.every((value) => value === undefined)) continue;
+      body.push([
+        spec.title,
+        metric.label,
+        ...earlier.map((value) => formatNumber(value, metric.digits)),
+        formatNumber(current, metric.digits),
+        ...earlier.map((value) =>
+          current === undefined || value === undefined || value === 0 ? "–" : `${(current / value).toFixed(2)}×`,
+        ),
+      ]);
+    }
+  }
+  const widths = header.map((cell, column) =>
+    Math.max(cell.length, ...body.map((line) => (line[column] ?? "").length)),
   );
+  const line = (cells: readonly string[]) =>
+    `| ${cells.map((cell, column) => (column < 2 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join(" | ")} |`;
+  const rule = `| ${widths.map((width, column) => (column < 2 ? "-".repeat(width) : `${"-".repeat(width - 1)}:`)).join(" | ")} |`;
+  const legend = [...revisions.values()].map(
+    (revision) =>
+      `- **${revision.label}**: Liaison at \`${revision.commit.slice(0, 7)}\`, Node flags ${revision.nodeFlags.length > 0 ? revision.nodeFlags.map((flag) => `\`${flag}\``).join(" ") : "none"}`,
+  );
+  return ["## Compared with earlier commits", "", ...legend, "", line(header), rule, ...body.map(line)].join("\n");
 }
 
 function markdownReport(
   rows: readonly Row[],
   table: string,
+  comparison: string | undefined,
   machine: { cpus: number; cpuModel: string; totalMemoryGB: number; node: string; fileDescriptorLimit: number },
   date: string,
   durationS: number,
@@ -1128,9 +1247,7 @@ function markdownReport(
     ...(missed.length > 0 ? missed.map(bullet) : ["- none"]),
     ...(unmeasured.length > 0 ? ["", `Not measured (${unmeasured.length}):`, "", ...unmeasured.map(bullet)] : []),
     ...fdBound,
-    ...caseResults
-      .filter(({ spec }) => spec.kind === "cluster")
-      .flatMap(({ spec, medians: byTarget }) => ["", `${spec.title}: ${betterAdapter(byTarget)}.`]),
+    ...(comparison === undefined ? [] : ["", comparison]),
     ...(notImplemented.length > 0
       ? ["", "## Not yet implemented", "", ...notImplemented.map((item) => `- ${item}`)]
       : []),
@@ -1173,9 +1290,9 @@ function markdownReport(
     "- Two nodes on Redis: the bench starts its own `redis-server` (127.0.0.1, free port, no persistence) for the case; each measurement starts two fresh nodes " +
       "of one variant with `REDIS_URL` and a fresh `REDIS_PREFIX`: **parity-2-nodes** (parity with `@socket.io/redis-adapter`, classic pub/sub, its publishing client auto-pipelined as Liaison's is, " +
       "`messageArrived` sent with `io.to(room).except(sender)` so it crosses nodes through the adapter; `seq` kept in the memory of the node that received the send, " +
-      "so acks are checked for order per sending socket; no store), **liaison-classic** and **liaison-sharded** (Liaison on the Redis store, `REDIS_ADAPTER=classic` or `sharded`). " +
+      "so acks are checked for order per sending socket; no store) and **liaison-2-nodes** (Liaison on the Redis store and the same adapter). " +
       "Every customer socket (and `init`) is on the first node and its agent on the second, so every message crosses nodes; closed loop as in the relay case. " +
-      "The Liaison/parity column compares each adapter with the same two-node parity; *throughput per core* counts both nodes' CPU and Redis's.",
+      "*Throughput per core* counts both nodes' CPU and Redis's.",
     "- Rocket.Chat desk path (Liaison only, no baseline): per round, a fake Rocket.Chat (`bench/rocketchat-fake.ts`, `test/fakes/rocketchat` whose agent answers " +
       "every visitor message with `re: <text>` at once) in its own process and a Liaison on it (`ROCKETCHAT_URL`, webhook token, the fake's bot user, `PUBLIC_URL`; the fake's webhook at `/webhooks/rocketchat`), " +
       `warmed up at the lowest rate for ${DESK_WARMUP_MS / 1000} s (not counted), then the rates climbed on that pair, new customers for each. ` +

@@ -4,7 +4,7 @@
  * `child-hook.ts`, which makes them exit on their own if this process disappears.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -34,6 +34,43 @@ export function buildServers(): void {
   if (result.status !== 0) {
     throw new Error(`tsc -p tsconfig.bench.json failed:\n${result.stdout}${result.stderr}`);
   }
+}
+
+/**
+ * An earlier revision of Liaison measured beside the current one (`--compare label=<commit>`): its tree as of that
+ * commit, compiled by its own `tsconfig.bench.json`, run with its own `npm start` flags and the current
+ * `node_modules` (every revision compared here has the dependencies it imports in it).
+ */
+export interface Revision {
+  label: string;
+  commit: string;
+  dir: string;
+  nodeFlags: readonly string[];
+}
+
+/** Extracts `commit` into `dist/bench-compare/<label>/` and compiles it there. */
+export function buildRevision(label: string, rev: string): Revision {
+  const git = (args: string[]) => {
+    const result = spawnSync("git", args, { cwd: repoRoot, encoding: "utf8" });
+    if (result.status !== 0) throw new Error(`git ${args.join(" ")} failed: ${result.stderr}`);
+    return result.stdout.trim();
+  };
+  const commit = git(["rev-parse", "--verify", `${rev}^{commit}`]);
+  const dir = join(repoRoot, "dist", "bench-compare", label);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const extract = spawnSync("sh", ["-c", `git archive --format=tar ${commit} | tar -x -C "$0"`, dir], {
+    cwd: repoRoot,
+    encoding: "utf8",
+  });
+  if (extract.status !== 0) throw new Error(`extracting ${rev} failed: ${extract.stderr}`);
+  symlinkSync(join(repoRoot, "node_modules"), join(dir, "node_modules"), "dir");
+  const tsc = join(repoRoot, "node_modules", "typescript", "bin", "tsc");
+  const result = spawnSync(process.execPath, [tsc, "-p", "tsconfig.bench.json"], { cwd: dir, encoding: "utf8" });
+  if (result.status !== 0) throw new Error(`compiling ${rev} failed:\n${result.stdout}${result.stderr}`);
+  const start = (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { scripts: { start: string } }).scripts
+    .start;
+  return { label, commit, dir, nodeFlags: gatewayNodeFlags(start) };
 }
 
 const children = new Set<ChildProcess>();
@@ -137,10 +174,15 @@ export async function startServer(
     readyTimeoutMs?: number;
     /** Everything the server prints is also written here (e.g. `--trace-gc` lines). */
     logFile?: string;
+    /** Liaison as of an earlier commit (`target` must be `liaison`), with that commit's `npm start` flags. */
+    revision?: Revision;
   } = {},
 ): Promise<RunningServer> {
   const port = await freePort();
-  const script = join(buildDir, target === "liaison" ? "server/main.js" : `bench/baselines/${target}.js`);
+  const revision = options.revision;
+  const script = revision
+    ? join(revision.dir, "dist", "bench", "server", "main.js")
+    : join(buildDir, target === "liaison" ? "server/main.js" : `bench/baselines/${target}.js`);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     HOST: "127.0.0.1",
@@ -170,7 +212,7 @@ export async function startServer(
       options.launcher?.[0] ?? process.execPath,
       [
         ...(options.launcher ? [...options.launcher.slice(1), process.execPath] : []),
-        ...serverNodeFlags,
+        ...(revision?.nodeFlags ?? serverNodeFlags),
         ...(options.nodeArgs ?? []),
         "--expose-gc",
         "--import",
@@ -178,7 +220,7 @@ export async function startServer(
         script,
       ],
       {
-        cwd: repoRoot,
+        cwd: revision?.dir ?? repoRoot,
         env,
         detached: true,
         stdio: ["ignore", "pipe", "pipe"],
