@@ -197,7 +197,11 @@ const MENU_BUTTONS = [MENU.map((text) => ({ id: text, text }))];
 describe.each(["es", "cx"] as const)("BOT=dialogflow (%s) end to end", (edition) => {
   it("a web customer talks to the bot, presses its buttons, sends it a file, and is handed to a socket-desk agent who reads the bot's part in the history", async () => {
     const { gateway, df, agent } = await scenario(edition);
-    agent.intent({ displayName: "parcel", phrases: ["Where is my parcel?"], replies: [{ text: "It ships tomorrow." }] });
+    agent.intent({
+      displayName: "parcel",
+      phrases: ["Where is my parcel?"],
+      replies: [{ text: "It ships tomorrow." }],
+    });
     agent.intent({ displayName: "menu", phrases: ["menu"], replies: withButtons(edition, "How can I help?", MENU) });
     agent.intent({
       displayName: "track",
@@ -519,7 +523,7 @@ describe.each(["es", "cx"] as const)("BOT=dialogflow (%s) end to end", (edition)
   });
 
   it("an agent Dialogflow does not have (404) hands the customer to an agent at once, and /ready names the settings to check", async () => {
-    const missing =
+    const missing: Record<string, string> =
       edition === "es" ? { DIALOGFLOW_PROJECT_ID: "acme-other" } : { DIALOGFLOW_AGENT_ID: "0b6c1f4e-no-such-agent" };
     const { gateway, df } = await scenario(edition, { env: missing });
     const sara = await customer(gateway);
