@@ -345,6 +345,11 @@ describe.each(["es", "cx"] as const)("BOT=dialogflow (%s) end to end", (edition)
         replies: [{ text: "One moment." }],
       });
     }
+    agent.intent({
+      displayName: "file received",
+      events: ["liaison_file"],
+      replies: [{ text: "Thanks, an agent will look at it." }],
+    });
     const bilal = await connectorCustomer(gateway);
     const id = bilal.id;
     expect(await bilal.send("hi")).toMatchObject({ ok: true });
@@ -357,6 +362,14 @@ describe.each(["es", "cx"] as const)("BOT=dialogflow (%s) end to end", (edition)
         refId: "+923001112233",
         from: { id: "bot", name: "Assistant" },
       });
+    await bilal.send("", {
+      attachments: [
+        { type: "image/png", name: "label.png", contentUrl: `data:image/png;base64,${PNG.toString("base64")}` },
+      ],
+    });
+    await expect
+      .poll(() => chats(bilal.delivered.messages).map((m) => m.text))
+      .toContain("Thanks, an agent will look at it.");
     await bilal.send("", { button: { id: "Talk to a human", text: "Talk to a human" } });
     await expect.poll(() => state(gateway, id)).toBe("active");
     const rid = await roomOf(gateway, id);
@@ -366,7 +379,7 @@ describe.each(["es", "cx"] as const)("BOT=dialogflow (%s) end to end", (edition)
     const [digest] = visitorTexts(rc, rid);
     expect(digest).toMatch(/^Conversation before the hand-off:\n/);
     expect(digest).toMatch(
-      /Bilal: hi\n.* Assistant: How can I help\? \[Track my parcel\] \[Talk to a human\]\n.* Bilal: Talk to a human\n.* Assistant: One moment\.$/,
+      /Bilal: hi\n.* Assistant: How can I help\? \[Track my parcel\] \[Talk to a human\]\n.* Bilal: .*label\.png.*\n.* Assistant: Thanks, an agent will look at it\.\n.* Bilal: Talk to a human\n.* Assistant: One moment\.$/,
     );
 
     await bilal.send("my parcel 8812 is late");
@@ -374,8 +387,8 @@ describe.each(["es", "cx"] as const)("BOT=dialogflow (%s) end to end", (edition)
     rc.agentSend(rid, "Looking into it.");
     await expect.poll(() => chats(bilal.delivered.messages).map((m) => m.text)).toContain("Looking into it.");
     expect(visitorTexts(rc, rid)).toHaveLength(2);
-    expect(heard(df, id)).toEqual(["hi", "Talk to a human"]);
-    expect(asked(df, id)).toHaveLength(2);
+    expect(heard(df, id)).toEqual(["hi", "event:liaison_file", "Talk to a human"]);
+    expect(asked(df, id)).toHaveLength(3);
   });
 
   it("customer messages waiting for the bot at the hand-off reach the Rocket.Chat agent once, in order; Dialogflow never hears them", async () => {
@@ -513,6 +526,10 @@ describe.each(["es", "cx"] as const)("BOT=dialogflow (%s) end to end", (edition)
     await expect.poll(() => visitorTexts(rc, rid)).toEqual(["is anyone there?"]);
     expect(asked(df, id)).toEqual([{ query: "is anyone there?", status: 403 }]);
     expect((await problems(gateway)).dialogflow).toMatch(/Dialogflow API Client/);
+    const ready = JSON.stringify(await problems(gateway));
+    for (const secret of [df.serviceAccount.private_key_id, ...df.tokens().map((t) => t.accessToken)]) {
+      expect(ready).not.toContain(secret);
+    }
 
     df.denyPermission(false);
     const next = await customer(gateway);
