@@ -7,6 +7,7 @@ import type { ActivityOf, ChatMessage, ConversationInfo, InitResponse, Message }
 import type { Logger } from "../../server/logger.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { capturedLogger } from "../helpers/log-lines.js";
+import { startRedis } from "../helpers/redis.js";
 import { collectMessages, connect, nextEvent, postJson, request, webCustomer } from "../helpers/socket.js";
 import {
   startFakeDialogflow,
@@ -596,5 +597,71 @@ describe.each(["es", "cx"] as const)("BOT=dialogflow (%s) end to end", (edition)
     expect(asked(df, bilal.init.conversationId)).toEqual([]);
     expect(said(sara.inbox.messages).filter((line) => line.startsWith("bot: "))).toEqual(["bot: Hi! How can I help?"]);
     expect(await metric(gateway, /liaison_handoffs_total\{reason="bot_unavailable"\} (\d+)/)).toBe(2);
+  });
+});
+
+describe("BOT=dialogflow on Redis, two nodes", () => {
+  it("the customer on one node, Rocket.Chat calling the other: the bot's part, the hand-off and the messages waiting behind a Dialogflow outage each once, in order", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.close());
+    const df = await startFakeDialogflow({ projectId: PROJECT });
+    cleanups.push(() => df.close());
+    const rc = await startFakeRocketChat({ secretToken: RC_SECRET, retryIntervalMs: 100 });
+    cleanups.push(() => rc.close());
+    const agent = df.cxAgent();
+    agent.intent({ displayName: "hello", phrases: ["hello"], replies: [{ text: "Hi! How can I help?" }] });
+    agent.intent({
+      displayName: "human",
+      phrases: ["I need a person"],
+      replies: [{ text: "Connecting you…" }, { liveAgentHandoff: { department: "dep1" } }],
+    });
+    const env = {
+      BOT: "dialogflow",
+      DIALOGFLOW_PROJECT_ID: PROJECT,
+      DIALOGFLOW_AGENT_ID: agent.agentId ?? "",
+      DIALOGFLOW_CREDENTIALS_JSON: JSON.stringify(df.serviceAccount),
+      DIALOGFLOW_API_URL: df.url,
+      ROCKETCHAT_URL: rc.url,
+      ROCKETCHAT_WEBHOOK_TOKEN: RC_SECRET,
+      REDIS_URL: redis.url,
+      REDIS_PREFIX: `dialogflow-${process.pid}-${Date.now()}:`,
+    };
+    const nodes: TestApp[] = [];
+    for (const name of ["node-a", "node-b"]) {
+      const node = await startTestApp({ ...env, NODE_ID: name }, { tuning: { retryMaxMs: 300 } });
+      cleanups.push(() => node.close());
+      nodes.push(node);
+    }
+    const [a, b] = nodes as [TestApp, TestApp];
+    rc.setWebhookUrl(`${b.url}/webhooks/rocketchat`);
+
+    const sara = await customer(a);
+    const id = sara.init.conversationId;
+    await sara.send("hello");
+    await expect.poll(() => said(sara.inbox.messages)).toContain("bot: Hi! How can I help?");
+    await df.goDown({ status: 503 });
+    await sara.send("I need a person");
+    for (const text of ["second", "third"]) await sara.send(text);
+    await expect.poll(() => asked(df, id).filter((call) => call.status === 503).length).toBeGreaterThanOrEqual(2);
+    await df.comeUp();
+    await expect.poll(() => state(b, id)).toBe("active");
+    await sara.send("fourth");
+    const rid = await roomOf(b, id);
+    expect(rc.room(rid)?.departmentId).toBe("dep1");
+    await expect.poll(() => visitorTexts(rc, rid).length).toBe(4);
+    const [digest, ...rest] = visitorTexts(rc, rid);
+    expect(digest).toMatch(
+      /Sara Khan: hello\n.* Assistant: Hi! How can I help\?\n.* Sara Khan: I need a person\n.* Assistant: Connecting you…$/,
+    );
+    expect(rest).toEqual(["second", "third", "fourth"]);
+    rc.agentSend(rid, "Jane here.");
+    await expect.poll(() => said(sara.inbox.messages)).toContain("them: Jane here.");
+    expect(heard(df, id)).toEqual(["hello", "I need a person"]);
+    expect(said(sara.inbox.messages).filter((line) => line.startsWith("bot: "))).toEqual([
+      "bot: Hi! How can I help?",
+      "bot: Connecting you…",
+    ]);
+    // Each node keeps the token it got: at most one request per node.
+    expect(df.tokenRequests().length).toBeLessThanOrEqual(2);
   });
 });
