@@ -174,7 +174,8 @@ interface Route {
   description?: string;
   security?: readonly string[];
   parameters?: readonly JsonObject[];
-  body?: { schema: z.ZodType; required?: boolean } | { contentType: string; schema: JsonObject };
+  /** A JSON body, as the client writes it. */
+  body?: { schema: z.ZodType; required?: boolean };
   responses: Record<number, { description: string; content?: Record<string, JsonObject> }>;
   /** Refusals answered as `ErrorBody`. */
   errors?: readonly number[];
@@ -503,10 +504,7 @@ export function openApiDocument(options: ApiDocsOptions): JsonObject {
       ...(route.body === undefined
         ? {}
         : {
-            requestBody:
-              "contentType" in route.body
-                ? { required: true, content: { [route.body.contentType]: { schema: route.body.schema } } }
-                : { required: route.body.required ?? true, content: json(c.ref(route.body.schema, "input")) },
+            requestBody: { required: route.body.required ?? true, content: json(c.ref(route.body.schema, "input")) },
           }),
       responses,
     };
