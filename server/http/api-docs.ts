@@ -172,6 +172,7 @@ interface Route {
   tag: string;
   summary: string;
   description?: string;
+  /** Any one of these credentials (a security scheme's name), `anonymous` where none may do (by configuration). */
   security?: readonly string[];
   parameters?: readonly JsonObject[];
   /** A JSON body, as the client writes it. */
@@ -246,7 +247,7 @@ function routes(c: Components): Route[] {
       path: "/metrics",
       tag: "operations",
       summary: "Prometheus metrics. With `METRICS_TOKEN` set, it is required as a bearer token.",
-      security: ["metricsToken"],
+      security: ["metricsToken", "anonymous"],
       responses: {
         200: {
           description: "The Prometheus text exposition format.",
@@ -368,7 +369,7 @@ function routes(c: Components): Route[] {
           ? "Rocket.Chat's Omnichannel webhook: agents' messages, transfers and closes."
           : "Rocket.Chat's Omnichannel webhook, on the path installations of the old mediator already use.",
       description: "Enabled by `ROCKETCHAT_URL`. Answered once the events are recorded; a retry changes nothing.",
-      security: ["rocketChatToken"],
+      security: ["rocketChatToken", "anonymous"],
       body: { schema: WebhookPayloadSchema },
       responses: {
         200: {
@@ -406,7 +407,7 @@ function routes(c: Components): Route[] {
       description:
         "Enabled by `RAPIDPRO_URL`. With an external desk it waits (at most `RAPIDPRO_REGISTER_WAIT_MS`) for the room. " +
         "The body is read as JSON whatever its Content-Type.",
-      security: ["rapidProToken"],
+      security: ["rapidProToken", "anonymous"],
       body: { schema: FlowWebhookSchema },
       responses: {
         200: {
@@ -421,7 +422,7 @@ function routes(c: Components): Route[] {
       path: "/live-agents/sendMessageToAgent",
       tag: "rapidpro",
       summary: "A RapidPro flow passes the contact's message to the agent.",
-      security: ["rapidProToken"],
+      security: ["rapidProToken", "anonymous"],
       body: { schema: FlowWebhookSchema },
       responses: {
         200: { description: "With the agent.", content: json(c.ref(SendMessageToAgentResponseSchema, "output")) },
