@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * The error-code catalogue, shared by Socket.IO acks and HTTP bodies.

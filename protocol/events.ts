@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { AckFailure } from "./errors.js";
 import {
   AttachmentSchema,
@@ -234,3 +234,32 @@ export const clientEventNames = [
   "subscribeConversations",
   "unsubscribeConversations",
 ] as const satisfies readonly (keyof ClientToServerEvents)[];
+
+/** The schemas of one event: its payload and, when the receiver answers with an ack, the ack's success shape. */
+export interface EventSchemas {
+  payload: z.ZodType;
+  /** A failed ack is always {@link AckFailure}. */
+  ack?: z.ZodType;
+}
+
+/**
+ * Every client → server event with its schemas, the same that validate it on the server. Kept in step with
+ * {@link ClientToServerEvents} by the compiler: a missing or extra event does not compile. The published AsyncAPI
+ * document is generated from it.
+ */
+export const clientEvents = {
+  registerConnector: { payload: RegisterConnectorSchema, ack: RegisterConnectorAckSchema },
+  joinConversation: { payload: JoinConversationSchema, ack: OkAckSchema },
+  sendMessage: { payload: SendMessageSchema, ack: SendAckSchema },
+  endConversation: { payload: EndConversationSchema, ack: EndAckSchema },
+  leaveConversation: { payload: LeaveConversationSchema, ack: OkAckSchema },
+  subscribeConversations: { payload: SubscribeConversationsSchema, ack: OkAckSchema },
+  unsubscribeConversations: { payload: UnsubscribeConversationsSchema, ack: OkAckSchema },
+} as const satisfies Record<keyof ClientToServerEvents, EventSchemas>;
+
+/** Every server → client event with its schemas, kept in step with {@link ServerToClientEvents} the same way. */
+export const serverEvents = {
+  messageArrived: { payload: MessageSchema, ack: OkAckSchema },
+  conversationInfo: { payload: ConversationInfoSchema },
+  conversationUpdated: { payload: ConversationUpdatedSchema },
+} as const satisfies Record<keyof ServerToClientEvents, EventSchemas>;

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** Ids chosen by clients (message ids, participant ids) are bounded, printable, and never empty. */
 export const ClientIdSchema = z

@@ -1,6 +1,6 @@
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import express from "express";
+import express, { type Express } from "express";
 import type { AppServer } from "./socket/types.js";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
@@ -22,12 +22,14 @@ import { LocalBus } from "./core/local-bus.js";
 import { OutageLog } from "./core/outage-log.js";
 import { UrlSigner } from "./core/signed-urls.js";
 import type { Clock } from "./core/ports.js";
+import { apiDocsRoutes } from "./http/api-docs.js";
 import { connectorRoutes } from "./http/connectors.js";
 import { conversationRoutes } from "./http/conversations.js";
 import cors from "cors";
 import { corsOptions } from "./http/cors.js";
 import { customerRoutes, initLimits, transcriptLimits } from "./http/customer.js";
 import { errorHandler, notFound, sendError, shuttingDownError } from "./http/errors.js";
+import { frontPageRoutes } from "./http/front-page.js";
 import { opsRoutes } from "./http/ops.js";
 import { createLogger, type Logger } from "./logger.js";
 import { Metrics } from "./metrics.js";
@@ -48,6 +50,8 @@ export interface App {
   readonly config: Config;
   readonly logger: Logger;
   readonly httpServer: HttpServer;
+  /** The express app: every REST route (what `/openapi.json` documents). */
+  readonly web: Express;
   readonly io: AppServer;
   readonly store: ConversationStore;
   readonly core: ConversationService;
@@ -308,6 +312,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   web.use("/api/connectors", connectorRoutes({ core, apiKeys, maxTextLength: config.MAX_TEXT_LENGTH }));
   web.use("/api/conversations", conversationRoutes({ store, apiKeys }));
   for (const instance of adapters.values()) if (instance.router) web.use(instance.router);
+  web.use(apiDocsRoutes({ publicUrl: config.PUBLIC_URL, socketPath: config.SOCKET_PATH }));
+  web.use(frontPageRoutes());
   web.use(notFound);
   web.use(errorHandler(logger));
   const httpServer = createServer(
@@ -367,6 +373,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     config,
     logger,
     httpServer,
+    web,
     io,
     store,
     core,
