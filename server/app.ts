@@ -16,6 +16,7 @@ import { BotLane } from "./core/bot-outbox.js";
 import { ChannelLane } from "./core/channel.js";
 import type { Channel } from "./core/channel.js";
 import { DeskLane } from "./core/desk-outbox.js";
+import { DeskStreams, hasStream } from "./core/desk-streams.js";
 import { IdleSweeper } from "./core/idle-sweeper.js";
 import { OutboxWorker, type LaneHandler, type OutboxOptions } from "./core/outbox.js";
 import { LocalBus } from "./core/local-bus.js";
@@ -187,7 +188,30 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     workers.push(worker);
     return worker;
   };
-  if (desk) core.attachDesk(desk, lane(new DeskLane(store, desk, core)));
+  // A desk that holds a connection per conversation (its agents' events come over it, not by webhook).
+  const streamDesk = desk !== undefined && hasStream(desk) ? desk : undefined;
+  const streams =
+    streamDesk === undefined
+      ? undefined
+      : new DeskStreams(
+          store,
+          streamDesk,
+          core,
+          {
+            nodeId,
+            scanMs: tuning.deskStreamScanMs,
+            leaseMs: tuning.deskStreamLeaseMs,
+            restartBaseMs: tuning.deskStreamRestartBaseMs,
+            restartMaxMs: tuning.deskStreamRestartMaxMs,
+            pageSize: 200,
+          },
+          logger.child({ component: "desk-streams" }),
+          {
+            running: (delta) => metrics.deskStreams.inc({ desk: streamDesk.name }, delta),
+            restarted: () => metrics.deskStreamRestarts.inc({ desk: streamDesk.name }),
+          },
+        );
+  if (desk) core.attachDesk(desk, lane(new DeskLane(store, desk, core, (id) => streams?.notify(id))));
   if (channels.length > 0) core.attachChannelOutbox(lane(new ChannelLane(store, channels, core)));
   if (bot) core.attachBotOutbox(lane(new BotLane(store, bot, core, config.BOT_FAILURE_HANDOFF_SECONDS * 1000)));
   const mailer =
@@ -266,6 +290,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           const problem = worker.problem();
           if (problem !== undefined) problems[worker.destination] = problem;
         }
+        const streamProblem = streams?.problem();
+        if (streamProblem !== undefined) problems[`desk:${config.DESK}:streams`] = streamProblem;
         for (const [module, instance] of adapters) {
           const now = instance.problem?.();
           const all = [...(now === undefined ? [] : [now]), ...(instance.warnings ?? []).map((w) => w.ready)];
@@ -400,6 +426,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
             "listening",
           );
           for (const worker of workers) worker.start();
+          streams?.start();
           idle.start();
           resolve(port);
         });
@@ -418,7 +445,12 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       //    their leases pass to another node), requests.
       connectors.stop();
       await withinGrace(
-        Promise.all([gate.close(), idle.stop(), ...workers.map((worker) => worker.stop(config.SHUTDOWN_GRACE_MS))]),
+        Promise.all([
+          gate.close(),
+          idle.stop(),
+          streams?.stop(),
+          ...workers.map((worker) => worker.stop(config.SHUTDOWN_GRACE_MS)),
+        ]),
         deadline,
       );
       // 3. Events already on their way get their refusal too; then the sockets are disconnected, their last acks

@@ -75,6 +75,18 @@ export class Metrics implements CoreMetrics {
     labelNames: ["adapter", "operation"],
     registers: [this.registry],
   });
+  readonly deskStreams = new Gauge({
+    name: "liaison_desk_streams",
+    help: "Inbound desk streams (a poll loop, an event stream) running on this node",
+    labelNames: ["desk"],
+    registers: [this.registry],
+  });
+  readonly deskStreamRestarts = new Counter({
+    name: "liaison_desk_stream_restarts_total",
+    help: "Inbound desk streams that failed and were started again with backoff",
+    labelNames: ["desk"],
+    registers: [this.registry],
+  });
   readonly adapterLatency = new Histogram({
     name: "liaison_adapter_request_seconds",
     help: "Latency of requests to external systems, by adapter and operation",

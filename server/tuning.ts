@@ -42,6 +42,16 @@ export interface Tuning {
   idleSweepMs: number;
   /** Idle conversations read from the store at a time by that look (it reads again while a read comes back full). */
   idleSweepBatch: number;
+  /**
+   * How often each node looks for open desk sessions whose inbound stream (a desk that holds a connection per
+   * conversation: Salesforce, LiveChat) runs nowhere: a dead node's streams move within about this plus the lease.
+   */
+  deskStreamScanMs: number;
+  /** How long a node holds a conversation's desk stream without renewing it (renewed every third of it). */
+  deskStreamLeaseMs: number;
+  /** The first and the longest wait before a failed desk stream runs again (doubling between them, with jitter). */
+  deskStreamRestartBaseMs: number;
+  deskStreamRestartMaxMs: number;
 }
 
 export const defaultTuning: Readonly<Tuning> = Object.freeze({
@@ -56,4 +66,8 @@ export const defaultTuning: Readonly<Tuning> = Object.freeze({
   shutdownLingerMs: 1_000,
   idleSweepMs: 5_000,
   idleSweepBatch: 100,
+  deskStreamScanMs: 1_000,
+  deskStreamLeaseMs: 5_000,
+  deskStreamRestartBaseMs: 500,
+  deskStreamRestartMaxMs: 30_000,
 });

@@ -29,6 +29,8 @@ export class DeskLane implements LaneHandler {
     private readonly store: ConversationStore,
     private readonly desk: Desk,
     private readonly effects: DeskEffects,
+    /** Told once a session's ids are bound (a desk with a stream starts reading it). */
+    private readonly onOpened: (conversationId: string) => void = () => undefined,
   ) {
     this.destination = `desk:${desk.name}`;
   }
@@ -42,6 +44,7 @@ export class DeskLane implements LaneHandler {
         if (conversation.state === "ended") return;
         const session = await this.desk.open(conversation);
         await this.effects.opened(conversation, session);
+        this.onOpened(conversation.id);
         return;
       }
       case "message": {

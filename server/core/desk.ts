@@ -49,6 +49,31 @@ export interface Desk {
   close(conversation: Conversation, reason: string): Promise<void>;
   /** Throws while the desk cannot be reached (for `/ready`). */
   ping?(): Promise<void>;
+  /**
+   * For a desk that delivers agent events over a connection held open per conversation (a long-poll loop, a
+   * server-sent event stream, a websocket) rather than by webhook: runs the inbound stream of one open desk session
+   * until the session ends (resolve), `signal` aborts (resolve promptly), or it fails (throw: `DeskStreams` starts it
+   * again with backoff, from the last stored cursor). It runs on one node at a time (a lease), from `cursor`: where
+   * the last run stopped, undefined for a session's first run.
+   */
+  stream?(
+    conversation: Conversation,
+    cursor: string | undefined,
+    sink: DeskStreamSink,
+    signal: AbortSignal,
+  ): Promise<void>;
+}
+
+/** Where a desk stream reports what it received. */
+export interface DeskStreamSink {
+  /**
+   * Records the events (idempotently: agent messages are deduped by `externalId`) and then, when given, stores
+   * `cursor` (the legacy Chat `ack`, MIAW's Last-Event-Id, LiveChat's last event id) with the conversation. Resolves
+   * once both are durable; the stream must not move its own cursor past them before that.
+   */
+  events(events: readonly DeskEvent[], cursor?: string): Promise<void>;
+  /** Stores a cursor without events (a poll that moved the ack forward). */
+  cursor(cursor: string): Promise<void>;
 }
 
 /** The desk has no agent who could take the conversation now; the outbox tries again later. */

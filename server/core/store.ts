@@ -286,6 +286,14 @@ export interface ConversationStore {
   releaseLease(key: string, owner: string): Promise<void>;
 
   /**
+   * Where the conversation's desk stream stopped reading (the legacy Chat `ack`, MIAW's Last-Event-Id, LiveChat's
+   * last event id): the node that runs the stream next starts from here. Undefined before the first one is stored.
+   */
+  deskCursor(conversationId: string): Promise<string | undefined>;
+  /** Stores the desk stream's cursor; it is dropped with the conversation by `sweepEnded`. */
+  setDeskCursor(conversationId: string, cursor: string): Promise<void>;
+
+  /**
    * Open conversations whose last recorded message (any message; a conversation with none counts from its last
    * `init` message or its `createdAt`) is older than `cutoff`, least recently active first, at most `limit`. Each
    * append moves its conversation to the back of this order (by the message's `timestamp`); an ended conversation

@@ -785,6 +785,26 @@ export function storeContract(name: string, factory: () => Promise<ConversationS
       expect(await store.acquireLease(key, "node-c", 200)).toBe(true); // node-b's lease ran out
     });
 
+    it("keeps a desk stream's cursor with the conversation until the conversation is swept", async () => {
+      const conversation = conversationFixture();
+      await store.init(conversation, { requestId: conversation.requestId }, []);
+      expect(await store.deskCursor(conversation.id)).toBeUndefined();
+      await store.setDeskCursor(conversation.id, "17");
+      await store.setDeskCursor(conversation.id, "18");
+      expect(await store.deskCursor(conversation.id)).toBe("18");
+      await store.append(conversation.id, chatDraft(conversation.id, "end"), {
+        transition: {
+          from: ["queued"],
+          to: "ended",
+          patch: { endedAt: "2026-01-01T00:00:00.000Z" },
+          required: true,
+        },
+      });
+      expect(await store.deskCursor(conversation.id)).toBe("18");
+      await store.sweepEnded(new Date("2026-06-01T00:00:00.000Z"));
+      expect(await store.deskCursor(conversation.id)).toBeUndefined();
+    });
+
     it("answers ping while open", async () => {
       await expect(store.ping()).resolves.toBeUndefined();
     });

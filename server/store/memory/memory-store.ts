@@ -50,6 +50,7 @@ export class MemoryStore implements ConversationStore {
   /** Campaign entry ids already queued, with when: a retried POST stays deduped after delivery. */
   private readonly campaignIds = new Map<string, string>();
   private readonly leases = new Map<string, { owner: string; until: number }>();
+  private readonly deskCursors = new Map<string, string>();
   /**
    * Open conversations by last activity (epoch ms), one index per state: `findIdle` reads them oldest first, the
    * queue's pages newest first. Each time recorded is at least the one recorded before it (a message stamped a
@@ -339,6 +340,17 @@ export class MemoryStore implements ConversationStore {
     return Promise.resolve();
   }
 
+  deskCursor(conversationId: string): Promise<string | undefined> {
+    this.assertOpen();
+    return Promise.resolve(this.deskCursors.get(conversationId));
+  }
+
+  setDeskCursor(conversationId: string, cursor: string): Promise<void> {
+    this.assertOpen();
+    this.deskCursors.set(conversationId, cursor);
+    return Promise.resolve();
+  }
+
   findIdle(cutoff: Date, limit: number): Promise<string[]> {
     this.assertOpen();
     const before = cutoff.getTime();
@@ -403,6 +415,7 @@ export class MemoryStore implements ConversationStore {
       const endedAt = row.conversation.endedAt;
       if (row.conversation.state !== "ended" || endedAt === undefined || endedAt >= limit) continue;
       this.rows.delete(id);
+      this.deskCursors.delete(id);
       for (const index of Object.values(this.recency)) index.delete(id);
       for (const queue of this.connectorQueues.values()) {
         for (const [entryId, entry] of queue) if (entry.message.conversationId === id) queue.delete(entryId);

@@ -310,6 +310,14 @@ export class RedisStore implements ConversationStore {
     await this.script("leaseRelease", owner, key);
   }
 
+  async deskCursor(conversationId: string): Promise<string | undefined> {
+    return (await this.run(() => this.redis.get(this.key(`dcur:${conversationId}`)))) ?? undefined;
+  }
+
+  async setDeskCursor(conversationId: string, cursor: string): Promise<void> {
+    await this.run(() => this.redis.set(this.key(`dcur:${conversationId}`), cursor));
+  }
+
   async findIdle(cutoff: Date, limit: number): Promise<string[]> {
     await this.migrateOpenIndex();
     // The oldest `limit` of each state, merged: the oldest `limit` of all.

@@ -369,7 +369,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'ended', '-inf', ARGV[1], '
     if redis.call('GET', key) == id then redis.call('DEL', key) end
   end
   redis.call('DEL', P .. 'c:' .. id, P .. 'log:' .. id, P .. 'ids:' .. id, P .. 'flags:' .. id, P .. 'idx:' .. id,
-    P .. 'ob:desk:' .. id, P .. 'ob:channel:' .. id, P .. 'ob:bot:' .. id)
+    P .. 'ob:desk:' .. id, P .. 'ob:channel:' .. id, P .. 'ob:bot:' .. id, P .. 'dcur:' .. id)
   redis.call('ZREM', P .. 'due:desk', id)
   redis.call('ZREM', P .. 'due:channel', id)
   redis.call('ZREM', P .. 'due:bot', id)
