@@ -49,7 +49,16 @@ async function scenario(
       LIVECHAT_TIMEOUT_MS: "1000",
       ...env,
     },
-    { tuning: { retryMaxMs: 500, noAgentRetryMaxMs: 500 } },
+    {
+      tuning: {
+        retryMaxMs: 500,
+        noAgentRetryMaxMs: 500,
+        deskStreamScanMs: 200,
+        deskStreamLeaseMs: 1_500,
+        deskStreamRestartBaseMs: 100,
+        deskStreamRestartMaxMs: 500,
+      },
+    },
   );
   cleanups.push(() => gateway.close());
   if (webhooks) {
@@ -267,7 +276,10 @@ describe("LiveChat desk end to end", () => {
     await expect
       .poll(() => customerFeed(fake, chatId ?? "", threadId), { timeout: 10_000 })
       .toEqual(["a1", "b1", "b2", "c1", "c2", "d1", "d2"]);
-    expect(fake.calls.some((call) => call.outcome === "authentication")).toBe(true);
+    // The expired token was replaced: the conversation's RTM socket is logged in again, with a new one.
+    await expect
+      .poll(() => fake.rtmConnections().filter((c) => c.open && c.loggedIn && c.entityId === entityId))
+      .toHaveLength(1);
     expect(activities(customer.inbox.messages, "deliveryFailed")).toHaveLength(0);
   });
 
@@ -314,5 +326,118 @@ describe("LiveChat desk end to end", () => {
     await customer.send("anyone?");
     await expect.poll(async () => JSON.stringify(await ready())).toContain("LIVECHAT_AGENT_TOKEN");
     expect(JSON.stringify(await ready())).not.toContain("agent-oauth-a");
+  });
+});
+
+describe("LiveChat desk over the customer RTM socket", () => {
+  it("brings queue positions, the agent's join, typing, messages, a transfer and the close without any webhook", async () => {
+    const { fake, gateway } = await scenario(
+      {
+        routing: "manual",
+        agents: [
+          { id: "anna@example.org", name: "Anna Smith" },
+          { id: "omar@example.org", name: "Omar Saleh" },
+        ],
+      },
+      {},
+      { webhooks: false },
+    );
+    const ahead = fake.startWidgetChat({ text: "I was here first" });
+    const customer = await webCustomer(gateway);
+    const { chatId, entityId } = await ids(gateway, customer.init.conversationId);
+    await expect
+      .poll(() => fake.rtmConnections().filter((c) => c.open && c.loggedIn && c.entityId === entityId))
+      .toHaveLength(1);
+    const positions = () =>
+      (activities(customer.inbox.messages, "queuePosition") as ActivityOf<"queuePosition">[]).map(
+        (m) => m.info.position,
+      );
+    await expect.poll(positions).toEqual([2]);
+    fake.acceptChat(ahead.chatId);
+    await expect.poll(positions).toEqual([2, 1]);
+
+    fake.acceptChat(chatId ?? "", "anna@example.org");
+    await expect.poll(() => state(gateway, customer.init.conversationId)).toBe("active");
+    fake.agentTyping(chatId ?? "", true, "anna@example.org");
+    await expect
+      .poll(() => customer.inbox.messages.some((m) => m.type === "ActivityMessage" && m.activityType === "typing"))
+      .toBe(true);
+    fake.agentSend(chatId ?? "", "Hello from Anna", { agentId: "anna@example.org" });
+    fake.agentSend(chatId ?? "", "internal note", { agentId: "anna@example.org", visibility: "agents" });
+    fake.transferChat(chatId ?? "", { agentId: "omar@example.org" }, "anna@example.org");
+    fake.agentSend(chatId ?? "", "Omar here", { agentId: "omar@example.org" });
+    await expect
+      .poll(() => chats(customer.inbox.messages).map((m) => `${m.from.name}: ${m.text}`))
+      .toEqual(["Anna Smith: Hello from Anna", "Omar Saleh: Omar here"]);
+    const joined = (activities(customer.inbox.messages, "participantJoined") as ActivityOf<"participantJoined">[])
+      .filter((m) => m.info.role === "agent")
+      .map((m) => m.info.participant.name);
+    expect(joined).toEqual(["Anna Smith", "Omar Saleh"]);
+    expect(await state(gateway, customer.init.conversationId)).toBe("active");
+
+    fake.agentDeactivate(chatId ?? "", "omar@example.org");
+    await expect.poll(() => state(gateway, customer.init.conversationId)).toBe("ended");
+    await expect.poll(() => fake.rtmConnections().filter((c) => c.open && c.entityId === entityId)).toHaveLength(0);
+    expect(activities(customer.inbox.messages, "endOfConversation")).toHaveLength(1);
+  });
+
+  it("reconnects after a drop, an eviction and an expired token, and catches up what was pushed meanwhile, once", async () => {
+    const { fake, gateway } = await scenario({}, {}, { webhooks: false });
+    const customer = await webCustomer(gateway);
+    const { chatId, entityId = "" } = await ids(gateway, customer.init.conversationId);
+    const loggedIn = () => fake.rtmConnections().filter((c) => c.open && c.loggedIn && c.entityId === entityId);
+    await expect.poll(loggedIn).toHaveLength(1);
+    const agentTexts = () =>
+      chats(customer.inbox.messages)
+        .filter((m) => m.from.id.startsWith("livechat:"))
+        .map((m) => m.text);
+
+    fake.agentSend(chatId ?? "", "r1");
+    await expect.poll(agentTexts).toEqual(["r1"]);
+    fake.dropRtm(entityId);
+    fake.agentSend(chatId ?? "", "r2 while the socket was down");
+    await expect.poll(agentTexts).toEqual(["r1", "r2 while the socket was down"]);
+    await expect.poll(loggedIn).toHaveLength(1);
+
+    fake.disconnectCustomer(entityId, "connection_evicted");
+    fake.agentSend(chatId ?? "", "r3");
+    await expect.poll(agentTexts).toEqual(["r1", "r2 while the socket was down", "r3"]);
+    await expect.poll(loggedIn).toHaveLength(1);
+
+    const before = fake.rtmFrames.filter(
+      (f) => f.direction === "in" && (f.frame as { action?: string }).action === "login",
+    );
+    fake.expireCustomerToken(entityId);
+    fake.agentSend(chatId ?? "", "r4");
+    await expect.poll(agentTexts).toEqual(["r1", "r2 while the socket was down", "r3", "r4"]);
+    await expect.poll(loggedIn).toHaveLength(1);
+    const logins = fake.rtmFrames
+      .filter((f) => f.direction === "in" && (f.frame as { action?: string }).action === "login")
+      .map((f) => (f.frame as { payload: { token: string } }).payload.token);
+    expect(logins.length).toBeGreaterThan(before.length);
+    // The login after the expiry used a new token.
+    expect(logins.at(-1)).not.toBe(logins.at(before.length - 1));
+
+    await customer.send("still there?");
+    await expect.poll(() => customerFeed(fake, chatId ?? "")).toEqual(["still there?"]);
+    expect(agentTexts()).toEqual(["r1", "r2 while the socket was down", "r3", "r4"]);
+  });
+
+  it("delivers an agent event once when it comes by RTM and webhook, and when a webhook is missed", async () => {
+    const { fake, gateway } = await scenario();
+    const customer = await webCustomer(gateway);
+    const { chatId, entityId } = await ids(gateway, customer.init.conversationId);
+    await expect
+      .poll(() => fake.rtmConnections().filter((c) => c.open && c.loggedIn && c.entityId === entityId))
+      .toHaveLength(1);
+    fake.dropNextWebhooks(1, "incoming_event");
+    fake.agentSend(chatId ?? "", "missed by webhook");
+    fake.duplicateNextWebhooks(1);
+    fake.agentSend(chatId ?? "", "doubled by webhook");
+    await fake.whenWebhooksIdle();
+    await expect
+      .poll(() => chats(customer.inbox.messages).map((m) => m.text))
+      .toEqual(["missed by webhook", "doubled by webhook"]);
+    expect(fake.webhookAttempts.filter((a) => a.action === "incoming_event" && a.status === 200).length).toBe(2);
   });
 });

@@ -1,11 +1,13 @@
-import type { Attachment, ChatMessage } from "../../../protocol/index.js";
+import type { Attachment, ChatMessage, Participant } from "../../../protocol/index.js";
 import type { Conversation } from "../../core/conversation.js";
 import {
   DeskSessionClosedError,
   NoAgentAvailableError,
   type Desk,
   type DeskCapabilities,
+  type DeskEvent,
   type DeskSession,
+  type DeskStreamSink,
 } from "../../core/desk.js";
 import { AdapterError } from "../../core/errors.js";
 import type { RetryContext } from "../../core/outbox.js";
@@ -14,9 +16,15 @@ import type { Logger } from "../../logger.js";
 import { decodeDataUrl } from "../http.js";
 import { LiveChatClient, LiveChatError } from "./client.js";
 import type { LiveChatConfig } from "./config.js";
+import { RtmClosedError, RtmConnection, type RtmPush } from "./rtm.js";
 import {
   DESK_NAME,
   LcChatSchema,
+  PayloadSchemas,
+  authorsOf,
+  eventsFromChat,
+  eventsFromPayload,
+  usersOf,
   MAX_TEXT_CHARS,
   agentParticipant,
   customerFields,
@@ -58,6 +66,10 @@ export interface LiveChatDeskOptions {
   fetchHosts: readonly string[];
   maxFileBytes: number;
   observe?: (operation: string, outcome: "ok" | "error" | "rate_limited", seconds: number) => void;
+  /** An agent typing (RTM only: LiveChat has no webhook for it), relayed to the customer. */
+  onTyping?: (conversation: Conversation, agent: Participant, typing: boolean) => void;
+  /** RTM ping interval (LiveChat asks for 15 s); shorter only in tests. */
+  pingIntervalMs?: number;
 }
 
 /** The key of a customer's channel account: its next conversation is the same LiveChat customer. */
@@ -189,6 +201,117 @@ export class LiveChatDesk implements Desk {
       if (error instanceof LiveChatError && error.errorType === "chat_inactive") return;
       throw error;
     }
+  }
+
+  /**
+   * The conversation's customer RTM socket: logs in (a fresh token when the last one ran out), catches up from the
+   * thread (`get_chat`: what was pushed while nobody listened), then records each push in order; `cursor` is the
+   * last agent event recorded. Resolves when the thread is closed or `signal` aborts; throws when the socket drops
+   * or LiveChat disconnects the customer, and `DeskStreams` runs it again with backoff.
+   */
+  async stream(
+    conversation: Conversation,
+    cursor: string | undefined,
+    sink: DeskStreamSink,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { entityId, chatId, threadId } = conversation.desk.ids;
+    if (entityId === undefined || chatId === undefined || threadId === undefined || signal.aborted) return;
+    const token = await this.client.token(entityId);
+    const pushes: RtmPush[] = [];
+    let wake: (() => void) | undefined;
+    const rtm = await RtmConnection.open({
+      url: this.client.rtmUrl(),
+      requestTimeoutMs: this.options.config.LIVECHAT_TIMEOUT_MS,
+      ...(this.options.pingIntervalMs === undefined ? {} : { pingIntervalMs: this.options.pingIntervalMs }),
+      onPush: (push) => {
+        pushes.push(push);
+        wake?.();
+      },
+    });
+    const abort = (): void => rtm.close();
+    signal.addEventListener("abort", abort, { once: true });
+    try {
+      try {
+        await rtm.login(token.accessToken);
+      } catch (error) {
+        if (error instanceof LiveChatError && error.errorType === "authentication") this.client.dropToken(token);
+        throw error;
+      }
+      const caughtUp = await this.catchUp(conversation, rtm, cursor, sink);
+      if (caughtUp === "closed") return;
+      for (;;) {
+        for (let push = pushes.shift(); push !== undefined; push = pushes.shift()) {
+          if (await this.record(conversation, push, sink)) return;
+        }
+        const arrived = new Promise<void>((resolve) => (wake = resolve));
+        await Promise.race([arrived, rtm.closed]);
+        wake = undefined;
+        if (signal.aborted) return;
+      }
+    } catch (error) {
+      if (signal.aborted) return;
+      if (error instanceof RtmClosedError && error.tokenEnded) this.client.dropToken(token);
+      throw error;
+    } finally {
+      signal.removeEventListener("abort", abort);
+      rtm.close();
+    }
+  }
+
+  /**
+   * Records what the thread holds after `cursor` (pushes are never repeated: what came while the socket was down
+   * is only in the thread). Says whether the thread is already closed.
+   */
+  private async catchUp(
+    conversation: Conversation,
+    rtm: RtmConnection,
+    cursor: string | undefined,
+    sink: DeskStreamSink,
+  ): Promise<"open" | "closed"> {
+    const { chatId = "", threadId = "" } = conversation.desk.ids;
+    const parsed = LcChatSchema.safeParse(await rtm.request("get_chat", { chat_id: chatId, thread_id: threadId }));
+    if (!parsed.success) throw new LiveChatError("get_chat: unexpected answer", true, 200, undefined);
+    const chat = parsed.data;
+    this.learn(chat.users ?? []);
+    const all = chat.thread?.events ?? [];
+    const seen = cursor === undefined ? -1 : all.findIndex((event) => event.id === cursor);
+    const unseen = all.slice(seen + 1);
+    const ctx = await this.context(conversation);
+    const events = eventsFromChat(
+      { ...chat, ...(chat.thread ? { thread: { ...chat.thread, events: unseen } } : {}) },
+      ctx,
+    );
+    const last = unseen.at(-1)?.id;
+    if (events.length > 0 || last !== undefined) await sink.events(events, last);
+    return chat.thread?.active === false ? "closed" : "open";
+  }
+
+  /** Records one push of the conversation's thread; true once the thread is closed (the stream is done). */
+  private async record(conversation: Conversation, push: RtmPush, sink: DeskStreamSink): Promise<boolean> {
+    const { chatId, threadId } = conversation.desk.ids;
+    const { action, payload } = push;
+    if (payload.chat_id !== undefined && payload.chat_id !== chatId) return false;
+    if (typeof payload.thread_id === "string" && payload.thread_id !== threadId) return false;
+    this.learn(usersOf(action, payload));
+    const ctx = await this.context(conversation, authorsOf(payload));
+    if (action === "incoming_typing_indicator") {
+      const parsed = PayloadSchemas.incoming_typing_indicator.safeParse(payload);
+      const author = parsed.success ? parsed.data.typing_indicator.author_id : ctx.customerId;
+      if (parsed.success && author !== ctx.customerId) {
+        this.options.onTyping?.(
+          conversation,
+          agentParticipant(author, ctx.agentName(author)),
+          parsed.data.typing_indicator.is_typing,
+        );
+      }
+      return false;
+    }
+    const events: DeskEvent[] = eventsFromPayload(action, payload, ctx);
+    const eventId = action === "incoming_event" ? (payload.event as { id?: unknown } | undefined)?.id : undefined;
+    const cursor = typeof eventId === "string" ? eventId : undefined;
+    if (events.length > 0 || cursor !== undefined) await sink.events(events, cursor);
+    return action === "chat_deactivated";
   }
 
   /** For `/ready`: set while LiveChat rejects the agent token. */

@@ -294,3 +294,12 @@ export function usersOf(action: string, payload: unknown): LcUser[] {
   }
   return [];
 }
+
+/** The LiveChat users a payload names without their names (an event's author, who left, who closed). */
+export function authorsOf(payload: Record<string, unknown>): string[] {
+  const ids: string[] = [];
+  const event = payload.event as { author_id?: unknown } | undefined;
+  if (typeof event?.author_id === "string") ids.push(event.author_id);
+  if (typeof payload.user_id === "string") ids.push(payload.user_id);
+  return ids;
+}

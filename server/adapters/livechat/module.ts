@@ -39,6 +39,13 @@ export const liveChat = defineAdapter({
       fetchHosts: gateway.fetchHosts,
       maxFileBytes: gateway.maxFileBytes,
       observe,
+      onTyping(conversation, agent, typing) {
+        try {
+          core.typing(conversation, { ...agent, role: "agent" }, typing ? "start" : "stop");
+        } catch {
+          // The conversation ended meanwhile: nobody to tell.
+        }
+      },
     });
     const secret = config.LIVECHAT_WEBHOOK_SECRET;
     return {

@@ -5,7 +5,7 @@ import { GatewayError, invalidPayload } from "../../core/errors.js";
 import type { ConversationStore } from "../../core/store.js";
 import type { Logger } from "../../logger.js";
 import type { LiveChatDesk } from "./desk.js";
-import { DESK_NAME, WebhookSchema, chatIdOf, eventsFromPayload, usersOf } from "./mapper.js";
+import { DESK_NAME, WebhookSchema, authorsOf, chatIdOf, eventsFromPayload, usersOf } from "./mapper.js";
 
 export const WEBHOOK_PATH = "/webhooks/livechat";
 
@@ -55,19 +55,11 @@ export function liveChatRoutes(deps: LiveChatRoutesDeps): Router {
     }
     deps.desk.learn(usersOf(action, payload));
     const ctx = await deps.desk.context(conversation, authorsOf(payload));
-    const events = eventsFromPayload(action, payload, ctx);
+    // Queue positions come by RTM (queue_position_updated); the webhook's copy would only repeat them.
+    const events = eventsFromPayload(action, payload, ctx).filter((event) => event.type !== "queued");
     await deps.core.applyDeskEvents(conversation, events);
     log.debug({ conversationId: conversation.id, events: events.length }, "webhook recorded");
     res.type("text/plain").send("ok");
   });
   return router;
-}
-
-/** The LiveChat users a payload names without their names (an event's author, who left, who closed). */
-export function authorsOf(payload: Record<string, unknown>): string[] {
-  const ids: string[] = [];
-  const event = payload.event as { author_id?: unknown } | undefined;
-  if (typeof event?.author_id === "string") ids.push(event.author_id);
-  if (typeof payload.user_id === "string") ids.push(payload.user_id);
-  return ids;
 }
