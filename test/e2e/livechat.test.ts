@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { ActivityOf, ChatMessage, InitResponse, Message } from "../../protocol/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
 import { collectMessages, connect, postJson, request, webCustomer as startWebCustomer } from "../helpers/socket.js";
+import { startFakeGms } from "../fakes/gms/index.js";
 import {
   startFakeLiveChat,
   type FakeLiveChat,
@@ -439,5 +440,47 @@ describe("LiveChat desk over the customer RTM socket", () => {
       .poll(() => chats(customer.inbox.messages).map((m) => m.text))
       .toEqual(["missed by webhook", "doubled by webhook"]);
     expect(fake.webhookAttempts.filter((a) => a.action === "incoming_event" && a.status === 200).length).toBe(2);
+  });
+});
+
+describe("LiveChat desk after a bot", () => {
+  it("hands a GMS bot conversation to a LiveChat agent in the department's group, the bot's part first as a digest", async () => {
+    const gms = await startFakeGms({ channelToken: "gms-token" });
+    cleanups.push(() => gms.close());
+    const { fake, gateway } = await scenario(
+      {
+        groups: [
+          { id: 0, name: "General" },
+          { id: 2, name: "Billing" },
+        ],
+        agents: [{ id: "anna@example.org", name: "Anna Smith", groups: [2] }],
+      },
+      {
+        BOT: "gms",
+        GMS_WEBHOOK_URL: gms.webhookUrl,
+        GMS_TOKEN: "gms-token",
+        LIVECHAT_GROUPS: JSON.stringify({ billing: 2 }),
+      },
+    );
+    gms.setChannel({ webhookUrl: `${gateway.url}/gms` });
+    gms.reply("hi", [{ kind: "text", text: "Hello! What can I do?" }]);
+    gms.reply("a refund please", [{ kind: "redirect", depKey: "billing" }]);
+
+    const customer = await webCustomer(gateway);
+    await customer.send("hi");
+    await expect.poll(() => chats(customer.inbox.messages).map((m) => m.text)).toContain("Hello! What can I do?");
+    await customer.send("a refund please");
+    const { chatId, threadId } = await ids(gateway, customer.init.conversationId);
+    expect(fake.chat(chatId ?? "")?.threads[0]?.access.group_ids).toEqual([2]);
+    await expect.poll(() => customerFeed(fake, chatId ?? "", threadId).length).toBe(1);
+    const [digest] = customerFeed(fake, chatId ?? "", threadId);
+    expect(digest).toMatch(/^Conversation before the hand-off:\n/);
+    expect(digest).toContain("Hello! What can I do?");
+
+    await customer.send("order 8812");
+    await expect.poll(() => customerFeed(fake, chatId ?? "", threadId).at(-1)).toBe("order 8812");
+    fake.agentSend(chatId ?? "", "Refund on its way");
+    await expect.poll(() => chats(customer.inbox.messages).map((m) => m.text)).toContain("Refund on its way");
+    expect(customerFeed(fake, chatId ?? "", threadId)).toHaveLength(2);
   });
 });
