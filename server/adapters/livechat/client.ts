@@ -8,6 +8,9 @@ export const API_VERSION = "3.6";
 /** Renew a customer token this long before LiveChat says it expires, so no call carries one that just ran out. */
 const TOKEN_RENEW_MARGIN_MS = 5 * 60_000;
 
+/** Past this many cached tokens, the expired ones are forgotten (customers whose conversations are over). */
+const TOKEN_CACHE_SWEEP = 1_000;
+
 /** A customer token by the agent_token grant (`POST /v2/customer/token`). */
 const TokenAnswerSchema = z.looseObject({
   access_token: z.string().min(1),
@@ -118,8 +121,15 @@ export class LiveChatClient {
   /** A new LiveChat customer and its first token. */
   async createCustomer(): Promise<CustomerToken> {
     const token = await this.grant(undefined);
-    this.tokens.set(token.entityId, token);
+    this.remember(token);
     return token;
+  }
+
+  private remember(token: CustomerToken): void {
+    this.tokens.set(token.entityId, token);
+    if (this.tokens.size <= TOKEN_CACHE_SWEEP) return;
+    const now = this.now();
+    for (const [entityId, cached] of this.tokens) if (cached.expiresAt <= now) this.tokens.delete(entityId);
   }
 
   /**
@@ -133,7 +143,7 @@ export class LiveChatClient {
     if (running) return running;
     const grant = this.grant(entityId)
       .then((token) => {
-        this.tokens.set(entityId, token);
+        this.remember(token);
         return token;
       })
       .finally(() => this.granting.delete(entityId));

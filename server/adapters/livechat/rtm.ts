@@ -122,7 +122,11 @@ export class RtmConnection {
    * login response's payload.
    */
   async login(accessToken: string, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
-    const payload = await this.request("login", { token: `Bearer ${accessToken}`, ...extra });
+    const payload = await this.request(
+      "login",
+      { token: `Bearer ${accessToken}`, ...extra },
+      Math.min(this.options.requestTimeoutMs, LOGIN_DEADLINE_MS),
+    );
     this.stopPinging();
     this.pinger = setInterval(
       () => this.send({ action: "ping", payload: {} }),
@@ -132,7 +136,11 @@ export class RtmConnection {
   }
 
   /** Sends a request and waits for its response; a failed response rejects with LiveChat's error. */
-  request(action: string, payload: Record<string, unknown>): Promise<Record<string, unknown>> {
+  request(
+    action: string,
+    payload: Record<string, unknown>,
+    timeoutMs = this.options.requestTimeoutMs,
+  ): Promise<Record<string, unknown>> {
     if (this.ended || this.ws.readyState !== WebSocket.OPEN) {
       return Promise.reject(new RtmClosedError(`${action}: socket not open`, undefined));
     }
@@ -140,15 +148,8 @@ export class RtmConnection {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(requestId);
-        reject(
-          new LiveChatError(
-            `${action}: no RTM answer within ${this.options.requestTimeoutMs} ms`,
-            true,
-            undefined,
-            undefined,
-          ),
-        );
-      }, this.options.requestTimeoutMs);
+        reject(new LiveChatError(`${action}: no RTM answer within ${timeoutMs} ms`, true, undefined, undefined));
+      }, timeoutMs);
       this.pending.set(requestId, { action, resolve, reject, timer });
       this.send({ request_id: requestId, action, payload });
     });
