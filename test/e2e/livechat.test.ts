@@ -208,7 +208,12 @@ describe("LiveChat desk end to end", () => {
     expect(customerFeed(fake, two.chatId ?? "", two.threadId)).toEqual(["One more question"]);
     fake.agentSend(two.chatId ?? "", "Sure, go ahead");
     await expect.poll(() => chats(sms.delivered.messages).map((m) => m.text)).toContain("Sure, go ahead");
-    // The old thread's close does not touch the new conversation.
+    // A late repeat of the old thread's close does not touch the new conversation.
+    await fake.whenWebhooksIdle();
+    const oldClose = fake.webhookAttempts.find((a) => a.action === "chat_deactivated" && a.status === 200)?.body;
+    expect(oldClose).toMatchObject({ payload: { chat_id: one.chatId, thread_id: one.threadId } });
+    const replay = await postJson(`${gateway.url}/webhooks/livechat`, oldClose);
+    expect(replay).toMatchObject({ status: 200, body: "ignored" });
     expect(await state(gateway, second.conversationId)).toBe("active");
   });
 
@@ -281,6 +286,23 @@ describe("LiveChat desk end to end", () => {
     await expect
       .poll(() => fake.rtmConnections().filter((c) => c.open && c.loggedIn && c.entityId === entityId))
       .toHaveLength(1);
+    expect(activities(customer.inbox.messages, "deliveryFailed")).toHaveLength(0);
+  });
+
+  it("adopts the chat a start whose answer was lost created, and waits out a LiveChat that hangs", async () => {
+    const { fake, gateway } = await scenario();
+    fake.loseNextAnswer(1, "start_chat");
+    const customer = await webCustomer(gateway);
+    const { chatId, threadId } = await ids(gateway, customer.init.conversationId);
+    expect(fake.chatIds()).toEqual([chatId]);
+    expect(fake.calls.filter((call) => call.action === "start_chat").map((call) => call.outcome)).toEqual(["lost"]);
+
+    await fake.goDown("hang");
+    await customer.send("h1");
+    await expect.poll(() => fake.calls.filter((call) => call.outcome === "hung").length).toBeGreaterThan(0);
+    await fake.comeUp();
+    await customer.send("h2");
+    await expect.poll(() => customerFeed(fake, chatId ?? "", threadId), { timeout: 10_000 }).toEqual(["h1", "h2"]);
     expect(activities(customer.inbox.messages, "deliveryFailed")).toHaveLength(0);
   });
 
