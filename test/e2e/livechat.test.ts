@@ -136,6 +136,14 @@ describe("LiveChat desk end to end", () => {
       chat: { access: { group_ids: [0] }, thread: { events: [] } },
     });
     expect(fake.customer(entityId ?? "")).toMatchObject({ name: "Sara Khan", email: "sara@example.org" });
+    // A web customer names their own refId: never a key to another customer's LiveChat identity.
+    const before = await webCustomer(gateway, { refId: "sara-1" });
+    const earlier = await ids(gateway, before.init.conversationId);
+    await request(before.socket, "endConversation", { conversationId: before.init.conversationId, reason: "done" });
+    const after = await webCustomer(gateway, { refId: "sara-1" });
+    const later = await ids(gateway, after.init.conversationId);
+    expect(later.entityId).not.toBe(earlier.entityId);
+    expect(later.account).toBeUndefined();
     await expect
       .poll(() => activities(customer.inbox.messages, "participantJoined").map((m) => JSON.stringify(m)))
       .toEqual(expect.arrayContaining([expect.stringContaining("Anna Smith")]));
@@ -172,7 +180,12 @@ describe("LiveChat desk end to end", () => {
 
     await request(customer.socket, "endConversation", { conversationId: customer.init.conversationId, reason: "done" });
     await expect.poll(() => fake.chat(chatId ?? "")?.threads.at(-1)?.active).toBe(false);
-    expect(fake.calls.filter((call) => call.action === "deactivate_chat" && call.outcome === "ok")).toHaveLength(1);
+    expect(
+      fake.calls.filter(
+        (call) =>
+          call.action === "deactivate_chat" && call.outcome === "ok" && (call.payload as { id?: string }).id === chatId,
+      ),
+    ).toHaveLength(1);
     await fake.whenWebhooksIdle();
     expect(activities(customer.inbox.messages, "endOfConversation")).toHaveLength(1);
     // The agent's messages reached the customer once each although the webhooks and the open's read both saw them.

@@ -72,9 +72,14 @@ export interface LiveChatDeskOptions {
   pingIntervalMs?: number;
 }
 
-/** The key of a customer's channel account: its next conversation is the same LiveChat customer. */
-function accountOf(conversation: Pick<Conversation, "channel" | "refId">): string | undefined {
-  return conversation.refId === undefined ? undefined : `${conversation.channel}:${conversation.refId}`;
+/**
+ * The key of a customer's channel account: its next conversation is the same LiveChat customer, whose agents see the
+ * earlier threads. Only for accounts a trusted caller vouched for (a connector, an API key): anyone may start a web
+ * conversation naming any `refId`, and must not be shown as someone else to an agent.
+ */
+function accountOf(conversation: Pick<Conversation, "channel" | "refId" | "verified">): string | undefined {
+  if (conversation.refId === undefined || conversation.verified !== true) return undefined;
+  return `${conversation.channel}:${conversation.refId}`;
 }
 
 /**
