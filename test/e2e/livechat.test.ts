@@ -361,6 +361,12 @@ describe("LiveChat desk end to end", () => {
     const customer = await webCustomer(gateway);
     await customer.send("anyone?");
     await expect.poll(async () => JSON.stringify(await ready())).toContain("LIVECHAT_AGENT_TOKEN");
+    expect(await ready()).toMatchObject({
+      status: "degraded",
+      problems: { livechat: expect.stringContaining("customers:own") as unknown },
+    });
+    expect(await state(gateway, customer.init.conversationId)).toBe("queued");
+    expect(activities(customer.inbox.messages, "deliveryFailed")).toHaveLength(0);
     expect(JSON.stringify(await ready())).not.toContain("agent-oauth-a");
   });
 });

@@ -62,6 +62,15 @@ describe("LiveChat client", () => {
       expect(await failure(type)).toMatchObject({ errorType: type, retryable: false });
     }
     expect((await failure("too_many_requests")).message).toContain("429");
+    // A license served from another region: retried (nothing works until an operator fixes the URL), and said.
+    fake.failNext(1, "misdirected_request", { action: "list_chats", data: { region: "fra" } });
+    expect(await client.call(entityId, "list_chats", {}).catch((e: unknown) => e)).toMatchObject({
+      errorType: "misdirected_request",
+      retryable: true,
+    });
+    expect(client.problem()).toContain("region fra");
+    await client.call(entityId, "list_chats", {});
+    expect(client.problem()).toBeUndefined();
     await fake.goDown("refuse");
     const refused = (await client.call(entityId, "list_chats", {}).catch((e: unknown) => e)) as LiveChatError;
     expect(refused.retryable).toBe(true);

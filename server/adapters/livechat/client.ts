@@ -98,6 +98,8 @@ export class LiveChatClient {
   private readonly granting = new Map<string, Promise<CustomerToken>>();
   /** Why the accounts server refused the agent token last time, until a grant succeeds again. */
   private agentTokenRefusal: string | undefined;
+  /** Set while the Web API answers `misdirected_request` (the license is served from another region). */
+  private misdirected: string | undefined;
 
   constructor(private readonly options: LiveChatClientOptions) {
     this.apiUrl = options.apiUrl.replace(/\/+$/, "");
@@ -113,9 +115,9 @@ export class LiveChatClient {
     return url.toString();
   }
 
-  /** For `/ready`: set while the accounts server rejects the agent token. */
+  /** For `/ready`: set while the accounts server rejects the agent token, or LiveChat says to use another region. */
   problem(): string | undefined {
-    return this.agentTokenRefusal;
+    return this.agentTokenRefusal ?? this.misdirected;
   }
 
   /** A new LiveChat customer and its first token. */
@@ -288,7 +290,25 @@ export class LiveChatClient {
     );
     if (response.status === 200 && !failure.success) {
       if (json === undefined) throw new LiveChatError(`${action}: answer is not JSON`, true, 200, undefined);
+      this.misdirected = undefined;
       return json;
+    }
+    if (failure.success && failure.data.error.type === "misdirected_request") {
+      // The license lives in another data centre than LIVECHAT_API_URL serves: nothing works until an operator
+      // points it there, so the work waits (retried) and /ready says where.
+      const region = failure.data.error.data?.region;
+      this.misdirected =
+        `LiveChat serves this license from ${typeof region === "string" ? `region ${region}` : "another region"}: ` +
+        "point LIVECHAT_API_URL at it";
+      throw new LiveChatError(
+        `${action}: ${response.status} misdirected_request`,
+        true,
+        response.status,
+        "misdirected_request",
+        {
+          ...(failure.data.error.data === undefined ? {} : { data: failure.data.error.data }),
+        },
+      );
     }
     return throwFailure(action, response.status, failure.success ? failure.data.error : undefined, response.text);
   }
