@@ -6,12 +6,12 @@ const GroupsSchema = z.string().transform((text, ctx) => {
   try {
     parsed = JSON.parse(text);
   } catch {
-    ctx.addIssue({ code: "custom", message: "must be a JSON object of subject → group id" });
+    ctx.addIssue("must be a JSON object of subject → group id");
     return z.NEVER;
   }
   const groups = z.record(z.string(), z.number().int().nonnegative()).safeParse(parsed);
   if (!groups.success) {
-    ctx.addIssue({ code: "custom", message: "must be a JSON object whose values are group ids (integers ≥ 0)" });
+    ctx.addIssue("must be a JSON object whose values are group ids (integers ≥ 0)");
     return z.NEVER;
   }
   return groups.data;
