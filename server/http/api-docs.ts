@@ -3,6 +3,7 @@ import { z } from "zod";
 import * as protocol from "../../protocol/index.js";
 import { clientEvents, serverEvents, type EventSchemas } from "../../protocol/index.js";
 import { CloseChatBodySchema, RedirectChatBodySchema, SendMessageBodySchema } from "../adapters/gms/mapper.js";
+import { WebhookSchema as LiveChatWebhookSchema } from "../adapters/livechat/mapper.js";
 import { FlowWebhookSchema } from "../adapters/rapidpro/mapper.js";
 import { WebhookPayloadSchema } from "../adapters/rocketchat/mapper.js";
 
@@ -56,6 +57,7 @@ const localSchemas: Readonly<Record<string, z.ZodType>> = {
   GmsCloseChat: CloseChatBodySchema,
   GmsResult: GmsResultSchema,
   GmsError: GmsErrorSchema,
+  LiveChatWebhook: LiveChatWebhookSchema,
 };
 
 /** Every named schema: the protocol's exports by their name without `Schema`, and the ones above. */
@@ -380,6 +382,23 @@ function routes(c: Components): Route[] {
       errors: [400, 401, 413, 503],
     })),
     {
+      method: "post",
+      path: "/webhooks/livechat",
+      tag: "livechat",
+      summary: "LiveChat's license webhooks: agents' messages and files, joins and leaves, transfers, the chat's end.",
+      description:
+        "Enabled by `LIVECHAT_WEBHOOK_SECRET`; `secret_key` in the body must equal it. Answered once the events are " +
+        "recorded; an event that also came over the customer's RTM socket, or comes again, is recorded once.",
+      body: { schema: LiveChatWebhookSchema },
+      responses: {
+        200: {
+          description: "`ok`, or `ignored` for a chat (or an earlier thread) Liaison does not handle.",
+          content: { "text/plain": { schema: { type: "string", enum: ["ok", "ignored"] } } },
+        },
+      },
+      errors: [400, 401, 413, 503],
+    },
+    {
       method: "get",
       path: "/files/rocketchat/{fileId}/{name}",
       tag: "rocketchat",
@@ -532,6 +551,7 @@ export function openApiDocument(options: ApiDocsOptions): JsonObject {
       { name: "agents", description: "The socket desk's queue." },
       { name: "rocketchat", description: "The Rocket.Chat desk adapter (`ROCKETCHAT_URL`)." },
       { name: "rapidpro", description: "The RapidPro channel adapter (`RAPIDPRO_URL`): `/live-agents/*`." },
+      { name: "livechat", description: "The LiveChat desk adapter (`LIVECHAT_AGENT_TOKEN`)." },
       { name: "gms", description: "The GMS Omnichannel bot adapter (`GMS_WEBHOOK_URL`)." },
     ],
     paths,

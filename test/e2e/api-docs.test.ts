@@ -31,6 +31,10 @@ function everyAdapter(): Record<string, string> {
     GMS_TOKEN: "gms-channel-token",
     DIALOGFLOW_PROJECT_ID: "acme-bot",
     DIALOGFLOW_CREDENTIALS_JSON: JSON.stringify(serviceAccount),
+    LIVECHAT_AGENT_TOKEN: "livechat-agent-token",
+    LIVECHAT_CLIENT_ID: "livechat-client-id",
+    LIVECHAT_ORGANIZATION_ID: "6d0e7c3a-8f1e-4c7a-9a2b-0c1d2e3f4a5b",
+    LIVECHAT_WEBHOOK_SECRET: "livechat-webhook-secret",
   };
 }
 

@@ -179,7 +179,34 @@ describe("loadConfig", () => {
 
   it("names the desks and bots the build has when DESK or BOT names another", () => {
     const error = configError(() => loadConfig({ DESK: "zendesk", BOT: "eliza" }));
-    expect(error.problems).toEqual(["DESK: must be socket, rocketchat", "BOT: must be none, gms, dialogflow"]);
+    expect(error.problems).toEqual([
+      "DESK: must be socket, rocketchat, livechat",
+      "BOT: must be none, gms, dialogflow",
+    ]);
+  });
+
+  it("enables the LiveChat desk with its agent token, and names what it still needs", () => {
+    expect(configError(() => loadConfig({ DESK: "livechat" })).problems).toEqual([
+      "DESK: livechat needs LIVECHAT_AGENT_TOKEN",
+    ]);
+    expect(configError(() => loadConfig({ LIVECHAT_AGENT_TOKEN: "dal:agent" })).problems).toEqual([
+      "LIVECHAT_CLIENT_ID: required with LIVECHAT_AGENT_TOKEN (the Client ID of Liaison's LiveChat app)",
+      "LIVECHAT_ORGANIZATION_ID: required with LIVECHAT_AGENT_TOKEN",
+    ]);
+    const config = loadConfig({
+      LIVECHAT_AGENT_TOKEN: "dal:agent",
+      LIVECHAT_CLIENT_ID: "0123456789abcdef0123456789abcdef",
+      LIVECHAT_ORGANIZATION_ID: "0c2e1c0a-aaaa-4bbb-8ccc-ddddeeeeffff",
+      LIVECHAT_GROUPS: '{"billing": 2}',
+    });
+    expect(config.DESK).toBe("livechat");
+    expect(config).toMatchObject({
+      LIVECHAT_API_URL: "https://api.livechatinc.com",
+      LIVECHAT_ACCOUNTS_URL: "https://accounts.livechat.com",
+      LIVECHAT_GROUP_ID: 0,
+      LIVECHAT_GROUPS: { billing: 2 },
+    });
+    expect(configError(() => loadConfig({ LIVECHAT_GROUPS: "[2]" })).problems[0]).toMatch(/^LIVECHAT_GROUPS: /);
   });
 
   it("reads the bot's settings: BOT names an enabled bot, with its name, what follows an agent, its failure limit", () => {
