@@ -363,6 +363,15 @@ describe("the web chat widget in a real browser", () => {
     await frame.getByText("أهلا ليلى، كيف يمكنني مساعدتك؟").waitFor();
     await page.screenshot({ path: join(SCREENSHOTS, "widget-phone-rtl.png"), animations: "disabled" });
 
+    // 320 px wide: the panel fills the screen, and nothing in it needs sideways scrolling.
+    await page.setViewportSize({ width: 320, height: 640 });
+    expect((await page.locator("iframe.panel").boundingBox())?.width).toBe(320);
+    expect(await frame.evaluate(`document.documentElement.scrollWidth <= document.documentElement.clientWidth`)).toBe(
+      true,
+    );
+    expect(await frame.getByRole("button", { name: "إرسال" }).isVisible()).toBe(true);
+    await page.setViewportSize({ width: 360, height: 740 });
+
     // The focus stays in the open panel however often Tab is pressed, both ways.
     for (let i = 0; i < 12; i++) {
       await page.keyboard.press("Tab");
@@ -388,6 +397,60 @@ describe("the web chat widget in a real browser", () => {
 
     await page.setViewportSize({ width: 1280, height: 800 });
     await page.screenshot({ path: join(SCREENSHOTS, "widget-desktop-rtl.png"), animations: "disabled" });
+  }, 90_000);
+
+  it("shows the queue and the desk's news as text, hides whispers, offers a retry, resumes in a new tab", async () => {
+    const agent = openAgent(gateway);
+    await agent.client.connect();
+    await agent.client.subscribeConversations({ states: ["queued"] });
+    const context = await newContext();
+    const { page } = await openSite(context);
+    await page.getByRole("button", { name: "Open chat" }).click();
+    const panel = page.frameLocator('iframe[title="Support"]');
+    await panel.getByLabel("Name").fill("Noor");
+    await panel.getByLabel("Email").fill("noor@example.com");
+    await panel.getByRole("button", { name: "Start chat" }).click();
+    const conversationId = await agent.conversationOf("Noor");
+    const status = panel.getByRole("status").first();
+
+    // What a desk reports reaches the visitor as text: the queue position, then that nobody is available.
+    await gateway.app.core.applyDeskEvents(await gateway.app.core.get(conversationId), [
+      { type: "queued", position: 3 },
+    ]);
+    await status.getByText("You are number 3 in the queue.").waitFor();
+    await gateway.app.core.noAgent(await gateway.app.core.get(conversationId), "outside opening hours");
+    await panel.getByText("No agent is available right now.", { exact: false }).first().waitFor();
+
+    // Whispers are for agents: the visitor never sees one.
+    await agent.client.join({ conversationId, id: "agent-mia", name: "Mia", role: "agent" });
+    await agent.client.send(conversationId, { text: "Internal: VIP customer", tag: "whisper" });
+    await agent.client.send(conversationId, { text: "Hi Noor, Mia here." });
+    const log = panel.getByRole("log");
+    await log.getByText("Hi Noor, Mia here.").waitFor();
+    expect(await panel.getByText("Internal: VIP customer").count()).toBe(0);
+
+    // A message the gateway refuses for good is marked, with a retry control; the next one still goes.
+    const box = panel.getByRole("textbox", { name: "Message" });
+    await box.fill("x".repeat(5_000));
+    await box.press("Enter");
+    await log.getByText("Not sent.").waitFor();
+    const retry = log.getByRole("button", { name: "Retry" });
+    await retry.click();
+    await log.getByText("Not sent.").waitFor();
+    await box.fill("Shorter, then");
+    await box.press("Enter");
+    await agent.received("Shorter, then");
+
+    // Another tab of the site resumes the same conversation.
+    const tab = await context.newPage();
+    await tab.goto(siteUrl);
+    await tab.getByRole("button", { name: "Open chat" }).click();
+    const other = tab.frameLocator('iframe[title="Support"]');
+    await other.getByRole("log").getByText("Hi Noor, Mia here.").waitFor();
+    await other.getByRole("textbox", { name: "Message" }).fill("From the second tab");
+    await other.getByRole("textbox", { name: "Message" }).press("Enter");
+    await agent.received("From the second tab");
+    await log.getByText("From the second tab").waitFor();
   }, 90_000);
 
   it("lets LiaisonWidget.init override the script tag's attributes", async () => {
