@@ -106,7 +106,7 @@ class Panel {
   #joined = false;
   #stateLoaded = false;
   #joining = false;
-  #pumping = false;
+  #pumpRun: Promise<void> | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #rendered = new Set<string>();
   #lastPrechat: { name: string; email: string; phone: string } = { name: "", email: "", phone: "" };
@@ -120,7 +120,7 @@ class Panel {
   #ownTypingTimer: ReturnType<typeof setTimeout> | undefined;
 
   // Elements.
-  readonly #panel = h("div", { class: "panel" });
+  readonly #panel = h("div", { class: "panel", role: "dialog", "aria-labelledby": "panel-title" });
   readonly #agentLine = h("p", { class: "agent", id: "agent-line" });
   readonly #endButton = h("button", { type: "button", text: "" });
   readonly #main = h("main");
@@ -207,7 +207,7 @@ class Panel {
     const header = h(
       "header",
       {},
-      h("div", { class: "titles" }, h("h1", { text: this.#title }), this.#agentLine),
+      h("div", { class: "titles" }, h("h1", { id: "panel-title", text: this.#title }), this.#agentLine),
       this.#endButton,
       closeButton,
     );
@@ -691,63 +691,66 @@ class Panel {
    * message that cannot go now (offline, a timeout) waits for the connection; one the gateway refuses is marked
    * failed with a retry control, and the next ones go on.
    */
-  async #pump(): Promise<void> {
+  #pump(): Promise<void> {
+    // One run at a time; a caller that asks meanwhile waits for the run under way.
+    this.#pumpRun ??= this.#pumpOnce().finally(() => {
+      this.#pumpRun = undefined;
+    });
+    return this.#pumpRun;
+  }
+
+  async #pumpOnce(): Promise<void> {
     const saved = this.#saved;
     const client = this.#client;
-    if (this.#pumping || saved === undefined || client === undefined) return;
-    this.#pumping = true;
+    if (saved === undefined || client === undefined) return;
     clearTimeout(this.#retryTimer);
-    try {
-      for (;;) {
-        const next = saved.outbox.find((outgoing) => outgoing.state === "sending");
-        if (next === undefined || !this.#joined || !client.connected || saved.ended) return;
-        try {
-          const ack = await client.send(saved.conversationId, {
-            id: next.id,
-            text: next.text,
-            attachments: next.attachments,
-            ...(next.button === undefined ? {} : { button: next.button }),
-          });
-          saved.outbox = saved.outbox.filter((outgoing) => outgoing !== next);
-          const sent: ChatMessage = {
-            type: "ChatMessage",
-            id: next.id,
-            conversationId: saved.conversationId,
-            seq: ack.seq ?? 0,
-            timestamp: ack.timestamp,
-            from: saved.participant,
-            to: [],
-            text: next.text,
-            attachments: next.attachments,
-            tag: "",
-            ...(next.button === undefined ? {} : { button: next.button }),
-          };
-          saved.log.push(strip(sent));
-          this.#store();
-          const element = this.#log.querySelector<HTMLElement>(`.msg[data-id="${CSS.escape(next.id)}"]`);
-          element?.classList.remove("pending", "failed");
-          element?.querySelector(".state")?.remove();
-        } catch (error) {
-          if (isLiaisonError(error, "rate_limited")) {
-            this.#retryTimer = setTimeout(() => void this.#pump(), (error.retryAfterSeconds ?? 1) * 1000);
-            return;
-          }
-          if (isLiaisonError(error, "timeout", "disconnected", "unavailable", "internal", "bad_response")) {
-            // Tried again on the next `connected`, or shortly if the socket is still up.
-            this.#retryTimer = setTimeout(() => void this.#pump(), 2_000);
-            return;
-          }
-          next.state = "failed";
-          this.#store();
-          this.#showOutgoingState(next);
-          if (isLiaisonError(error, "conversation_ended")) {
-            this.#markEnded();
-            return;
-          }
+    for (;;) {
+      const next = saved.outbox.find((outgoing) => outgoing.state === "sending");
+      if (next === undefined || !this.#joined || !client.connected || saved.ended) return;
+      try {
+        const ack = await client.send(saved.conversationId, {
+          id: next.id,
+          text: next.text,
+          attachments: next.attachments,
+          ...(next.button === undefined ? {} : { button: next.button }),
+        });
+        saved.outbox = saved.outbox.filter((outgoing) => outgoing !== next);
+        const sent: ChatMessage = {
+          type: "ChatMessage",
+          id: next.id,
+          conversationId: saved.conversationId,
+          seq: ack.seq ?? 0,
+          timestamp: ack.timestamp,
+          from: saved.participant,
+          to: [],
+          text: next.text,
+          attachments: next.attachments,
+          tag: "",
+          ...(next.button === undefined ? {} : { button: next.button }),
+        };
+        saved.log.push(strip(sent));
+        this.#store();
+        const element = this.#log.querySelector<HTMLElement>(`.msg[data-id="${CSS.escape(next.id)}"]`);
+        element?.classList.remove("pending", "failed");
+        element?.querySelector(".state")?.remove();
+      } catch (error) {
+        if (isLiaisonError(error, "rate_limited")) {
+          this.#retryTimer = setTimeout(() => void this.#pump(), (error.retryAfterSeconds ?? 1) * 1000);
+          return;
+        }
+        if (isLiaisonError(error, "timeout", "disconnected", "unavailable", "internal", "bad_response")) {
+          // Tried again on the next `connected`, or shortly if the socket is still up.
+          this.#retryTimer = setTimeout(() => void this.#pump(), 2_000);
+          return;
+        }
+        next.state = "failed";
+        this.#store();
+        this.#showOutgoingState(next);
+        if (isLiaisonError(error, "conversation_ended")) {
+          this.#markEnded();
+          return;
         }
       }
-    } finally {
-      this.#pumping = false;
     }
   }
 
@@ -861,6 +864,12 @@ class Panel {
     const client = this.#client;
     if (saved === undefined || client === undefined) return;
     this.#alert.textContent = "";
+    // What the visitor wrote goes first: after the end the gateway would refuse it.
+    await this.#pump();
+    if (saved.outbox.some((outgoing) => outgoing.state === "sending")) {
+      this.#alert.textContent = this.#connection === "online" ? this.#s.reconnecting : this.#s.offline;
+      return;
+    }
     try {
       await client.end(saved.conversationId, "ended by the customer");
       this.#confirm.hidden = true;

@@ -152,8 +152,9 @@ describe("the web chat widget in a real browser", () => {
     await mkdir(SCREENSHOTS, { recursive: true });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      // Chromium refuses to start its sandbox as root, which is how containers run tests.
-      args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
+      // Chromium's sandbox cannot start as root, which is how containers run tests: without it Playwright passes
+      // --no-sandbox (and, for a container's small /dev/shm, always --disable-dev-shm-usage).
+      chromiumSandbox: false,
     });
   }, 60_000);
 
@@ -453,13 +454,17 @@ describe("the web chat widget in a real browser", () => {
     await log.getByText("From the second tab").waitFor();
   }, 90_000);
 
-  it("lets LiaisonWidget.init override the script tag's attributes", async () => {
-    const context = await newContext();
+  it("lets LiaisonWidget.init override the script tag's attributes, and keeps still for reduced motion", async () => {
+    const context = await newContext({ reducedMotion: "reduce" });
     const { page } = await openSite(context, "/?init=1");
     await page.getByRole("button", { name: "Ouvrir le chat" }).click();
     const panel = page.frameLocator('iframe[title="Init title"]');
     await panel.getByRole("heading", { name: "Init title" }).waitFor();
     await panel.getByLabel("Nom").waitFor();
+    const animation = `getComputedStyle(document.querySelector("[data-liaison-widget]").shadowRoot.querySelector("iframe")).animationName`;
+    expect(await page.evaluate(animation)).toBe("none");
+    await page.emulateMedia({ reducedMotion: "no-preference" });
+    expect(await page.evaluate(animation)).toBe("liaison-in");
   }, 60_000);
 
   it("cannot be framed by a site CORS_ORIGINS does not list", async () => {
