@@ -296,9 +296,21 @@ describe("the web chat widget in a real browser", () => {
     for (const text of offline) expect(await log.getByText(text, { exact: true }).count()).toBe(1);
 
     // A reload resumes the conversation: what was said stays, once; what the agent said meanwhile arrives.
+    const joins: string[] = [];
+    page.on("request", (request) => {
+      const body = request.postData();
+      if (body?.includes("joinConversation") === true) joins.push(body);
+    });
+    page.on("websocket", (socket) =>
+      socket.on("framesent", ({ payload }) => {
+        if (typeof payload === "string" && payload.includes("joinConversation")) joins.push(payload);
+      }),
+    );
     await page.reload();
     await agent.client.send(conversationId, { text: "Are you still there?" });
     await log.getByText("Are you still there?").waitFor();
+    // It asked only for what it had not seen: the join carried `since`.
+    expect(joins.some((join) => /"since":[1-9]\d*/.test(join))).toBe(true);
     for (const text of [...offline, "Hello, my parcel has not arrived.", "Are you still there?"]) {
       expect(await log.getByText(text, { exact: true }).count()).toBe(1);
     }
@@ -465,6 +477,23 @@ describe("the web chat widget in a real browser", () => {
     expect(await page.evaluate(animation)).toBe("none");
     await page.emulateMedia({ reducedMotion: "no-preference" });
     expect(await page.evaluate(animation)).toBe("liaison-in");
+  }, 60_000);
+
+  it("runs on the gateway's own demo page, under its Content-Security-Policy", async () => {
+    const context = await newContext();
+    const page = await context.newPage();
+    const cspErrors: string[] = [];
+    page.on("console", (message) => {
+      if (/Content Security Policy/i.test(message.text())) cspErrors.push(message.text());
+    });
+    await page.goto(`${gateway.url}/widget/demo`);
+    await page.getByRole("button", { name: "Open chat" }).click();
+    const panel = page.frameLocator('iframe[title="Demo chat"]');
+    await panel.getByLabel("Name").fill("Demo Visitor");
+    await panel.getByLabel("Email").fill("demo@example.com");
+    await panel.getByRole("button", { name: "Start chat" }).click();
+    await panel.getByRole("log").getByText("Welcome! An agent will be with you shortly.").waitFor();
+    expect(cspErrors).toEqual([]);
   }, 60_000);
 
   it("cannot be framed by a site CORS_ORIGINS does not list", async () => {
