@@ -98,6 +98,11 @@ function openAgent(gateway: TestApp) {
       ).then((update) => update.conversation.id),
     /** The visitor's message with this text, once it has arrived. */
     received: (text: string) => until(`"${text}"`, () => chats().find((m) => m.text === text)),
+    /** The first activity of this type from the customer. */
+    customerActivity: (type: string) =>
+      until(`a ${type} activity`, () =>
+        messages.find((m) => m.type === "ActivityMessage" && m.activityType === type && m.from.id !== "agent-ali"),
+      ),
     /** The first message matching `predicate`. */
     receivedWhere: (what: string, predicate: (m: ChatMessage) => boolean) => until(what, () => chats().find(predicate)),
   };
@@ -235,6 +240,8 @@ describe("the web chat widget in a real browser", () => {
     await panel.getByText("You are chatting with Ali").waitFor();
     const box = panel.getByRole("textbox", { name: "Message" });
     await box.fill("Hello, my parcel has not arrived.");
+    // The agent sees the visitor typing.
+    await agent.customerActivity("typing");
     await box.press("Enter");
     await agent.received("Hello, my parcel has not arrived.");
     await agent.client.typing(conversationId, "start");
