@@ -16,13 +16,15 @@ const SCREENSHOTS = fileURLToPath(new URL("../../docs/screenshots/", import.meta
 
 /**
  * The site embedding the widget, on another origin than the gateway: `localhost` here, `127.0.0.1` for the gateway.
- * `?lang=ar` sets `data-language`; `?init=1` also calls `LiaisonWidget.init`, whose options win.
+ * `?lang=ar` sets `data-language`; `?phone` asks for a phone number and a comment instead of a required e-mail
+ * address; `?init=1` also calls `LiaisonWidget.init`, whose options win.
  */
 async function startHostSite(): Promise<{ port: number; gateway: string; close(): Promise<void> }> {
   const site = { port: 0, gateway: "", close: () => Promise.resolve() };
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     const lang = url.searchParams.get("lang") ?? "en";
+    const fields = url.searchParams.has("phone") ? ` data-fields="phone,comment" data-require-email="false"` : "";
     const init = url.searchParams.has("init")
       ? ` onload="LiaisonWidget.init({ title: 'Init title', language: 'fr' })"`
       : "";
@@ -35,7 +37,7 @@ async function startHostSite(): Promise<{ port: number; gateway: string; close()
 <h1>Example shop</h1>
 <p><a href="#offers">Today's offers</a></p>
 <p>Fresh bread, cheese and coffee, delivered to your door.</p>
-<script src="${site.gateway}/widget.js" async data-title="Support" data-language="${lang}" data-subject="orders"${init}></script>
+<script src="${site.gateway}/widget.js" async data-title="Support" data-language="${lang}" data-subject="orders"${fields}${init}></script>
 </body>
 </html>`);
   });
@@ -480,10 +482,42 @@ describe("the web chat widget in a real browser", () => {
     const panel = page.frameLocator('iframe[title="Init title"]');
     await panel.getByRole("heading", { name: "Init title" }).waitFor();
     await panel.getByLabel("Nom").waitFor();
+    await page.evaluate("LiaisonWidget.close()");
+    await page.locator("iframe.panel").waitFor({ state: "hidden" });
+    await page.evaluate("LiaisonWidget.open()");
+    await page.locator("iframe.panel").waitFor({ state: "visible" });
     const animation = `getComputedStyle(document.querySelector("[data-liaison-widget]").shadowRoot.querySelector("iframe")).animationName`;
     expect(await page.evaluate(animation)).toBe("none");
     await page.emulateMedia({ reducedMotion: "no-preference" });
     expect(await page.evaluate(animation)).toBe("liaison-in");
+  }, 60_000);
+
+  it("asks for the extra fields a site configures, and takes a phone number instead of an e-mail address", async () => {
+    const agent = openAgent(gateway);
+    await agent.client.connect();
+    await agent.client.subscribeConversations({ states: ["queued"] });
+    const context = await newContext();
+    const { page } = await openSite(context, "/?phone");
+    await page.getByRole("button", { name: "Open chat" }).click();
+    const panel = page.frameLocator('iframe[title="Support"]');
+    await panel.getByLabel("Name").fill("Karim");
+    await panel.getByRole("button", { name: "Start chat" }).click();
+    await panel.getByText("Please enter an e-mail address or a phone number.").waitFor();
+    await panel.getByLabel("Phone").fill("+92 300 1234567");
+    await panel.getByLabel("How can we help?").fill("A question about my bill");
+    await panel.getByRole("button", { name: "Start chat" }).click();
+    const conversationId = await agent.conversationOf("Karim");
+    const conversation = await gateway.app.store.get(conversationId);
+    expect(conversation?.customer).toMatchObject({ firstName: "Karim", phone: "+92 300 1234567" });
+    expect(conversation?.customer.email).toBeUndefined();
+    expect(conversation?.comment).toBe("A question about my bill");
+    // The page the visitor was on, and their time zone (transcripts print times in it).
+    expect(conversation?.url).toBe(`${siteUrl}/?phone`);
+    expect(conversation?.timeZone).toBe(Intl.DateTimeFormat().resolvedOptions().timeZone);
+    await agent.client.end(conversationId, "resolved");
+    // Without an e-mail address on file, only the download is offered.
+    await panel.getByRole("button", { name: "Download transcript" }).waitFor();
+    expect(await panel.getByRole("button", { name: "E-mail transcript" }).count()).toBe(0);
   }, 60_000);
 
   it("runs on the gateway's own demo page, under its Content-Security-Policy", async () => {
