@@ -878,7 +878,8 @@ function rowsFor(spec: CaseSpec, byTarget: Partial<Record<ServerName, Metrics>>)
           target: throughputTarget,
         },
       ];
-    case "cluster": { // Two-node Liaison against two-node parity (in the table's parity column).
+    case "cluster": {
+      // Two-node Liaison against two-node parity (in the table's parity column).
       const liaison = byTarget["liaison-2-nodes"];
       const parity = byTarget["parity-2-nodes"];
       const at = { caseId: spec.id, caseTitle: spec.title };

@@ -32,6 +32,7 @@ import { customerRoutes, initLimits, transcriptLimits } from "./http/customer.js
 import { errorHandler, notFound, sendError, shuttingDownError } from "./http/errors.js";
 import { frontPageRoutes } from "./http/front-page.js";
 import { opsRoutes } from "./http/ops.js";
+import { widgetRoutes } from "./http/widget.js";
 import { createLogger, type Logger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { Fanout } from "./socket/fanout.js";
@@ -337,6 +338,14 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   );
   web.use("/api/connectors", connectorRoutes({ core, apiKeys, maxTextLength: config.MAX_TEXT_LENGTH }));
   web.use("/api/conversations", conversationRoutes({ store, apiKeys }));
+  web.use(
+    widgetRoutes({
+      corsOrigins: config.CORS_ORIGINS,
+      socketPath: config.SOCKET_PATH,
+      maxPayloadBytes: config.MAX_PAYLOAD_BYTES,
+      maxFileBytes: config.MAX_FILE_BYTES,
+    }),
+  );
   for (const instance of adapters.values()) if (instance.router) web.use(instance.router);
   web.use(apiDocsRoutes({ publicUrl: config.PUBLIC_URL, socketPath: config.SOCKET_PATH }));
   web.use(frontPageRoutes());

@@ -229,6 +229,38 @@ function routes(c: Components): Route[] {
       summary: "AsyncAPI 3.0 of every Socket.IO event, with its payload and its ack.",
       responses: { 200: { description: "The document.", content: json({ type: "object" }) } },
     },
+    ...(
+      [
+        ["/widget.js", 'The widget\'s loader: `<script src="…/widget.js" async>` adds the chat launcher to a page.'],
+        ["/widget/panel.js", "The chat panel's script, loaded by the frame when the visitor opens the chat."],
+      ] as const
+    ).map(([path, summary]): Route => ({
+      method: "get",
+      path,
+      tag: "widget",
+      summary,
+      responses: {
+        200: { description: "JavaScript.", content: { "text/javascript": { schema: { type: "string" } } } },
+      },
+      errors: [501],
+    })),
+    ...(
+      [
+        [
+          "/widget/frame",
+          "The chat panel, framed by the loader; with `CORS_ORIGINS` set only those sites may frame it.",
+        ],
+        ["/widget/demo", "A demo page with the widget on it."],
+      ] as const
+    ).map(([path, summary]): Route => ({
+      method: "get",
+      path,
+      tag: "widget",
+      summary,
+      responses: {
+        200: { description: "An HTML page.", content: { "text/html": { schema: { type: "string" } } } },
+      },
+    })),
     {
       method: "get",
       path: "/health",
@@ -547,6 +579,7 @@ export function openApiDocument(options: ApiDocsOptions): JsonObject {
       { name: "gateway", description: "The front page and these documents." },
       { name: "operations", description: "Health, readiness and metrics." },
       { name: "customers", description: "Starting a conversation and its transcript." },
+      { name: "widget", description: "The web chat widget a site adds with one script tag." },
       { name: "connectors", description: "Campaign and third-party messages to connector channels." },
       { name: "agents", description: "The socket desk's queue." },
       { name: "rocketchat", description: "The Rocket.Chat desk adapter (`ROCKETCHAT_URL`)." },
