@@ -179,7 +179,10 @@ describe("loadConfig", () => {
 
   it("names the desks and bots the build has when DESK or BOT names another", () => {
     const error = configError(() => loadConfig({ DESK: "zendesk", BOT: "eliza" }));
-    expect(error.problems).toEqual(["DESK: must be socket, rocketchat, salesforce", "BOT: must be none, gms, dialogflow"]);
+    expect(error.problems).toEqual([
+      "DESK: must be socket, rocketchat, salesforce",
+      "BOT: must be none, gms, dialogflow",
+    ]);
   });
 
   it("reads the bot's settings: BOT names an enabled bot, with its name, what follows an agent, its failure limit", () => {
