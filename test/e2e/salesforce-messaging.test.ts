@@ -118,6 +118,12 @@ describe("Salesforce desk (Messaging for In-App and Web) end to end", () => {
       role: "agent",
     });
 
+    const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+    expect(metrics).toMatch(/liaison_desk_streams\{desk="salesforce"\} 1\b/);
+    expect(metrics).toMatch(
+      /liaison_adapter_request_seconds_count\{adapter="salesforce",operation="token",outcome="ok"\} 1\b/,
+    );
+
     expect((await customer.send("I want a refund for order 1042")).ok).toBe(true);
     expect((await customer.send("It arrived broken")).ok).toBe(true);
     await expect.poll(() => agentTexts(sf, id)).toEqual(["I want a refund for order 1042", "It arrived broken"]);
