@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { eventsFromPoll } from "../../server/adapters/salesforce/chat-mapper.js";
 import { SseParser } from "../../server/adapters/salesforce/client.js";
 import { eventsFromStream, routingAttributesOf, uuidFrom } from "../../server/adapters/salesforce/mapper.js";
 import { ConfigError, loadConfig } from "../../server/config.js";
@@ -179,15 +180,92 @@ describe("Salesforce configuration", () => {
     expect(problems({ ...complete, SALESFORCE_ORG_ID: "12345" })[0]).toMatch(/^SALESFORCE_ORG_ID: must be/);
   });
 
-  it("refuses the legacy Chat API with a clear message rather than running half of it", () => {
-    expect(
-      problems({
-        SALESFORCE_API: "chat",
-        SALESFORCE_CHAT_URL: "https://d.la1-c1.salesforceliveagent.com/chat/rest",
-        SALESFORCE_ORG_ID: "00D5g000004XyZ1",
-      }),
-    ).toEqual([
-      "SALESFORCE_API: chat (the legacy Chat REST API, retired by Salesforce in February 2026) is not supported by this version; use SALESFORCE_API=messaging with SALESFORCE_MESSAGING_URL",
+  it("needs the legacy Chat API's endpoint, org, deployment and button", () => {
+    const chat = { SALESFORCE_API: "chat", SALESFORCE_CHAT_URL: "https://d.la1-c1.salesforceliveagent.com/chat/rest" };
+    expect(problems(chat)).toEqual([
+      "SALESFORCE_ORG_ID: the Salesforce desk on the legacy Chat API needs the org id (00D…)",
+      "SALESFORCE_DEPLOYMENT_ID: the Salesforce desk on the legacy Chat API needs the chat deployment's id",
+      "SALESFORCE_BUTTON_ID: the Salesforce desk on the legacy Chat API needs the chat button's id",
     ]);
+    const complete = {
+      ...chat,
+      SALESFORCE_ORG_ID: "00D5g000004XyZ1",
+      SALESFORCE_DEPLOYMENT_ID: "572000000000001",
+      SALESFORCE_BUTTON_ID: "573000000000001",
+    };
+    expect(loadConfig(complete)).toMatchObject({ DESK: "salesforce", SALESFORCE_API_VERSION: 60 });
+    expect(
+      problems({ SALESFORCE_API: "chat", SALESFORCE_MESSAGING_URL: "https://acme.my.salesforce-scrt.com" }),
+    ).toEqual(["SALESFORCE_CHAT_URL: SALESFORCE_API=chat needs the org's Chat API endpoint"]);
+  });
+});
+
+describe("Salesforce legacy Chat poll mapping", () => {
+  const agentMessage = (text: string) => ({
+    type: "ChatMessage",
+    message: { name: "Jane Doe", text, agentId: "005A" },
+  });
+
+  it("numbers agent messages across answers, and again from the transcript after a reconnection", () => {
+    const first = eventsFromPoll(
+      {
+        messages: [
+          { type: "ChatRequestSuccess", message: { queuePosition: 2, estimatedWaitTime: 60 } },
+          { type: "ChatEstablished", message: { name: "Jane Doe", userId: "005A" } },
+          agentMessage("hello"),
+          { type: "SomethingNew", message: {} },
+        ],
+        sequence: 4,
+        offset: 100,
+      },
+      "s1",
+      { agentMessages: 0, agent: undefined },
+    );
+    expect(first.events).toEqual([
+      { type: "queued", position: 2, estimatedWaitSeconds: 60 },
+      { type: "agentJoined", agent: { id: "005A", name: "Jane Doe" } },
+      {
+        type: "agentMessage",
+        externalId: "s1:1",
+        agent: { id: "005A", name: "Jane Doe" },
+        text: "hello",
+        attachments: [],
+      },
+    ]);
+    // After ReconnectSession: the transcript holds three agent lines, the last two of them replayed (renumbered).
+    const replay = eventsFromPoll(
+      {
+        messages: [
+          {
+            type: "ChasitorSessionData",
+            message: {
+              chatMessages: [
+                { type: "Agent", content: "hello" },
+                { type: "Chasitor", content: "hi" },
+                { type: "Agent", content: "two" },
+                { type: "Agent", content: "three" },
+              ],
+            },
+          },
+          agentMessage("two"),
+          agentMessage("three"),
+        ],
+        sequence: 3,
+        offset: 180,
+      },
+      "s1",
+      { agentMessages: first.agentMessages + 1, agent: first.agent },
+    );
+    expect(replay.resync).toBe(true);
+    expect(replay.events.map((e) => (e.type === "agentMessage" ? e.externalId : e.type))).toEqual(["s1:2", "s1:3"]);
+    const ended = eventsFromPoll(
+      { messages: [{ type: "ChatEnded", message: { reason: "agent" } }], sequence: 4 },
+      "s1",
+      { agentMessages: 3, agent: replay.agent },
+    );
+    expect(ended).toMatchObject({
+      ended: true,
+      events: [{ type: "closed", by: "agent", agent: { id: "005A", name: "Jane Doe" }, reason: "agent" }],
+    });
   });
 });

@@ -1,22 +1,24 @@
-import { defineAdapter } from "../contract.js";
+import { defineAdapter, localPublicUrlWarning } from "../contract.js";
+import { SalesforceChatDesk } from "./chat-desk.js";
 import { DESK_NAME } from "./client.js";
 import { SalesforceConfigSchema, salesforceSecrets } from "./config.js";
 import { SalesforceMessagingDesk } from "./desk.js";
+import { chatFileLinks } from "./webhook.js";
 
 /** Salesforce answers every 30 s or so on a live event stream (a `ping`); this long without a byte, it is dead. */
 const STREAM_IDLE_MS = 90_000;
 
 /**
  * The Salesforce desk: Messaging for In-App and Web (`SALESFORCE_API=messaging`), Liaison playing the end user of a
- * Custom Client deployment, agents' events over the end user's event stream. The legacy Chat REST API
- * (`SALESFORCE_API=chat`) is refused by the configuration for now.
+ * Custom Client deployment, agents' events over the end user's event stream; or the legacy Chat REST API
+ * (`SALESFORCE_API=chat`), agents' events over the chat session's long-poll loop.
  */
 export const salesforce = defineAdapter({
   name: DESK_NAME,
   kind: "desk",
   config: SalesforceConfigSchema,
   secrets: salesforceSecrets,
-  enabledBy: "SALESFORCE_MESSAGING_URL",
+  enabledBy: "SALESFORCE_MESSAGING_URL (or SALESFORCE_CHAT_URL with SALESFORCE_API=chat)",
   enabled: (config) =>
     config.SALESFORCE_API === "chat"
       ? config.SALESFORCE_CHAT_URL !== undefined
@@ -24,10 +26,21 @@ export const salesforce = defineAdapter({
   check: (config) => {
     const problems: string[] = [];
     if (config.SALESFORCE_API === "chat") {
-      if (config.SALESFORCE_CHAT_URL !== undefined || config.SALESFORCE_MESSAGING_URL !== undefined) {
-        problems.push(
-          "SALESFORCE_API: chat (the legacy Chat REST API, retired by Salesforce in February 2026) is not supported by this version; use SALESFORCE_API=messaging with SALESFORCE_MESSAGING_URL",
-        );
+      if (config.SALESFORCE_CHAT_URL === undefined) {
+        if (config.SALESFORCE_MESSAGING_URL !== undefined) {
+          problems.push("SALESFORCE_CHAT_URL: SALESFORCE_API=chat needs the org's Chat API endpoint");
+        }
+        return problems;
+      }
+      const needed = {
+        SALESFORCE_ORG_ID: "the org id (00D…)",
+        SALESFORCE_DEPLOYMENT_ID: "the chat deployment's id",
+        SALESFORCE_BUTTON_ID: "the chat button's id",
+      } as const;
+      for (const [name, what] of Object.entries(needed)) {
+        if (config[name as keyof typeof needed] === undefined) {
+          problems.push(`${name}: the Salesforce desk on the legacy Chat API needs ${what}`);
+        }
       }
       return problems;
     }
@@ -42,12 +55,34 @@ export const salesforce = defineAdapter({
     }
     return problems;
   },
-  create({ config, gateway, store, logger, observe }) {
-    const {
-      SALESFORCE_MESSAGING_URL: url,
-      SALESFORCE_ORG_ID: orgId,
-      SALESFORCE_MESSAGING_DEPLOYMENT: deployment,
-    } = config;
+  create({ config, gateway, store, signer, logger, observe }) {
+    const orgId = config.SALESFORCE_ORG_ID;
+    if (config.SALESFORCE_API === "chat") {
+      const {
+        SALESFORCE_CHAT_URL: url,
+        SALESFORCE_DEPLOYMENT_ID: deploymentId,
+        SALESFORCE_BUTTON_ID: buttonId,
+      } = config;
+      if (url === undefined || orgId === undefined || deploymentId === undefined || buttonId === undefined) {
+        throw new Error("the Salesforce desk on the legacy Chat API needs its URL, org, deployment and button ids");
+      }
+      const files = chatFileLinks({ store, signer, publicUrl: gateway.publicUrl });
+      const desk = new SalesforceChatDesk({
+        baseUrl: url,
+        apiVersion: config.SALESFORCE_API_VERSION,
+        orgId,
+        deploymentId,
+        buttonId,
+        timeoutMs: config.SALESFORCE_TIMEOUT_MS,
+        store,
+        logger,
+        fileLink: files.link,
+        observe,
+      });
+      const local = localPublicUrlWarning(gateway.publicUrl);
+      return { desk, router: files.router, warnings: local === undefined ? [] : [local] };
+    }
+    const { SALESFORCE_MESSAGING_URL: url, SALESFORCE_MESSAGING_DEPLOYMENT: deployment } = config;
     if (url === undefined || orgId === undefined || deployment === undefined) {
       throw new Error("the Salesforce desk needs SALESFORCE_MESSAGING_URL, SALESFORCE_ORG_ID and its deployment");
     }
