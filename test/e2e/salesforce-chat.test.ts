@@ -16,7 +16,7 @@ afterEach(async () => {
 });
 
 /** Liaison with the Salesforce desk on the legacy Chat REST API, against a fake Salesforce. */
-async function scenario(fakeOptions: FakeSalesforceOptions = {}) {
+async function scenario(fakeOptions: FakeSalesforceOptions = {}, env: Record<string, string> = {}) {
   const sf = await startFakeSalesforce({ ...fakeOptions, chat: { pollHoldMs: 300, ...fakeOptions.chat } });
   cleanups.push(() => sf.close());
   const gateway = await startTestApp(
@@ -26,6 +26,7 @@ async function scenario(fakeOptions: FakeSalesforceOptions = {}) {
       SALESFORCE_ORG_ID: sf.orgId,
       SALESFORCE_DEPLOYMENT_ID: sf.chat.deploymentId,
       SALESFORCE_BUTTON_ID: sf.chat.buttonId,
+      ...env,
     },
     {
       tuning: {
@@ -240,5 +241,17 @@ describe("Salesforce desk (legacy Chat REST API) end to end", () => {
     const stored = await gateway.app.store.read(customer.init.conversationId, 0);
     expect(texts(stored).filter((t) => !t.startsWith("c"))).toEqual(["one", "two", "three", "four"]);
     expect(sf.violations).toEqual([]);
+  });
+
+  it("shows /ready degraded when Salesforce does not know the deployment, and tells the customer", async () => {
+    const { gateway } = await scenario({}, { SALESFORCE_DEPLOYMENT_ID: "572000000000999" });
+    const customer = await webCustomer(gateway);
+    await expect.poll(() => activities(customer.inbox.messages, "noAgentAvailable").length).toBe(1);
+    await expect
+      .poll(async () => {
+        const ready = (await (await fetch(`${gateway.url}/ready`)).json()) as { problems?: Record<string, string> };
+        return ready.problems?.salesforce ?? "";
+      })
+      .toContain("Salesforce refused the org id or the deployment");
   });
 });

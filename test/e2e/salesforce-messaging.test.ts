@@ -358,4 +358,22 @@ describe("Salesforce desk (Messaging for In-App and Web) end to end", () => {
     expect(ready.status).toBe("degraded");
     expect(ready.problems?.salesforce).toContain("Salesforce refused the org id or the deployment");
   });
+
+  it("reports a file Salesforce refuses for good to the customer, and goes on with the next message", async () => {
+    const { sf, gateway } = await scenario({ messaging: { maxFileBytes: 8 } });
+    const customer = await webCustomer(gateway);
+    const id = await sfId(gateway, customer.init.conversationId);
+    await streaming(sf, id);
+    const big = Buffer.from("twenty bytes of file").toString("base64");
+    const sent = await customer.send("", {
+      attachments: [{ type: "text/plain", name: "notes.txt", contentUrl: `data:text/plain;base64,${big}` }],
+    });
+    await customer.send("after the file");
+    await expect.poll(() => activities(customer.inbox.messages, "deliveryFailed").length).toBe(1);
+    const failed = activities(customer.inbox.messages, "deliveryFailed")[0] as ActivityOf<"deliveryFailed">;
+    expect(failed.info).toMatchObject({ destination: "salesforce" });
+    expect(sent.ok).toBe(true);
+    await expect.poll(() => agentTexts(sf, id)).toEqual(["after the file"]);
+    expect(sf.requests.filter((r) => r.path.endsWith("/file")).map((r) => r.status)).toEqual([413]);
+  });
 });

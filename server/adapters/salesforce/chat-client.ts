@@ -149,6 +149,22 @@ export class ChatClient {
     return token;
   }
 
+  /**
+   * `GET Visitor/Availability` for the button: whether an agent could take a chat now. Salesforce answers 400 when it
+   * does not know the org or the deployment.
+   */
+  async availability(orgId: string, deploymentId: string, buttonId: string): Promise<boolean> {
+    const query = new URLSearchParams({ org_id: orgId, deployment_id: deploymentId, "Availability.ids": buttonId });
+    const response = await this.call("availability", "GET", `Visitor/Availability?${query.toString()}`, {});
+    const messages = (parseJson(response.text) as { messages?: unknown } | undefined)?.messages;
+    const results = Array.isArray(messages)
+      ? (messages as { message?: { results?: unknown } }[]).flatMap((m) =>
+          Array.isArray(m.message?.results) ? (m.message.results as { id?: unknown; isAvailable?: unknown }[]) : [],
+        )
+      : [];
+    return results.some((result) => result.isAvailable === true);
+  }
+
   private sessionHeaders(session: ChatSessionRef): Record<string, string> {
     return { "x-liveagent-affinity": session.affinityToken, "x-liveagent-session-key": session.key };
   }

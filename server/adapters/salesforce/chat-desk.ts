@@ -52,6 +52,7 @@ export class SalesforceChatDesk implements Desk {
   readonly name = DESK_NAME;
   readonly capabilities = chatCapabilities;
   readonly client: ChatClient;
+  private refusal: string | undefined;
 
   constructor(private readonly options: ChatDeskOptions) {
     this.client = new ChatClient({
@@ -60,6 +61,26 @@ export class SalesforceChatDesk implements Desk {
       timeoutMs: options.timeoutMs,
       ...(options.observe === undefined ? {} : { observe: options.observe }),
     });
+  }
+
+  /** For `/ready`: Salesforce refused the org id or the deployment. */
+  problem(): string | undefined {
+    return this.refusal;
+  }
+
+  /**
+   * Asks Salesforce whether it knows the org and the deployment (a chat request with wrong ids is accepted and then
+   * fails like one nobody could take): at start, and after each failed chat request.
+   */
+  async verify(): Promise<void> {
+    try {
+      await this.client.availability(this.options.orgId.slice(0, 15), this.options.deploymentId, this.options.buttonId);
+      this.refusal = undefined;
+    } catch (error) {
+      if (!(error instanceof ChatApiError) || error.upstreamStatus !== 400) throw error;
+      this.refusal = "Salesforce refused the org id or the deployment (SALESFORCE_ORG_ID, SALESFORCE_DEPLOYMENT_ID)";
+      this.options.logger.error({ err: error }, "salesforce refused the org id or deployment");
+    }
   }
 
   async open(conversation: Conversation): Promise<DeskSession> {
@@ -157,6 +178,9 @@ export class SalesforceChatDesk implements Desk {
       if (mapped.resync) await this.resync(conversation.id, { key: chatKey, affinityToken: affinity });
       position = { ack: poll.sequence, offset: poll.offset ?? position.offset, agentMessages: mapped.agentMessages };
       await sink.events(mapped.events, formatChatCursor(position));
+      if (mapped.events.some((event) => event.type === "noAgentAvailable")) {
+        this.verify().catch((error: unknown) => this.options.logger.debug({ err: error }, "availability check failed"));
+      }
       if (mapped.ended) return;
     }
   }

@@ -79,8 +79,14 @@ export const salesforce = defineAdapter({
         fileLink: files.link,
         observe,
       });
+      desk.verify().catch((error: unknown) => logger.warn({ err: error }, "salesforce chat availability check failed"));
       const local = localPublicUrlWarning(gateway.publicUrl);
-      return { desk, router: files.router, warnings: local === undefined ? [] : [local] };
+      return {
+        desk,
+        router: files.router,
+        warnings: local === undefined ? [] : [local],
+        problem: () => desk.problem(),
+      };
     }
     const { SALESFORCE_MESSAGING_URL: url, SALESFORCE_MESSAGING_DEPLOYMENT: deployment } = config;
     if (url === undefined || orgId === undefined || deployment === undefined) {
