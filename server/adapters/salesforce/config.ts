@@ -17,15 +17,12 @@ const RoutingAttributesSchema = z.string().transform((text, context): Partial<Re
   try {
     parsed = JSON.parse(text);
   } catch {
-    context.addIssue({ code: "custom", message: 'must be a JSON object, e.g. {"email":"_email"}' });
+    context.addIssue('must be a JSON object, e.g. {"email":"_email"}');
     return z.NEVER;
   }
   const shape = z.partialRecord(z.enum(routableFields), z.string().min(1)).safeParse(parsed);
   if (!shape.success) {
-    context.addIssue({
-      code: "custom",
-      message: `must map customer fields (${routableFields.join(", ")}) to pre-chat field names (strings)`,
-    });
+    context.addIssue(`must map customer fields (${routableFields.join(", ")}) to pre-chat field names (strings)`);
     return z.NEVER;
   }
   return shape.data;
