@@ -11,7 +11,7 @@ export interface ApiResponse {
 }
 
 export interface ApiRequest {
-  readonly method: "GET" | "POST";
+  readonly method: "GET" | "POST" | "DELETE";
   readonly headers: Record<string, string>;
   /** JSON text, or a form (sent as `multipart/form-data`). */
   readonly body?: string | FormData | undefined;

@@ -110,7 +110,7 @@ export const systemParticipant: Participant = Object.freeze({ id: "system", name
  */
 export class ConversationService implements DeskEffects, ChannelEffects, BotEffects, BotLaneEffects {
   private deskSignal: (conversationId: string) => void = () => undefined;
-  private desk: Pick<Desk, "initialIds"> | undefined;
+  private desk: Pick<Desk, "initialIds" | "typing" | "capabilities"> | undefined;
   private channelSignal: (conversationId: string) => void = () => undefined;
   private botSignal: (conversationId: string) => void = () => undefined;
   private readonly customerParticipants = new WeakMap<Conversation, Participant>();
@@ -127,7 +127,10 @@ export class ConversationService implements DeskEffects, ChannelEffects, BotEffe
   ) {}
 
   /** Connects the external desk and its outbox, which is told whenever a conversation has new desk work. */
-  attachDesk(desk: Pick<Desk, "initialIds">, outbox: { notify(conversationId: string): void }): void {
+  attachDesk(
+    desk: Pick<Desk, "initialIds" | "typing" | "capabilities">,
+    outbox: { notify(conversationId: string): void },
+  ): void {
     this.desk = desk;
     this.deskSignal = (conversationId) => outbox.notify(conversationId);
   }
@@ -426,6 +429,16 @@ export class ConversationService implements DeskEffects, ChannelEffects, BotEffe
       // A supervisor listens in silently: customers must not see them typing.
       ...(actor.role === "supervisor" ? { staffOnly: true } : {}),
     });
+    const desk = this.desk;
+    if (fromCustomer && desk?.typing && desk.capabilities.typing && this.usesExternalDesk(conversation)) {
+      if (conversation.desk.openedAt !== undefined && conversation.state !== "bot") {
+        desk
+          .typing(conversation, state)
+          .catch((error: unknown) =>
+            this.logger.debug({ err: error, conversationId: conversation.id }, "typing not relayed to the desk"),
+          );
+      }
+    }
     return message;
   }
 
@@ -920,6 +933,9 @@ export class ConversationService implements DeskEffects, ChannelEffects, BotEffe
           break;
         case "agentMessage":
           await this.recordAgentMessage(conversation, desk, event);
+          break;
+        case "typing":
+          if (conversation.state !== "ended") this.typing(conversation, { ...event.agent, role: "agent" }, event.state);
           break;
         case "closed": {
           const endedBy: Member =

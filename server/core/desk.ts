@@ -50,6 +50,11 @@ export interface Desk {
   /** Throws while the desk cannot be reached (for `/ready`). */
   ping?(): Promise<void>;
   /**
+   * For a desk that shows the customer typing (`capabilities.typing`): tells the open session that the customer
+   * started or stopped typing. Best effort, from whichever node the customer is connected to; never retried.
+   */
+  typing?(conversation: Conversation, state: "start" | "stop"): Promise<void>;
+  /**
    * For a desk that delivers agent events over a connection held open per conversation (a long-poll loop, a
    * server-sent event stream, a websocket) rather than by webhook: runs the inbound stream of one open desk session
    * until the session ends (resolve), `signal` aborts (resolve promptly), or it fails (throw: `DeskStreams` starts it
@@ -115,7 +120,9 @@ export type DeskEvent =
       editedAt?: string;
     }
   | { type: "closed"; by: "agent" | "customer" | "system"; agent?: Participant; reason: string }
-  | { type: "noAgentAvailable"; reason: string };
+  | { type: "noAgentAvailable"; reason: string }
+  /** The agent started or stopped typing: relayed to the customer, never recorded. */
+  | { type: "typing"; agent: Participant; state: "start" | "stop" };
 
 /** Where a desk event belongs: the conversation, found by the desk's own reference. */
 export interface DeskEventEnvelope {

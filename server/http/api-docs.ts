@@ -451,6 +451,21 @@ function routes(c: Components): Route[] {
       errors: [403, 404, 503],
     },
     {
+      method: "get",
+      path: "/files/salesforce/{conversationId}/{messageId}/{index}",
+      tag: "salesforce",
+      summary: "A file a customer sent, through a signed link the legacy Chat API's agent gets in the message text.",
+      description: "Enabled by `SALESFORCE_API=chat` (the legacy Chat REST API has no visitor upload).",
+      parameters: [
+        pathParameter("conversationId", z.string(), "The conversation."),
+        pathParameter("messageId", z.string(), "The customer's message."),
+        pathParameter("index", z.number().int().nonnegative(), "The file's place among the message's attachments."),
+        ...signedLinkParameters,
+      ],
+      responses: { 200: { description: "The file.", content: { "application/octet-stream": binary } } },
+      errors: [403, 404, 503],
+    },
+    {
       method: "post",
       path: "/live-agents/registerClient",
       tag: "rapidpro",
@@ -584,6 +599,10 @@ export function openApiDocument(options: ApiDocsOptions): JsonObject {
       { name: "agents", description: "The socket desk's queue." },
       { name: "rocketchat", description: "The Rocket.Chat desk adapter (`ROCKETCHAT_URL`)." },
       { name: "rapidpro", description: "The RapidPro channel adapter (`RAPIDPRO_URL`): `/live-agents/*`." },
+      {
+        name: "salesforce",
+        description: "The Salesforce desk adapter (`SALESFORCE_MESSAGING_URL` or `SALESFORCE_API=chat`).",
+      },
       { name: "livechat", description: "The LiveChat desk adapter (`LIVECHAT_AGENT_TOKEN`)." },
       { name: "gms", description: "The GMS Omnichannel bot adapter (`GMS_WEBHOOK_URL`)." },
     ],

@@ -180,7 +180,7 @@ describe("loadConfig", () => {
   it("names the desks and bots the build has when DESK or BOT names another", () => {
     const error = configError(() => loadConfig({ DESK: "zendesk", BOT: "eliza" }));
     expect(error.problems).toEqual([
-      "DESK: must be socket, rocketchat, livechat",
+      "DESK: must be socket, rocketchat, salesforce, livechat",
       "BOT: must be none, gms, dialogflow",
     ]);
   });
