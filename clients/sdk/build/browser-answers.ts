@@ -1,6 +1,7 @@
 import { Ajv, type Options } from "ajv";
 import standalone from "ajv/dist/standalone/index.js";
 import type { Plugin } from "esbuild";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as z from "zod";
@@ -35,7 +36,7 @@ function refuseInexpressible(schema: unknown, path: readonly (string | number)[]
  * The options of the generated validators, chosen so they accept, refuse and return what zod's `safeParse` does:
  * - `removeAdditional`: zod objects drop keys they do not name, and zod's JSON Schema of the output says
  *   `additionalProperties: false` there, so ajv removes those keys rather than refusing the answer;
- * - `unicode: false`: string lengths in UTF-16 code units (`string.length`), as zod counts them, not code points;
+ * - string lengths in code points, as zod counts them (a surrogate pair is one): ajv's own `ucs2length` does it;
  * - `unicodeRegExp: false`: patterns compiled like zod's own regular expressions, without the `u` flag;
  * - `validateFormats: false`: zod writes `format: "date-time"` next to the `pattern` it checks ISO dates with; the
  *   pattern is the check, and ajv-formats (a runtime dependency of the generated code) is not needed.
@@ -45,20 +46,28 @@ const ajvOptions: Options = {
   strict: true,
   allErrors: false,
   removeAdditional: true,
-  unicode: false,
   unicodeRegExp: false,
   validateFormats: false,
   inlineRefs: false,
   logger: {
     log: () => undefined,
-    // Deprecated, not removed: it still selects `string.length`, which is what zod counts.
     warn: (...args: unknown[]) => {
-      if (!String(args[0]).includes("option unicode")) throw new Error(args.map(String).join(" "));
+      throw new Error(args.map(String).join(" "));
     },
     error: (...args: unknown[]) => {
       throw new Error(args.map(String).join(" "));
     },
   },
+};
+
+/**
+ * The ajv runtime helpers the generated code may call, copied into it: each is one self-contained function, so the
+ * browser build needs no `require` and no part of ajv beyond it.
+ */
+const inlinedHelpers: Readonly<Record<string, (value: string) => number>> = {
+  // Loaded as ajv's generated code loads it (CommonJS, `.default`), whatever the module interop of the caller.
+  ucs2length: (createRequire(import.meta.url)("ajv/dist/runtime/ucs2length") as { default: (value: string) => number })
+    .default,
 };
 
 /** Turns ajv's first error into the SDK's issue: the dotted path (with the missing key, as zod names it), and why. */
@@ -107,13 +116,20 @@ export function generateAnswerValidators(
   }
   const names = Object.keys(schemas);
   const exports = Object.fromEntries(names.map((name, index) => [`v${index}`, name]));
-  const validators = standalone.default(ajv, exports);
-  // ajv's ES module output still pulls some helpers (ucs2length, fast-deep-equal) with `require`: a browser bundle
-  // must not, and the options above avoid all of them.
-  if (/\brequire\s*\(/.test(validators)) throw new Error("the generated validators need an ajv runtime helper");
+  // ajv's ES module output still calls its runtime helpers through `require`.
+  const helpers = new Set<string>();
+  const validators = standalone
+    .default(ajv, exports)
+    .replace(/require\("ajv\/dist\/runtime\/(\w+)"\)\.default/g, (_call, helper: string) => {
+      if (inlinedHelpers[helper] === undefined) throw new Error(`the generated validators need ajv's ${helper}`);
+      helpers.add(helper);
+      return `ajvHelper_${helper}`;
+    });
+  if (/\brequire\s*\(/.test(validators)) throw new Error("the generated validators require a module");
   const table = names.map((name, index) => `${JSON.stringify(name)}: v${index}`).join(", ");
   return [
     "// Generated at build time from the protocol's zod schemas (clients/sdk/build/browser-answers.ts).",
+    ...[...helpers].map((helper) => `const ajvHelper_${helper} = ${String(inlinedHelpers[helper])};`),
     validators,
     `const validators = { ${table} };`,
     `export const errorStatuses = ${JSON.stringify(statuses)};`,
