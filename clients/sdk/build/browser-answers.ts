@@ -18,7 +18,41 @@ const inexpressibleTypes = new Set(["default", "prefault", "catch", "pipe", "tra
 const inexpressibleChecks = new Set(["custom", "overwrite"]);
 
 interface ZodInternals {
-  _zod: { def: { type: string; checks?: { _zod: { def: { check: string } } }[] } };
+  _zod: {
+    def: {
+      type: string;
+      checks?: { _zod: { def: { check: string } } }[];
+      shape?: Record<string, unknown>;
+      element?: unknown;
+      innerType?: unknown;
+      valueType?: unknown;
+      options?: readonly unknown[];
+    };
+  };
+}
+
+/** The object schemas that occur more than once in `schemas` (a participant, a conversation summary). */
+function repeatedObjects(schemas: readonly z.ZodType[]): z.ZodType[] {
+  const seen = new Map<unknown, number>();
+  const visit = (schema: unknown): void => {
+    const { def } = (schema as ZodInternals)._zod;
+    if (def.type === "object") {
+      const count = (seen.get(schema) ?? 0) + 1;
+      seen.set(schema, count);
+      if (count > 1) return;
+    }
+    for (const child of [
+      ...Object.values(def.shape ?? {}),
+      ...(def.options ?? []),
+      def.element,
+      def.innerType,
+      def.valueType,
+    ]) {
+      if (child !== undefined) visit(child);
+    }
+  };
+  schemas.forEach(visit);
+  return [...seen].filter(([, count]) => count > 1).map(([schema]) => schema as z.ZodType);
 }
 
 function refuseInexpressible(schema: unknown, path: readonly (string | number)[]): void {
@@ -99,9 +133,13 @@ export function generateAnswerValidators(
   schemas: Record<string, z.ZodType> = answerSchemas,
   statuses: Readonly<Record<string, number>> = errorStatuses,
 ): string {
-  // One registry, so a schema used by several answers (a participant, a conversation summary) is compiled once.
+  // One registry, where an object used in several places (a participant, a conversation summary) has an id of its
+  // own: it is compiled into one function that every answer calls, rather than once into each.
   const registry = z.registry<{ id: string }>();
   for (const [name, schema] of Object.entries(schemas)) registry.add(schema, { id: name });
+  repeatedObjects(Object.values(schemas)).forEach((schema, index) => {
+    if (!registry.has(schema)) registry.add(schema, { id: `shared${index}` });
+  });
   const { schemas: jsonSchemas } = z.toJSONSchema(registry, {
     target: "draft-07",
     io: "output",
