@@ -1,36 +1,30 @@
 import { io, type Socket } from "socket.io-client";
-import {
-  ConversationInfoSchema,
-  ConversationUpdatedSchema,
-  EndAckSchema,
-  ErrorCodeSchema,
-  OkAckSchema,
-  RegisterConnectorAckSchema,
-  SendAckSchema,
-  type Attachment,
-  type Button,
-  type ClientToServerEvents,
-  type ConversationFilter,
-  type ConversationId,
-  type ConversationInfo,
-  type ConversationUpdated,
-  type EndAck,
-  type JoinConversation,
-  type JoinRole,
-  type Message,
-  type MessageId,
-  type OkAck,
-  type Participant,
-  type RegisterConnectorAck,
-  type SendAck,
-  type SendChatMessage,
-  type SendTyping,
-  type ServerToClientEvents,
-  type Tag,
+import type {
+  Attachment,
+  Button,
+  ClientToServerEvents,
+  ConversationFilter,
+  ConversationId,
+  ConversationInfo,
+  ConversationUpdated,
+  EndAck,
+  JoinConversation,
+  JoinRole,
+  Message,
+  MessageId,
+  OkAck,
+  Participant,
+  RegisterConnectorAck,
+  SendAck,
+  SendChatMessage,
+  SendTyping,
+  ServerToClientEvents,
+  Tag,
 } from "../../protocol/index.js";
+import { checkAnswer, type AnswerName, type Answers } from "./answers.js";
 import { TypedEmitter } from "./emitter.js";
 import { errorFromInfo, isLiaisonError, LiaisonError } from "./errors.js";
-import { validate, type Validator } from "./schema.js";
+import { validate } from "./schema.js";
 
 /** The socket.io-client socket the SDK wraps, typed with the protocol's event maps. */
 export type LiaisonSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -139,8 +133,6 @@ const DEFAULT_DEDUPE_WINDOW = 10_000;
 /** Sent message ids remembered per client, so a re-join's history does not echo them back. */
 const OWN_IDS_WINDOW = 10_000;
 const REJOIN_ATTEMPTS = 3;
-
-const InfoEnvelopeSchema = ConversationInfoSchema.omit({ messages: true });
 
 interface PendingJoin {
   /** Live messages that arrived while the join was in flight: they follow the history. */
@@ -309,7 +301,7 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
     // A dropped socket has left every room already.
     if (!this.#ready) return;
     try {
-      await this.#emitAck("leaveConversation", { conversationId }, OkAckSchema, this.#timeoutMs);
+      await this.#emitAck("leaveConversation", { conversationId }, "okAck", this.#timeoutMs);
     } catch (error) {
       // not_found: this socket is not in it (a re-join failed, say), which is what leaving wants anyway.
       if (!isLiaisonError(error, "disconnected", "not_found")) throw error;
@@ -342,9 +334,7 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
     // Before the first attempt: a re-join's history may bring the message back before its ack does.
     this.#ownIds.add(ownKey(conversationId, id));
     try {
-      return await this.#retrying(deadline, (remaining) =>
-        this.#emitAck("sendMessage", payload, SendAckSchema, remaining),
-      );
+      return await this.#retrying(deadline, (remaining) => this.#emitAck("sendMessage", payload, "sendAck", remaining));
     } catch (error) {
       if (!(error instanceof LiaisonError)) throw error;
       throw new LiaisonError(error.code, error.message, {
@@ -365,7 +355,7 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
   async typing(conversationId: ConversationId, state: "start" | "stop"): Promise<void> {
     const payload: SendTyping = { type: "ActivityMessage", activityType: "typing", conversationId, info: { state } };
     if (!this.#ready) throw new LiaisonError("disconnected", "not connected");
-    await this.#emitAck("sendMessage", payload, SendAckSchema, this.#timeoutMs);
+    await this.#emitAck("sendMessage", payload, "sendAck", this.#timeoutMs);
   }
 
   /**
@@ -380,7 +370,7 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
   async end(conversationId: ConversationId, reason?: string): Promise<EndAck> {
     const deadline = this.#deadline();
     const payload = reason === undefined ? { conversationId } : { conversationId, reason };
-    return this.#retrying(deadline, (remaining) => this.#emitAck("endConversation", payload, EndAckSchema, remaining));
+    return this.#retrying(deadline, (remaining) => this.#emitAck("endConversation", payload, "endAck", remaining));
   }
 
   /**
@@ -396,7 +386,7 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
   async registerConnector(channel: string, name: string): Promise<RegisterConnectorAck["connector"]> {
     const deadline = this.#deadline();
     const ack = await this.#retrying(deadline, (remaining) =>
-      this.#emitAck("registerConnector", { id: channel, name, channel }, RegisterConnectorAckSchema, remaining),
+      this.#emitAck("registerConnector", { id: channel, name, channel }, "registerConnectorAck", remaining),
     );
     this.#connector = { channel, name };
     return ack.connector;
@@ -414,9 +404,7 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
    */
   async subscribeConversations(filter: ConversationFilter = {}): Promise<void> {
     const deadline = this.#deadline();
-    await this.#retrying(deadline, (remaining) =>
-      this.#emitAck("subscribeConversations", filter, OkAckSchema, remaining),
-    );
+    await this.#retrying(deadline, (remaining) => this.#emitAck("subscribeConversations", filter, "okAck", remaining));
     this.#subscription = filter;
   }
 
@@ -430,7 +418,7 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
     // A dropped socket is subscribed to nothing any more.
     if (!this.#ready) return;
     try {
-      await this.#emitAck("unsubscribeConversations", {}, OkAckSchema, this.#timeoutMs);
+      await this.#emitAck("unsubscribeConversations", {}, "okAck", this.#timeoutMs);
     } catch (error) {
       if (!isLiaisonError(error, "disconnected")) throw error;
     }
@@ -470,7 +458,7 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
         await this.#emitAck(
           "registerConnector",
           { id: channel, name, channel },
-          RegisterConnectorAckSchema,
+          "registerConnectorAck",
           this.#timeoutMs,
         );
       } catch (error) {
@@ -481,7 +469,7 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
     const subscription = this.#subscription;
     if (subscription !== undefined) {
       try {
-        await this.#emitAck("subscribeConversations", subscription, OkAckSchema, this.#timeoutMs);
+        await this.#emitAck("subscribeConversations", subscription, "okAck", this.#timeoutMs);
       } catch (error) {
         if (stale()) return;
         this.emit("error", asLiaisonError(error, "renewing the queue subscription failed"));
@@ -540,11 +528,11 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
     // `active` is false when the server refused the handshake: Socket.IO will not retry by itself.
     if (this.socket.active) return;
     const data = isRecord(error.data) ? error.data : {};
-    const code = ErrorCodeSchema.safeParse(data.code);
+    const code = checkAnswer("errorCode", data.code);
     const failure =
       errorFromInfo(data) ??
       errorFromInfo(data.error) ??
-      new LiaisonError(code.success ? code.data : "unauthorized", `connection refused: ${error.message}`, {
+      new LiaisonError(code.ok ? code.value : "unauthorized", `connection refused: ${error.message}`, {
         cause: error,
       });
     this.#notifyWaiters(failure);
@@ -558,12 +546,12 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
     const state = typeof conversationId === "string" ? this.#conversations.get(conversationId) : undefined;
     let info: ConversationInfo;
     try {
-      const envelope = validate(InfoEnvelopeSchema, raw, "conversationInfo");
-      const messages = isRecord(raw) && Array.isArray(raw.messages) ? raw.messages : undefined;
-      if (messages === undefined || !messages.every(isMessageLike)) {
+      const checked = validate("conversationInfo", raw, "conversationInfo");
+      const messages = checked.messages;
+      if (!messages.every(isMessageLike)) {
         throw new LiaisonError("bad_response", "unexpected conversationInfo messages from the server");
       }
-      info = { ...envelope, messages };
+      info = { ...checked, messages };
     } catch (error) {
       const failure = asLiaisonError(error, "unexpected conversationInfo from the server");
       if (state?.pending !== undefined) state.pending.settle(failure);
@@ -588,7 +576,7 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
   #onConversationUpdated(raw: unknown): void {
     let update: ConversationUpdated;
     try {
-      update = validate(ConversationUpdatedSchema, raw, "conversationUpdated");
+      update = validate("conversationUpdated", raw, "conversationUpdated");
     } catch (error) {
       this.emit("error", asLiaisonError(error, "unexpected conversationUpdated from the server"));
       return;
@@ -698,12 +686,12 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
     }
   }
 
-  async #emitAck<E extends keyof ClientToServerEvents, T>(
+  async #emitAck<E extends keyof ClientToServerEvents, N extends AnswerName>(
     event: E,
     payload: Parameters<ClientToServerEvents[E]>[0],
-    schema: Validator<T>,
+    answer: N,
     timeoutMs: number,
-  ): Promise<T> {
+  ): Promise<Answers[N]> {
     // Checked right before emitting: Socket.IO would buffer the packet and send it after the next connect, ahead
     // of the re-join it depends on.
     if (!this.socket.connected) throw new LiaisonError("disconnected", `${event}: not connected`);
@@ -724,7 +712,7 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
     if (isRecord(response) && response.ok === false) {
       throw errorFromInfo(response.error) ?? new LiaisonError("bad_response", `${event}: malformed error ack`);
     }
-    return validate(schema, response, `${event} ack`);
+    return validate(answer, response, `${event} ack`);
   }
 
   async #joinSerially(progress: JoinProgress, deadline: number): Promise<ConversationInfo> {
@@ -767,7 +755,7 @@ export class LiaisonClient extends TypedEmitter<LiaisonClientEvents> {
     state.pending = pending;
     this.#pendingJoins.add(pending);
     try {
-      await this.#emitAck("joinConversation", payload, OkAckSchema, deadline - Date.now());
+      await this.#emitAck("joinConversation", payload, "okAck", deadline - Date.now());
       return await withDeadline(info, deadline, () =>
         this.socket.connected
           ? new LiaisonError("timeout", `no conversationInfo for ${opts.conversationId} in time`)

@@ -1,4 +1,5 @@
-import { errorCatalogue, ErrorInfoSchema, type ErrorCode } from "../../protocol/index.js";
+import type { ErrorCode } from "../../protocol/index.js";
+import { checkAnswer, errorStatuses } from "./answers.js";
 
 /**
  * Every code a {@link LiaisonError} can carry: the server's error codes, plus three the SDK produces itself:
@@ -57,9 +58,9 @@ export function isLiaisonError(error: unknown, ...codes: LiaisonErrorCode[]): er
 
 /** Builds a {@link LiaisonError} from the `error` object of a failed ack or HTTP body, if it has the right shape. */
 export function errorFromInfo(info: unknown, status?: number): LiaisonError | undefined {
-  const parsed = ErrorInfoSchema.safeParse(info);
-  if (!parsed.success) return undefined;
-  const { code, message, details } = parsed.data;
+  const checked = checkAnswer("errorInfo", info);
+  if (!checked.ok) return undefined;
+  const { code, message, details } = checked.value;
   const options: LiaisonErrorOptions = {};
   if (status !== undefined) options.status = status;
   if (details !== undefined) options.details = details;
@@ -72,8 +73,8 @@ export function codeForStatus(status: number): LiaisonErrorCode {
   if (status === 422) return "invalid_payload";
   // 409 is shared by conflict and conversation_ended; only the body can tell them apart.
   if (status === 409) return "conflict";
-  for (const [code, entry] of Object.entries(errorCatalogue)) {
-    if (entry.status === status) return code as ErrorCode;
+  for (const [code, codeStatus] of Object.entries(errorStatuses)) {
+    if (codeStatus === status) return code as ErrorCode;
   }
   if (status >= 500) return status === 502 || status === 504 ? "unavailable" : "internal";
   return "bad_response";

@@ -1,16 +1,13 @@
-import {
-  ConnectorMessageResponseSchema,
-  ConversationListSchema,
-  ErrorBodySchema,
-  InitResponseSchema,
-  type ConnectorMessageRequest,
-  type ConnectorMessageResponse,
-  type ConversationId,
-  type ConversationList,
-  type OpenConversationState,
-  type InitRequest,
-  type InitResponse,
+import type {
+  ConnectorMessageRequest,
+  ConnectorMessageResponse,
+  ConversationId,
+  ConversationList,
+  OpenConversationState,
+  InitRequest,
+  InitResponse,
 } from "../../protocol/index.js";
+import { checkAnswer } from "./answers.js";
 import { codeForStatus, errorFromInfo, LiaisonError } from "./errors.js";
 import { validate } from "./schema.js";
 
@@ -55,7 +52,7 @@ export async function initConversation(
       { method: "POST", headers, body: payload },
       opts.timeoutMs,
     );
-    return validate(InitResponseSchema, await readJson(response), "init response");
+    return validate("initResponse", await readJson(response), "init response");
   };
   try {
     return await attempt();
@@ -184,7 +181,7 @@ export async function sendConnectorMessage(
     },
     opts.timeoutMs,
   );
-  return validate(ConnectorMessageResponseSchema, await readJson(response), "connector message response");
+  return validate("connectorMessageResponse", await readJson(response), "connector message response");
 }
 
 /** Which page of the queue {@link listConversations} asks for. */
@@ -232,7 +229,7 @@ export async function listConversations(
     { method: "GET", headers: { authorization: `Bearer ${apiKey}`, accept: "application/json" } },
     opts.timeoutMs,
   );
-  return validate(ConversationListSchema, await readJson(response), "conversation list");
+  return validate("conversationList", await readJson(response), "conversation list");
 }
 
 /** Joins the base URL and a path without losing a path prefix (`new URL("/api", base)` would drop it). */
@@ -268,8 +265,8 @@ async function httpError(response: Response): Promise<LiaisonError> {
   }
   let info: unknown;
   try {
-    const body = ErrorBodySchema.safeParse(JSON.parse(text));
-    if (body.success) info = body.data.error;
+    const body = checkAnswer("errorBody", JSON.parse(text));
+    if (body.ok) info = body.value.error;
   } catch {
     // Not JSON (a proxy's error page, say): fall back to the status.
   }

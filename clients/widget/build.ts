@@ -2,6 +2,7 @@ import { build } from "esbuild";
 import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { browserAnswers } from "../sdk/build/browser-answers.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -10,7 +11,8 @@ export const widgetOutDir = join(here, "..", "..", "dist", "widget");
 
 /**
  * Bundles the widget into two minified browser scripts, each one self-contained file: `widget.js`, the loader a
- * site adds with a script tag, and `panel.js`, the chat panel in the frame (the SDK and socket.io-client with it).
+ * site adds with a script tag, and `panel.js`, the chat panel in the frame (the SDK and socket.io-client with it, the
+ * SDK's answer checks generated from the protocol's schemas rather than zod).
  *
  * @param outdir - where to write them (default {@link widgetOutDir})
  */
@@ -27,6 +29,7 @@ export async function buildWidget(outdir: string = widgetOutDir): Promise<void> 
     sourcemap: false,
     legalComments: "none",
     logLevel: "warning",
+    plugins: [browserAnswers()],
   });
 }
 
