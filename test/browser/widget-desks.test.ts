@@ -311,6 +311,10 @@ describe("the web chat widget with the Rocket.Chat desk, a bot and LiveChat's qu
     const { panel, log } = await startChat(context, "Lina Haddad", "lina@example.com");
     const status = panel.getByRole("status").first();
     await status.getByText("You are number 2 in the queue.").waitFor();
+    // The first position comes with the new chat; LiveChat tells later ones only on the customer's RTM socket.
+    await eventually("the customer's RTM socket", () =>
+      lc.rtmConnections().some((connection) => connection.open && connection.loggedIn) ? true : undefined,
+    );
     lc.acceptChat(ahead.chatId);
     await status.getByText("You are next in the queue.").waitFor();
 
