@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { readFile } from "node:fs/promises";
-import { chromium, type Browser, type BrowserContext, type FrameLocator, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type FrameLocator } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { LiaisonClient, type ChatMessage, type ConversationUpdated } from "../../clients/sdk/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
@@ -128,7 +128,7 @@ describe("the web chat widget with the Rocket.Chat desk, a bot and LiveChat's qu
     return { page, panel, dialogs, log: panel.getByRole("log") };
   }
 
-  it("carries a phone visitor's chat with a Rocket.Chat agent: join, both ways, a file, the agent closes, the transcript", async () => {
+  it("carries a phone visitor's chat with a Rocket.Chat agent: join, messages and files both ways, the agent closes, the transcript", async () => {
     const { rc, env } = await rocketChat();
     const gateway = await gatewayWith(env);
     rc.setWebhookUrl(`${gateway.url}/webhooks/rocketchat`);
@@ -166,6 +166,15 @@ describe("the web chat widget with the Rocket.Chat desk, a bot and LiveChat's qu
     );
     expect(upload.content.toString()).toBe("order 8812");
     await log.getByText("File: receipt.txt").waitFor();
+
+    // A file from the agent: a link to the gateway, which fetches it from Rocket.Chat for the visitor.
+    const map = Buffer.from("route map bytes");
+    rc.agentSendFile(room, { name: "route.pdf", type: "application/pdf", content: map, description: "Your route" });
+    await log.getByText("Your route").waitFor();
+    const fileLink = log.getByRole("link", { name: "File: route.pdf" });
+    expect(await fileLink.getAttribute("target")).toBe("_blank");
+    const served = await fetch((await fileLink.getAttribute("href")) ?? "");
+    expect(Buffer.from(await served.arrayBuffer()).equals(map)).toBe(true);
 
     // The agent closes the room: the panel says the chat ended and offers the transcript.
     rc.closeByAgent(room, "Solved, thanks");
@@ -261,7 +270,7 @@ describe("the web chat widget with the Rocket.Chat desk, a bot and LiveChat's qu
     expect(gms.heard().map((record) => record.text)).toEqual(["Hello", "Talk to a human"]);
   }, 90_000);
 
-  it("shows Rocket.Chat's 'no agent available' as text, and the agent who comes online", async () => {
+  it("shows Rocket.Chat's 'no agent available' as text, the agent who comes online, and the room closed when the visitor ends", async () => {
     const { rc, env } = await rocketChat({
       agents: [{ _id: "agent1", username: "jane.doe", name: "Jane Doe", online: false }],
     });
@@ -283,6 +292,15 @@ describe("the web chat widget with the Rocket.Chat desk, a bot and LiveChat's qu
     );
     // Said once, however often the gateway asked Rocket.Chat again.
     expect(await log.getByText("No agent is available right now.", { exact: false }).count()).toBe(1);
+
+    // The visitor ends the chat in the panel: the Rocket.Chat room is closed.
+    await panel.getByRole("button", { name: "End chat" }).click();
+    await panel
+      .getByRole("alertdialog", { name: "End this chat?" })
+      .getByRole("button", { name: "Yes, end chat" })
+      .click();
+    await panel.getByRole("heading", { name: "The chat has ended." }).waitFor();
+    await expect.poll(() => rc.room(room)?.open).toBe(false);
   }, 60_000);
 
   it("shows LiveChat's queue position as text until an agent accepts the chat", async () => {
@@ -293,7 +311,7 @@ describe("the web chat widget with the Rocket.Chat desk, a bot and LiveChat's qu
       agents: [{ id: "anna@example.org", name: "Anna Smith" }],
     });
     onTestFinished(() => lc.close());
-    const gateway = await gatewayWith(
+    await gatewayWith(
       {
         DESK: "livechat",
         LIVECHAT_API_URL: lc.apiUrl,
