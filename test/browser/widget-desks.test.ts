@@ -157,6 +157,12 @@ describe("the web chat widget with the Rocket.Chat desk, a bot and LiveChat's qu
     await log.getByText("Checking now 👍️", { exact: false }).waitFor();
     expect(await log.getByText("Jane Doe", { exact: true }).count()).toBeGreaterThan(0);
 
+    // A reload resumes the chat with the agent's name, and what was said once.
+    await page.reload();
+    await panel.getByText("You are chatting with Jane Doe").waitFor();
+    await log.getByText("Checking now 👍️", { exact: false }).waitFor();
+    expect(await log.getByText("Where is my order 8812?").count()).toBe(1);
+
     // A file the visitor attaches is uploaded into the Rocket.Chat room.
     const chooser = page.waitForEvent("filechooser");
     await panel.getByRole("button", { name: "Attach a file" }).tap();
@@ -235,7 +241,15 @@ describe("the web chat widget with the Rocket.Chat desk, a bot and LiveChat's qu
     const options = panel.getByRole("group", { name: "Choose an option" });
     await options.waitFor();
 
-    // By keyboard: back from the message box to the bot's buttons, then Enter.
+    // The same chat in a second tab of the site.
+    const tab = await context.newPage();
+    await tab.goto(siteUrl);
+    await tab.getByRole("button", { name: "Open chat" }).click();
+    const otherOptions = tab.frameLocator('iframe[title="Support"]').getByRole("group", { name: "Choose an option" });
+    await otherOptions.waitFor();
+
+    // By keyboard, in the first tab: back from the message box to the bot's buttons, then Enter.
+    await page.bringToFront();
     await box.focus();
     const focused = () =>
       panel.locator(":focus").evaluate((element: { textContent: string | null }) => element.textContent ?? "");
@@ -244,6 +258,8 @@ describe("the web chat widget with the Rocket.Chat desk, a bot and LiveChat's qu
     await page.keyboard.press("Enter");
     await log.getByText("Connecting you to a colleague.").waitFor();
     expect(await options.getByRole("button", { name: "Track my parcel" }).isDisabled()).toBe(true);
+    // Answered in one tab, the offer is answered in the other too.
+    await expect.poll(() => otherOptions.getByRole("button", { name: "Track my parcel" }).isDisabled()).toBe(true);
     // The hand-off, as text in the panel.
     await panel.getByRole("status").getByText("Connecting you to an agent…").waitFor();
     const handedOff = await eventually("the hand-off to the socket desk", () =>
@@ -251,6 +267,12 @@ describe("the web chat widget with the Rocket.Chat desk, a bot and LiveChat's qu
     );
     const conversationId = handedOff.conversation.id;
     expect((await gateway.app.store.get(conversationId))?.subject).toBe("orders");
+
+    // A reload while waiting: still waiting, and the buttons already answered stay pressed.
+    await page.reload();
+    await log.getByText("Connecting you to a colleague.").waitFor();
+    await panel.getByRole("status").getByText("Connecting you to an agent…").waitFor();
+    expect(await options.getByRole("button", { name: "Talk to a human" }).isDisabled()).toBe(true);
 
     // The agent joins: the panel names the agent, shows the typing, and the conversation goes on both ways.
     await agent.join({ conversationId, id: "agent-ayesha", name: "Ayesha", role: "agent" });
