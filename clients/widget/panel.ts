@@ -411,7 +411,10 @@ class Panel {
     this.#rendered.clear();
     this.#log.replaceChildren();
     for (const message of saved.log) this.#render(message);
-    for (const outgoing of saved.outbox) this.#renderOutgoing(outgoing);
+    for (const outgoing of saved.outbox) {
+      this.#renderOutgoing(outgoing);
+      if (outgoing.button !== undefined) this.#answered(outgoing.button.id);
+    }
     if (saved.agent !== undefined) this.#showAgent(saved.agent);
     this.#showChat();
     if (saved.ended) {
@@ -508,6 +511,8 @@ class Panel {
     if (message.type === "ChatMessage") {
       if (message.tag === "whisper") return false;
       const mine = message.from.id === me;
+      // A press drawn again after a reload, or made in another tab: its offer is answered here too.
+      if (mine && message.button !== undefined) this.#answered(message.button.id);
       element = this.#bubble(mine ? s.you : message.from.name, mine, message.text, message.attachments);
       if (message.buttons !== undefined && message.buttons.length > 0) element.append(this.#buttons(message));
       if (!mine && this.#typingName === message.from.name) this.#setTyping(undefined);
@@ -614,6 +619,7 @@ class Panel {
       const line = h("div", { class: "row" });
       for (const button of row) {
         const control = h("button", { type: "button", text: button.text });
+        control.dataset.button = button.id;
         control.addEventListener("click", () => {
           for (const other of all) other.disabled = true;
           this.#queue({ id: newId(), text: button.text, attachments: [], button, state: "sending" });
@@ -624,6 +630,17 @@ class Panel {
       group.append(line);
     }
     return group;
+  }
+
+  /** Disables the latest offer of buttons with the one pressed: an offer is answered once. */
+  #answered(buttonId: string): void {
+    const offers = [...this.#log.querySelectorAll<HTMLElement>(".buttons")];
+    const offer = offers
+      .reverse()
+      .find((group) =>
+        [...group.querySelectorAll<HTMLButtonElement>("button")].some((control) => control.dataset.button === buttonId),
+      );
+    for (const control of offer?.querySelectorAll<HTMLButtonElement>("button") ?? []) control.disabled = true;
   }
 
   #showAgent(name: string): void {

@@ -119,6 +119,20 @@ async function panelFrame(page: Page): Promise<Frame> {
   return frame;
 }
 
+/**
+ * A screenshot for the README, taken still (every message sent, animations finished, no caret) so that an unchanged
+ * widget gives the same bytes every run.
+ */
+async function screenshot(page: Page, name: string): Promise<void> {
+  const frame = await panelFrame(page);
+  await expect.poll(() => frame.locator(".msg.pending").count()).toBe(0);
+  // Playwright's `caret: "hide"` does not reach the panel, a frame from another origin: its caret would be caught
+  // blinking on or off.
+  await frame.evaluate(`document.documentElement.style.caretColor = "transparent"`);
+  await page.screenshot({ path: join(SCREENSHOTS, name), animations: "disabled", caret: "hide" });
+  await frame.evaluate(`document.documentElement.style.removeProperty("caret-color")`);
+}
+
 /** What has the keyboard focus on the host page: the launcher, the panel's frame, or something else. */
 function hostFocus(page: Page): Promise<string> {
   // A string, evaluated in the page: the test itself is compiled without the DOM's types.
@@ -162,6 +176,9 @@ describe("the web chat widget in a real browser", () => {
       // Chromium's sandbox cannot start as root, which is how containers run tests: without it Playwright passes
       // --no-sandbox (and, for a container's small /dev/shm, always --disable-dev-shm-usage).
       chromiumSandbox: false,
+      // Chromium repaints only the changed part of a tile (the blinking caret's, say), and that part's anti-aliased
+      // edges can come out a shade apart from a whole tile's: whole tiles keep the README's screenshots byte-identical.
+      args: ["--disable-partial-raster"],
     });
   }, 60_000);
 
@@ -280,9 +297,9 @@ describe("the web chat widget in a real browser", () => {
     await frame.locator(".panel").dispatchEvent("drop", { dataTransfer: dropped });
     await agent.receivedWhere("parcel.txt", (m) => m.attachments[0]?.name === "parcel.txt");
     await log.getByText("File: parcel.txt").waitFor();
-    await page.screenshot({ path: join(SCREENSHOTS, "widget-desktop.png"), animations: "disabled" });
+    await screenshot(page, "widget-desktop.png");
     await page.setViewportSize({ width: 360, height: 740 });
-    await page.screenshot({ path: join(SCREENSHOTS, "widget-phone.png"), animations: "disabled" });
+    await screenshot(page, "widget-phone.png");
     await page.setViewportSize({ width: 1280, height: 800 });
 
     // Offline: three messages are kept as "sending", then reach the agent once each, in order.
@@ -383,7 +400,7 @@ describe("the web chat widget in a real browser", () => {
     await agent.received("مرحبا، أحتاج إلى مساعدة");
     await agent.client.send(conversationId, { text: "أهلا ليلى، كيف يمكنني مساعدتك؟" });
     await frame.getByText("أهلا ليلى، كيف يمكنني مساعدتك؟").waitFor();
-    await page.screenshot({ path: join(SCREENSHOTS, "widget-phone-rtl.png"), animations: "disabled" });
+    await screenshot(page, "widget-phone-rtl.png");
 
     // 320 px wide: the panel fills the screen, and nothing in it needs sideways scrolling.
     await page.setViewportSize({ width: 320, height: 640 });
@@ -418,7 +435,7 @@ describe("the web chat widget in a real browser", () => {
     await expect.poll(() => panelFocus(frame)).toBe("إنهاء المحادثة");
 
     await page.setViewportSize({ width: 1280, height: 800 });
-    await page.screenshot({ path: join(SCREENSHOTS, "widget-desktop-rtl.png"), animations: "disabled" });
+    await screenshot(page, "widget-desktop-rtl.png");
   }, 90_000);
 
   it("shows the queue and the desk's news as text, hides whispers, offers a retry, resumes in a new tab", async () => {
