@@ -298,8 +298,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         const streamProblem = streams?.problem();
         if (streamProblem !== undefined) problems[`desk:${config.DESK}:streams`] = streamProblem;
         for (const [module, instance] of adapters) {
-          const now = instance.problem?.();
-          const all = [...(now === undefined ? [] : [now]), ...(instance.warnings ?? []).map((w) => w.ready)];
+          // Only the `ready` faces: the details (variables, hosts, what the system said) are in the log.
+          const notices = [instance.problem?.(), ...(instance.warnings ?? [])];
+          const all = notices.filter((notice) => notice !== undefined).map((notice) => notice.ready);
           if (all.length > 0) problems[module.name] = all.join("; ");
         }
         return problems;

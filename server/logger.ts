@@ -1,4 +1,5 @@
 import { pino, type DestinationStream, type LevelWithSilent, type Logger, type LoggerOptions } from "pino";
+import { scrubText } from "./core/scrub-text.js";
 
 export type { Logger } from "pino";
 
@@ -22,19 +23,11 @@ export const redactPaths = [
   "SMTP_URL",
 ];
 
-/** `scheme://user:password@host` in any text: the password is blanked (a Redis or SMTP URL in an error message). */
-const CREDENTIALS_IN_URL = /\b([a-z][a-z\d+.-]*:\/\/)([^\s:@/]*):([^\s@/]+)@/gi;
-
 /**
  * Fields some libraries attach to their errors that carry what was sent: ioredis's `command` (AUTH's password, a
  * message's text), `args`, a request's `options` or `config` (its headers).
  */
 const ERROR_PAYLOAD_FIELDS = new Set(["command", "args", "options", "config", "request", "requestOptions"]);
-
-/** `text` with the passwords of any URLs in it blanked. */
-export function scrubText(text: string): string {
-  return text.replace(CREDENTIALS_IN_URL, "$1$2:[redacted]@");
-}
 
 /**
  * An error as it is logged: pino's standard form (type, message, stack, own fields, causes), without the fields that

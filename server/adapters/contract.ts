@@ -63,22 +63,32 @@ export interface AdapterInstance {
    */
   ownBodyPaths?: readonly string[];
   /**
-   * Problems of the configuration that do not stop it (a webhook without a token): logged once at start, and named
-   * by `/ready` for as long as they last.
+   * Problems of the configuration that do not stop it (a webhook without a token): their `log` is logged once at
+   * start, and `/ready` names their `ready` for as long as they last.
    */
-  warnings?: readonly AdapterWarning[];
+  warnings?: readonly AdapterNotice[];
   /**
-   * A problem seen at run time (a rejected credential, a system that keeps rate-limiting), reported by `/ready`;
-   * undefined while healthy.
+   * A problem seen at run time (a rejected credential, a system that keeps rate-limiting); undefined while healthy.
+   * `/ready` shows its `ready`; its `log` is logged at `warn` by the adapter when the problem appears or changes
+   * (not per retry, not per `/ready` call), best through a {@link ProblemLog}.
    */
-  problem?(): string | undefined;
+  problem?(): AdapterNotice | undefined;
 }
 
-/** A configuration an adapter runs with but should not. */
-export interface AdapterWarning {
-  /** For the operator, in the log at start: what is wrong and how to mend it. */
+/**
+ * Something wrong with an adapter (a configuration it runs with but should not, a problem at run time), said twice:
+ * in detail for the operator who reads the log, and without the configuration's details for `/ready`, which anyone
+ * who reaches it may read.
+ */
+export interface AdapterNotice {
+  /**
+   * For the log: what is wrong and how to mend it, naming variables, settings and what the system answered.
+   */
   log: string;
-  /** For `/ready`, which anyone who reaches it may read: what is wrong, without the configuration's details. */
+  /**
+   * For `/ready`: what is wrong in words an operator understands, without a variable's name, a host, a URL, an id or
+   * the system's own text ("Dialogflow denies the service account (403)").
+   */
   ready: string;
 }
 
@@ -119,10 +129,36 @@ export const defineAdapter = <S extends z.ZodObject, D extends object = object>(
 ): AdapterModule<S, D> => module;
 
 /**
+ * An adapter's run-time problem as it comes and goes: `set` logs it at `warn` when it appears or its `log` text
+ * changes (a retry that meets the same problem logs nothing), `clear` logs at `warn` that it is over, and `get` is
+ * what `problem()` returns meanwhile.
+ */
+export class ProblemLog {
+  private current: AdapterNotice | undefined;
+
+  constructor(private readonly logger: Pick<Logger, "warn">) {}
+
+  get(): AdapterNotice | undefined {
+    return this.current;
+  }
+
+  set(problem: AdapterNotice): void {
+    if (this.current?.log !== problem.log) this.logger.warn({ problem: problem.log }, "problem");
+    this.current = problem;
+  }
+
+  clear(): void {
+    if (this.current === undefined) return;
+    this.logger.warn({ problem: this.current.log }, "problem over");
+    this.current = undefined;
+  }
+}
+
+/**
  * The warning of an adapter that hands links to an external system (file links, callbacks) while `PUBLIC_URL` names
  * this machine, where nobody else can open them; undefined otherwise.
  */
-export function localPublicUrlWarning(publicUrl: string): AdapterWarning | undefined {
+export function localPublicUrlWarning(publicUrl: string): AdapterNotice | undefined {
   return /\/\/(localhost|127\.|\[::1\])/.test(publicUrl)
     ? {
         log: "PUBLIC_URL points at this machine: links handed to the external system will not open elsewhere",

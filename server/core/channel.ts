@@ -14,8 +14,6 @@ export interface Channel {
   /** The conversation channel it serves (`rapidpro`). */
   readonly name: string;
   deliver(conversation: Conversation, message: StoredMessage, retry?: RetryContext): Promise<void>;
-  /** Why the channel cannot deliver now (a rejected credential), for `/ready`; undefined when healthy. */
-  problem?(): string | undefined;
 }
 
 export interface ChannelEffects {

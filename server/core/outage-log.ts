@@ -1,4 +1,5 @@
 import type { CoreLogger } from "./ports.js";
+import { scrubText } from "./scrub-text.js";
 
 /**
  * The log of something that can be down (a desk, the store, Redis): one `warn` when it starts failing and one when it
@@ -51,11 +52,14 @@ export class OutageLog {
   }
 }
 
-/** An error as one line: its code and message, never its stack or attached data (which may carry secrets). */
+/**
+ * An error as one line: its code and message, never its stack or attached data (which may carry secrets). The line
+ * is logged as plain text, past the logger's `err` serializer, so credentials in URLs are blanked here.
+ */
 function describe(error: unknown): string {
-  if (!(error instanceof Error)) return String(error).slice(0, 300);
+  if (!(error instanceof Error)) return scrubText(String(error)).slice(0, 300);
   const code = (error as { code?: unknown }).code;
   // A system error's code (ECONNREFUSED) when its message does not already say it.
   const prefix = typeof code === "string" && /^E[A-Z]+$/.test(code) && !error.message.includes(code) ? `${code}: ` : "";
-  return `${prefix}${error.message}`.slice(0, 300);
+  return scrubText(`${prefix}${error.message}`).slice(0, 300);
 }

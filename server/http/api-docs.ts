@@ -298,13 +298,16 @@ function routes(c: Components): Route[] {
       description:
         "Anonymous (web widgets: rate limited per address) or with an API key (connectors, back offices: rate limited " +
         "per key). Field names are also accepted capitalised (`FirstName`, `RefId`, …). The answer's `token` lets the " +
-        "customer join the conversation over Socket.IO and read its transcript.",
+        "customer join the conversation over Socket.IO and read its transcript. A key that is not valid counts as " +
+        "none. Without an API key: a channel outside `DIRECT_CHANNELS` (a connector's, such as `sms`) is refused " +
+        "with 403, a `requestId` must be a random UUID (400), and a `requestId` repeated with a different request, or " +
+        "a `channel` + `refId` that has an open conversation, is a 409 `conflict`.",
       security: ["apiKey", "anonymous"],
       body: { schema: protocol.InitRequestSchema },
       responses: {
         200: { description: "The conversation.", content: json(c.ref(protocol.InitResponseSchema, "output")) },
       },
-      errors: [400, 401, 413, 415, 429, 503],
+      errors: [400, 403, 409, 413, 415, 429, 503],
     },
     {
       method: "get",

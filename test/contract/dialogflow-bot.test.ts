@@ -472,6 +472,7 @@ describe("the service account's token", () => {
       apiUrl: df.url,
       account: account(df.serviceAccount),
       timeoutMs: 2_000,
+      logger: pino({ level: "silent" }),
       now: () => now,
     });
     const bot = new DialogflowBot({
@@ -521,7 +522,10 @@ describe("the service account's token", () => {
     df.failNext(2, { status: 401 });
     const error = await failure(bot.deliver(c, message(c, "hi")));
     expect(error).toMatchObject({ retryable: false, upstreamStatus: 401 });
-    expect(problem()).toMatch(/refuses the access tokens/);
+    expect(problem()).toEqual({
+      log: "Dialogflow refuses the access tokens of the service account (401 after a new token)",
+      ready: "Dialogflow refuses the service account's access tokens (401)",
+    });
     await bot.deliver(c, message(c, "hi"));
     expect(problem()).toBeUndefined();
   });
@@ -533,9 +537,10 @@ describe("the service account's token", () => {
     const error = await failure(bot.deliver(c, message(c, "hi")));
     expect(error).toMatchObject({ retryable: false, upstreamStatus: 400, googleStatus: "invalid_grant" });
     expect(error.message).toBe("token: 400 invalid_grant: Invalid JWT Signature.");
-    expect(problem()).toBe(
-      "Google refuses the Dialogflow service account's key (invalid_grant: Invalid JWT Signature.)",
-    );
+    expect(problem()).toEqual({
+      log: "Google refuses the Dialogflow service account's key (invalid_grant: Invalid JWT Signature.)",
+      ready: "Google refuses the service account's key (400)",
+    });
     expect(callsOf(c)).toEqual([]);
   });
 
@@ -600,17 +605,23 @@ describe("failures", () => {
     df.denyPermission(true);
     const denied = await failure(bot.deliver(c, message(c, "hi")));
     expect(denied).toMatchObject({ retryable: false, upstreamStatus: 403, googleStatus: "PERMISSION_DENIED" });
-    expect(problem()).toMatch(
-      /^Dialogflow denies the service account \(403: .*\): grant it the Dialogflow API Client role$/,
-    );
+    expect(problem()).toEqual({
+      log: expect.stringMatching(
+        /^Dialogflow denies the service account \(403: .*\): grant it the Dialogflow API Client role$/,
+      ) as unknown,
+      ready: "Dialogflow denies the service account (403): it needs the Dialogflow API Client role",
+    });
     df.denyPermission(false);
 
     const missing = setup({ DIALOGFLOW_PROJECT_ID: "denied", DIALOGFLOW_AGENT_ID: "no-such-agent" });
     const lost = await failure(missing.bot.deliver(c, message(c, "hi")));
     expect(lost).toMatchObject({ retryable: false, upstreamStatus: 404, googleStatus: "NOT_FOUND" });
-    expect(missing.problem()).toMatch(
-      /^Dialogflow has no such agent \(.*no-such-agent.*\): check DIALOGFLOW_PROJECT_ID/,
-    );
+    expect(missing.problem()).toEqual({
+      log: expect.stringMatching(
+        /^Dialogflow has no such agent \(.*no-such-agent.*\): check DIALOGFLOW_PROJECT_ID/,
+      ) as unknown,
+      ready: "Dialogflow has no such agent (404)",
+    });
   });
 
   it("fails for good on a 400, such as a language neither the conversation's nor the default one the agent speaks", async () => {
@@ -632,7 +643,10 @@ describe("failures", () => {
     const c = conversation();
     const error = await failure(bot.deliver(c, message(c, "hi")));
     expect(error).toMatchObject({ retryable: false, upstreamStatus: 404 });
-    expect(problem()).toMatch(/^Dialogflow answers 404: check DIALOGFLOW_API_URL/);
+    expect(problem()).toEqual({
+      log: expect.stringMatching(/^Dialogflow answers 404: check DIALOGFLOW_API_URL/) as unknown,
+      ready: "Dialogflow answers 404 without naming an agent: the API address or the agent is wrong",
+    });
   });
 });
 

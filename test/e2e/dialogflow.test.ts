@@ -514,7 +514,8 @@ describe.each(["es", "cx"] as const)("BOT=dialogflow (%s) end to end", (edition)
   });
 
   it("Dialogflow refusing the service account (403) hands the customer to an agent at once; /ready says what to fix until a call succeeds", async () => {
-    const { gateway, df, agent, rc } = await scenario(edition, { desk: "rocketchat" });
+    const { logger, lines } = capturedLogger();
+    const { gateway, df, agent, rc } = await scenario(edition, { desk: "rocketchat", logger });
     if (!rc) throw new Error("no Rocket.Chat");
     agent.intent({ displayName: "hello", phrases: ["hello"], replies: [{ text: "Hi there." }] });
     df.denyPermission(true);
@@ -526,11 +527,23 @@ describe.each(["es", "cx"] as const)("BOT=dialogflow (%s) end to end", (edition)
     const rid = await roomOf(gateway, id);
     await expect.poll(() => visitorTexts(rc, rid)).toEqual(["is anyone there?"]);
     expect(asked(df, id)).toEqual([{ query: "is anyone there?", status: 403 }]);
-    expect((await problems(gateway)).dialogflow).toMatch(/Dialogflow API Client/);
+    expect((await problems(gateway)).dialogflow).toBe(
+      "Dialogflow denies the service account (403): it needs the Dialogflow API Client role",
+    );
     const ready = JSON.stringify(await problems(gateway));
     for (const secret of [df.serviceAccount.private_key_id, ...df.tokens().map((t) => t.accessToken)]) {
       expect(ready).not.toContain(secret);
     }
+    // The log has Google's words, once, however often /ready is asked.
+    const logged = lines
+      .map((line) => JSON.parse(line) as { level: number; component?: string; msg: string; problem?: string })
+      .filter((line) => line.component === "dialogflow" && line.msg === "problem");
+    expect(logged).toEqual([
+      expect.objectContaining({
+        level: 40,
+        problem: expect.stringMatching(/^Dialogflow denies the service account \(403: .+\): grant it/) as unknown,
+      }),
+    ]);
 
     df.denyPermission(false);
     const next = await customer(gateway);
@@ -540,17 +553,21 @@ describe.each(["es", "cx"] as const)("BOT=dialogflow (%s) end to end", (edition)
     expect(await metric(gateway, /liaison_handoffs_total\{reason="bot_unavailable"\} (\d+)/)).toBe(1);
   });
 
-  it("an agent Dialogflow does not have (404) hands the customer to an agent at once, and /ready names the settings to check", async () => {
+  it("an agent Dialogflow does not have (404) hands the customer to an agent at once; /ready says so and the log names the settings to check", async () => {
     const missing: Record<string, string> =
       edition === "es" ? { DIALOGFLOW_PROJECT_ID: "acme-other" } : { DIALOGFLOW_AGENT_ID: "0b6c1f4e-no-such-agent" };
-    const { gateway, df } = await scenario(edition, { env: missing });
+    const { logger, lines } = capturedLogger();
+    const { gateway, df } = await scenario(edition, { env: missing, logger });
     const sara = await customer(gateway);
     const id = sara.init.conversationId;
     await sara.send("hello");
     await expect.poll(() => state(gateway, id)).toBe("queued");
     expect(handOffs(await log(gateway, id))).toEqual([{ subject: "", desk: "socket", reason: "bot_unavailable" }]);
     expect(df.calls().map((call) => call.status)).toEqual([404]);
-    expect((await problems(gateway)).dialogflow).toMatch(/DIALOGFLOW_PROJECT_ID.*DIALOGFLOW_AGENT_ID/);
+    expect((await problems(gateway)).dialogflow).toBe("Dialogflow has no such agent (404)");
+    expect(lines.filter((line) => line.includes('"msg":"problem"'))).toEqual([
+      expect.stringMatching(/"problem":"Dialogflow has no such agent .*DIALOGFLOW_PROJECT_ID.*DIALOGFLOW_AGENT_ID/),
+    ]);
     const ayesha = await joinAsAgent(gateway, id);
     expect(said(ayesha.info.messages)).toEqual(["them: hello"]);
   });

@@ -468,7 +468,8 @@ describe("BOT=gms end to end", () => {
   });
 
   it("a final 400 from the platform hands the customer to the agent at once; /ready says so until the platform takes events again", async () => {
-    const { gateway, gms, rc } = await scenario({ desk: "rocketchat" });
+    const { logger, lines } = capturedLogger();
+    const { gateway, gms, rc } = await scenario({ desk: "rocketchat", logger });
     if (!rc) throw new Error("no Rocket.Chat");
     gms.setChannel({ active: false });
     const sara = await customer(gateway);
@@ -483,8 +484,13 @@ describe("BOT=gms end to end", () => {
       problems?: Record<string, string>;
     };
     expect(ready.status).toBe("degraded");
-    expect(ready.problems?.gms).toMatch(/no active channel/);
+    expect(ready.problems?.gms).toMatch(/^the GMS platform has no active channel for the webhook's token \(400\)/);
     expect(JSON.stringify(ready)).not.toContain(gms.token);
+    expect(JSON.stringify(ready)).not.toContain("GMS_WEBHOOK_URL");
+    // The log names the variable to check, once.
+    expect(lines.filter((line) => line.includes('"msg":"problem"'))).toEqual([
+      expect.stringContaining("no active channel for GMS_WEBHOOK_URL's token (400)"),
+    ]);
 
     gms.setChannel({ active: true });
     gms.otherwise([{ kind: "text", text: "I'm back." }]);

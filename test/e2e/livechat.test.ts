@@ -349,7 +349,7 @@ describe("LiveChat desk end to end", () => {
     expect(activities(customer.inbox.messages, "noAgentAvailable")).toHaveLength(1);
   });
 
-  it("says on /ready that LiveChat refuses the agent token, without naming the token", async () => {
+  it("says on /ready that LiveChat refuses the agent token, without naming the token or its variable", async () => {
     const { fake, gateway } = await scenario(
       { agentTokens: [{ token: "agent-oauth-a", agentId: "anna@example.org" }] },
       {
@@ -360,11 +360,12 @@ describe("LiveChat desk end to end", () => {
     const ready = async () => (await fetch(`${gateway.url}/ready`)).json() as Promise<Record<string, unknown>>;
     const customer = await webCustomer(gateway);
     await customer.send("anyone?");
-    await expect.poll(async () => JSON.stringify(await ready())).toContain("LIVECHAT_AGENT_TOKEN");
+    await expect.poll(async () => JSON.stringify(await ready())).toContain("LiveChat refuses the agent token (401)");
     expect(await ready()).toMatchObject({
       status: "degraded",
       problems: { livechat: expect.stringContaining("customers:own") as unknown },
     });
+    expect(JSON.stringify(await ready())).not.toContain("LIVECHAT_");
     expect(await state(gateway, customer.init.conversationId)).toBe("queued");
     expect(activities(customer.inbox.messages, "deliveryFailed")).toHaveLength(0);
     expect(JSON.stringify(await ready())).not.toContain("agent-oauth-a");

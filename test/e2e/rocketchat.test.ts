@@ -437,7 +437,7 @@ describe("Rocket.Chat desk end to end", () => {
     const customer = await webCustomer(gateway);
     const room = await rid(gateway, customer.init.conversationId);
     // PUBLIC_URL is this machine here: /ready shows that warning, and nothing about rate limits yet.
-    expect(JSON.stringify(await ready())).not.toContain("rate-limited");
+    expect(JSON.stringify(await ready())).not.toContain("rate-limiting");
     fake.failNext(1, 429, { retryAfterSeconds: 1 });
     const texts = ["m1", "m2", "m3", "m4", "m5", "m6", "m7"];
     for (const text of texts) await customer.send(text);
@@ -448,8 +448,14 @@ describe("Rocket.Chat desk end to end", () => {
     );
     await expect.poll(ready).toMatchObject({
       status: "degraded",
-      problems: { rocketchat: expect.stringContaining("livechat/message (2 per window)") as unknown },
+      problems: {
+        rocketchat: expect.stringContaining(
+          "Rocket.Chat keeps rate-limiting Liaison (its REST API rate limiter)",
+        ) as unknown,
+      },
     });
+    // The routes and the settings to raise are for the log, not for /ready.
+    expect(JSON.stringify(await ready())).not.toMatch(/livechat\/message|API_Enable_Rate_Limiter/);
   });
 
   it("shows a queued chat being taken by an agent, and a forward to another agent", async () => {

@@ -252,6 +252,8 @@ describe("Salesforce desk (legacy Chat REST API) end to end", () => {
         const ready = (await (await fetch(`${gateway.url}/ready`)).json()) as { problems?: Record<string, string> };
         return ready.problems?.salesforce ?? "";
       })
-      .toContain("Salesforce refused the org id or the deployment");
+      .toContain("Salesforce refuses the org id or the deployment (400)");
+    const ready = JSON.stringify(await (await fetch(`${gateway.url}/ready`)).json());
+    expect(ready).not.toMatch(/572000000000999|SALESFORCE_/);
   });
 });

@@ -356,7 +356,8 @@ describe("Salesforce desk (Messaging for In-App and Web) end to end", () => {
       problems?: Record<string, string>;
     };
     expect(ready.status).toBe("degraded");
-    expect(ready.problems?.salesforce).toContain("Salesforce refused the org id or the deployment");
+    expect(ready.problems?.salesforce).toContain("Salesforce refuses the org id or the deployment (400)");
+    expect(JSON.stringify(ready)).not.toMatch(/Not_The_Deployment|SALESFORCE_/);
   });
 
   it("reports a file Salesforce refuses for good to the customer, and goes on with the next message", async () => {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { LiveChatClient, type LiveChatError } from "../../server/adapters/livechat/client.js";
 import { startFakeLiveChat, type FakeLiveChatOptions } from "../fakes/livechat/index.js";
+import { capturedLogger } from "../helpers/log-lines.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -11,6 +12,7 @@ async function setUp(options: FakeLiveChatOptions = {}, agentToken?: string) {
   const fake = await startFakeLiveChat(options);
   cleanups.push(() => fake.close());
   let now = Date.now();
+  const { logger, lines } = capturedLogger();
   const client = new LiveChatClient({
     apiUrl: fake.apiUrl,
     accountsUrl: fake.accountsUrl,
@@ -18,9 +20,16 @@ async function setUp(options: FakeLiveChatOptions = {}, agentToken?: string) {
     agentToken: agentToken ?? fake.agentToken,
     organizationId: fake.organizationId,
     timeoutMs: 2_000,
+    logger,
     now: () => now,
   });
-  return { fake, client, advance: (ms: number) => (now += ms) };
+  /** The problems logged at warn, in order: each once, when it appeared. */
+  const problems = (): unknown[] =>
+    lines
+      .map((line) => JSON.parse(line) as { level: number; msg: string; problem?: unknown })
+      .filter((line) => line.level === 40 && line.msg === "problem")
+      .map((line) => line.problem);
+  return { fake, client, problems, advance: (ms: number) => (now += ms) };
 }
 
 describe("LiveChat client", () => {
@@ -49,7 +58,7 @@ describe("LiveChat client", () => {
   });
 
   it("classifies LiveChat's errors by type: retry, or a refusal for good", async () => {
-    const { fake, client } = await setUp();
+    const { fake, client, problems } = await setUp();
     const { entityId } = await client.createCustomer();
     const failure = async (type: Parameters<typeof fake.failNext>[1]) => {
       fake.failNext(1, type, { action: "list_chats" });
@@ -62,13 +71,20 @@ describe("LiveChat client", () => {
       expect(await failure(type)).toMatchObject({ errorType: type, retryable: false });
     }
     expect((await failure("too_many_requests")).message).toContain("429");
-    // A license served from another region: retried (nothing works until an operator fixes the URL), and said.
-    fake.failNext(1, "misdirected_request", { action: "list_chats", data: { region: "fra" } });
-    expect(await client.call(entityId, "list_chats", {}).catch((e: unknown) => e)).toMatchObject({
-      errorType: "misdirected_request",
-      retryable: true,
+    // A license served from another region: retried (nothing works until an operator fixes the URL), and said:
+    // the region and the variable to the log, once however often it is met, and neither to /ready.
+    fake.failNext(2, "misdirected_request", { action: "list_chats", data: { region: "fra" } });
+    for (let attempt = 0; attempt < 2; attempt++) {
+      expect(await client.call(entityId, "list_chats", {}).catch((e: unknown) => e)).toMatchObject({
+        errorType: "misdirected_request",
+        retryable: true,
+      });
+    }
+    expect(client.problem()).toEqual({
+      log: "LiveChat serves this license from region fra: point LIVECHAT_API_URL at it",
+      ready: "LiveChat serves this license from another region than the one Liaison calls",
     });
-    expect(client.problem()).toContain("region fra");
+    expect(problems()).toEqual(["LiveChat serves this license from region fra: point LIVECHAT_API_URL at it"]);
     await client.call(entityId, "list_chats", {});
     expect(client.problem()).toBeUndefined();
     await fake.goDown("refuse");
@@ -77,7 +93,7 @@ describe("LiveChat client", () => {
   });
 
   it("says while the accounts server refuses the agent token, and not for a customer LiveChat no longer has", async () => {
-    const { fake, client } = await setUp(
+    const { fake, client, problems } = await setUp(
       {
         agentTokens: [
           { token: "agent-oauth", agentId: "anna@example.org" },
@@ -93,8 +109,13 @@ describe("LiveChat client", () => {
     const refused = (await client.createCustomer().catch((e: unknown) => e)) as LiveChatError;
     expect(refused).toMatchObject({ errorType: "invalid_grant", retryable: true });
     expect(refused.message).toContain("401");
-    expect(client.problem()).toContain("LIVECHAT_AGENT_TOKEN");
-    expect(client.problem()).not.toContain("agent-oauth");
+    expect(client.problem()?.log).toContain("LIVECHAT_AGENT_TOKEN");
+    expect(client.problem()?.ready).toBe(
+      "LiveChat refuses the agent token (401): it must be an agent's OAuth access token with scope customers:own " +
+        "for Liaison's LiveChat app",
+    );
+    expect(JSON.stringify(client.problem())).not.toContain("agent-oauth");
+    expect(problems()).toEqual([client.problem()?.log]);
 
     const unscoped = new LiveChatClient({
       apiUrl: fake.apiUrl,
@@ -103,8 +124,9 @@ describe("LiveChat client", () => {
       agentToken: "no-scope",
       organizationId: fake.organizationId,
       timeoutMs: 2_000,
+      logger: capturedLogger().logger,
     });
     await expect(unscoped.createCustomer()).rejects.toMatchObject({ errorType: "access_denied" });
-    expect(unscoped.problem()).toContain("customers:own");
+    expect(unscoped.problem()?.ready).toContain("customers:own");
   });
 });

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { LiveChatClient, LiveChatError } from "../../server/adapters/livechat/client.js";
 import { RtmClosedError, RtmConnection, type RtmPush } from "../../server/adapters/livechat/rtm.js";
 import { startFakeLiveChat, type FakeLiveChat, type FakeLiveChatOptions } from "../fakes/livechat/index.js";
+import { capturedLogger } from "../helpers/log-lines.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -18,6 +19,7 @@ async function setUp(options: FakeLiveChatOptions = {}) {
     agentToken: fake.agentToken,
     organizationId: fake.organizationId,
     timeoutMs: 2_000,
+    logger: capturedLogger().logger,
   });
   return { fake, client };
 }

@@ -140,17 +140,28 @@ describe("what RapidPro takes and what its 403 means", () => {
   });
 
   it("tells missing credentials, a rejected token and a refused role apart by DRF's detail", () => {
-    expect(credentialProblem("Authentication credentials were not provided.")).toMatch(
-      /^RapidPro received no credentials/,
-    );
-    expect(credentialProblem("Invalid token")).toBe("RapidPro rejects RAPIDPRO_TOKEN (403: Invalid token)");
-    expect(credentialProblem("Invalid token header. No credentials provided.")).toMatch(
-      /^RapidPro rejects RAPIDPRO_TOKEN/,
-    );
-    expect(credentialProblem("You do not have permission to perform this action.")).toMatch(
-      /^RapidPro refuses RAPIDPRO_TOKEN's user/,
-    );
-    expect(credentialProblem(undefined)).toBe("RapidPro answers 403: check RAPIDPRO_TOKEN and RAPIDPRO_URL");
+    expect(credentialProblem("Authentication credentials were not provided.")).toEqual({
+      log: expect.stringMatching(
+        /^RapidPro received no credentials \(403: Authentication credentials were not provided\.\): is RAPIDPRO_TOKEN sent/,
+      ) as unknown,
+      ready: "RapidPro received no credentials (403): a proxy may drop the Authorization header",
+    });
+    expect(credentialProblem("Invalid token")).toEqual({
+      log: "RapidPro rejects RAPIDPRO_TOKEN (403: Invalid token)",
+      ready: "RapidPro rejects the API token (403)",
+    });
+    expect(credentialProblem("Invalid token header. No credentials provided.")).toMatchObject({
+      log: expect.stringMatching(/^RapidPro rejects RAPIDPRO_TOKEN/) as unknown,
+      ready: "RapidPro rejects the API token (403)",
+    });
+    expect(credentialProblem("You do not have permission to perform this action.")).toEqual({
+      log: expect.stringMatching(/^RapidPro refuses RAPIDPRO_TOKEN's user/) as unknown,
+      ready: "RapidPro refuses the API token's user (403): API tokens work for administrators and editors",
+    });
+    expect(credentialProblem(undefined)).toEqual({
+      log: "RapidPro answers 403: check RAPIDPRO_TOKEN and RAPIDPRO_URL",
+      ready: "RapidPro refuses the credentials (403)",
+    });
   });
 });
 

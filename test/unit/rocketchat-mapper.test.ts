@@ -6,6 +6,7 @@ import {
   type WebhookContext,
 } from "../../server/adapters/rocketchat/mapper.js";
 import type { DeskEvent } from "../../server/core/desk.js";
+import { capturedLogger } from "../helpers/log-lines.js";
 import { startHttpRecorder, type HttpRecorder } from "../helpers/http-recorder.js";
 
 const context: WebhookContext = {
@@ -195,7 +196,7 @@ describe("Rocket.Chat client: /ready while rate-limited", () => {
     recorder = undefined;
   });
 
-  it("reports a route that ran into the limit three times within five minutes, and forgets it after", async () => {
+  it("reports a route that ran into the limit three times within five minutes, logs it once, and forgets it after", async () => {
     let now = Date.parse("2026-01-10T12:00:00.000Z");
     recorder = await startHttpRecorder((_request, res) => {
       res
@@ -213,22 +214,39 @@ describe("Rocket.Chat client: /ready while rate-limited", () => {
           }),
         );
     });
-    const client = new RocketChatClient({ baseUrl: recorder.url, timeoutMs: 1_000, now: () => now });
+    const { logger, lines } = capturedLogger();
+    const warnings = () =>
+      lines
+        .map((line) => JSON.parse(line) as { level: number; msg: string; problem?: string })
+        .filter((line) => line.level === 40)
+        .map((line) => `${line.msg}: ${line.problem ?? ""}`);
+    const client = new RocketChatClient({ baseUrl: recorder.url, timeoutMs: 1_000, logger, now: () => now });
     const send = () => client.sendMessage({ token: "t", rid: "r", msg: "hi", _id: "x" }).catch((e: unknown) => e);
     for (let i = 0; i < 2; i += 1) {
       expect(await send()).toMatchObject({ retryable: true, upstreamStatus: 429, retryAfterMs: 1_000 });
       now += 60_000;
     }
     expect(client.rateLimitProblem()).toBeUndefined();
+    expect(warnings()).toEqual([]);
     await send();
-    expect(client.rateLimitProblem()).toBe(
-      "Rocket.Chat rate-limited livechat/message (10 per window) 3 times in 5 minutes: raise " +
-        "API_Enable_Rate_Limiter_Limit_Calls_Default or turn API_Enable_Rate_Limiter off",
-    );
+    const detail =
+      "Rocket.Chat keeps rate-limiting livechat/message (10 per window) (3 times or more within 5 minutes): raise " +
+      "API_Enable_Rate_Limiter_Limit_Calls_Default or turn API_Enable_Rate_Limiter off";
+    expect(client.rateLimitProblem()).toEqual({
+      log: detail,
+      ready: "Rocket.Chat keeps rate-limiting Liaison (its REST API rate limiter)",
+    });
     // While the gate is closed, nothing is sent (and nothing more is counted).
     expect(await send()).toMatchObject({ upstreamStatus: 429, message: "livechat/message: rate limited" });
     expect(recorder.received).toHaveLength(3);
+    now += 2_000;
+    await send();
+    expect(recorder.received).toHaveLength(4);
+    expect(client.rateLimitProblem()?.log).toBe(detail);
+    // Logged as it started, not again at the next hit or when /ready asks.
+    expect(warnings()).toEqual([`problem: ${detail}`]);
     now += 5 * 60_000;
     expect(client.rateLimitProblem()).toBeUndefined();
+    expect(warnings()).toEqual([`problem: ${detail}`, `problem over: ${detail}`]);
   });
 });

@@ -1,4 +1,6 @@
 import { AdapterError } from "../../core/errors.js";
+import type { Logger } from "../../logger.js";
+import { ProblemLog, type AdapterNotice } from "../contract.js";
 import { apiRequest, header, type ApiResponse } from "../http.js";
 import { signAssertion, type ServiceAccount } from "./credentials.js";
 
@@ -7,6 +9,8 @@ export interface DialogflowClientOptions {
   apiUrl: string;
   account: ServiceAccount;
   timeoutMs: number;
+  /** Where a problem that keeps every call from succeeding is logged when it appears. */
+  logger: Pick<Logger, "warn">;
   /** Reports each request's latency and outcome (adapter metrics; a 429 is `rate_limited`). */
   observe?: (operation: string, outcome: "ok" | "error" | "rate_limited", seconds: number) => void;
   now?: () => number;
@@ -52,19 +56,20 @@ export class DialogflowClient {
   private readonly now: () => number;
   private token: CachedToken | undefined;
   private pendingToken: Promise<string> | undefined;
-  private currentProblem: string | undefined;
+  private readonly problems: ProblemLog;
 
   constructor(private readonly options: DialogflowClientOptions) {
     this.apiUrl = options.apiUrl.replace(/\/+$/, "");
     this.now = options.now ?? Date.now;
+    this.problems = new ProblemLog(options.logger);
   }
 
   /**
-   * What keeps every call from succeeding, for `/ready`: refused credentials or permission, an agent that is not
-   * there. Undefined once a call succeeds again.
+   * What keeps every call from succeeding: refused credentials or permission, an agent that is not there. Undefined
+   * once a call succeeds again.
    */
-  problem(): string | undefined {
-    return this.currentProblem;
+  problem(): AdapterNotice | undefined {
+    return this.problems.get();
   }
 
   /**
@@ -87,7 +92,7 @@ export class DialogflowClient {
       if (answer === undefined || typeof answer !== "object" || answer === null) {
         throw new DialogflowError("detectIntent: the answer is not JSON", true, response.status, undefined);
       }
-      this.currentProblem = undefined;
+      this.problems.clear();
       return answer;
     }
     throw this.apiFailure(response);
@@ -151,7 +156,10 @@ export class DialogflowClient {
     }
     // invalid_grant (a key Google does not know, a bad signature, a clock far off), invalid_scope,
     // unauthorized_client: the key is refused, and asking again will not change that.
-    this.currentProblem = `Google refuses the Dialogflow service account's key (${said === "" ? response.status : said.slice(0, 200)})`;
+    this.problems.set({
+      log: `Google refuses the Dialogflow service account's key (${said === "" ? response.status : said.slice(0, 200)})`,
+      ready: `Google refuses the service account's key (${response.status})`,
+    });
     throw new DialogflowError(summary, false, response.status, error);
   }
 
@@ -190,14 +198,27 @@ export class DialogflowClient {
       return new DialogflowError(summary, true, code, status, retryAfterOf(response));
     }
     if (code === 401) {
-      this.currentProblem = "Dialogflow refuses the access tokens of the service account (401 after a new token)";
+      this.problems.set({
+        log: "Dialogflow refuses the access tokens of the service account (401 after a new token)",
+        ready: "Dialogflow refuses the service account's access tokens (401)",
+      });
     } else if (code === 403) {
-      this.currentProblem = `Dialogflow denies the service account (403${message === undefined ? "" : `: ${message.slice(0, 200)}`}): grant it the Dialogflow API Client role`;
+      this.problems.set({
+        log: `Dialogflow denies the service account (403${message === undefined ? "" : `: ${message.slice(0, 200)}`}): grant it the Dialogflow API Client role`,
+        ready: "Dialogflow denies the service account (403): it needs the Dialogflow API Client role",
+      });
     } else if (code === 404) {
-      this.currentProblem =
+      this.problems.set(
         message === undefined
-          ? "Dialogflow answers 404: check DIALOGFLOW_API_URL, DIALOGFLOW_PROJECT_ID, DIALOGFLOW_LOCATION and DIALOGFLOW_AGENT_ID"
-          : `Dialogflow has no such agent (${message.slice(0, 200)}): check DIALOGFLOW_PROJECT_ID, DIALOGFLOW_LOCATION and DIALOGFLOW_AGENT_ID`;
+          ? {
+              log: "Dialogflow answers 404: check DIALOGFLOW_API_URL, DIALOGFLOW_PROJECT_ID, DIALOGFLOW_LOCATION and DIALOGFLOW_AGENT_ID",
+              ready: "Dialogflow answers 404 without naming an agent: the API address or the agent is wrong",
+            }
+          : {
+              log: `Dialogflow has no such agent (${message.slice(0, 200)}): check DIALOGFLOW_PROJECT_ID, DIALOGFLOW_LOCATION and DIALOGFLOW_AGENT_ID`,
+              ready: "Dialogflow has no such agent (404)",
+            },
+      );
     }
     // 400 (a request Dialogflow refuses), 401 twice, 403, 404: asking again changes nothing.
     return new DialogflowError(summary, false, code, status);

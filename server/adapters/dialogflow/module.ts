@@ -23,6 +23,7 @@ export const dialogflow = defineAdapter({
       apiUrl: config.DIALOGFLOW_API_URL ?? defaultApiUrl(config.DIALOGFLOW_LOCATION),
       account,
       timeoutMs: config.DIALOGFLOW_TIMEOUT_MS,
+      logger,
       observe,
     });
     const bot = new DialogflowBot({

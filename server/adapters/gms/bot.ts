@@ -3,6 +3,8 @@ import type { Bot, BotCapabilities, BotInput, BotOutput } from "../../core/bot.j
 import type { Conversation } from "../../core/conversation.js";
 import type { UrlSigner } from "../../core/signed-urls.js";
 import type { ConversationStore } from "../../core/store.js";
+import type { Logger } from "../../logger.js";
+import { ProblemLog, type AdapterNotice } from "../contract.js";
 import { BOT_NAME, GmsClient, GmsError, type GmsClientOptions } from "./client.js";
 import { CHAT_ID_KEY, MAX_CHAT_ID, eventsFor, filePath } from "./mapper.js";
 
@@ -17,6 +19,8 @@ export interface GmsBotOptions {
   signer: UrlSigner;
   /** `PUBLIC_URL`: the base of the file links the platform is given. */
   publicUrl: string;
+  /** Where a refusal of the platform is logged when it appears. */
+  logger: Pick<Logger, "warn">;
 }
 
 /**
@@ -29,21 +33,23 @@ export class GmsBot implements Bot {
   readonly name = BOT_NAME;
   readonly capabilities = capabilities;
   private readonly client: GmsClient;
-  private refused: string | undefined;
+  private readonly refused: ProblemLog;
 
   constructor(private readonly options: GmsBotOptions) {
+    this.refused = new ProblemLog(options.logger);
     this.client = new GmsClient({
       ...options.client,
       onRefused: (problem) => {
-        this.refused = problem;
+        if (problem === undefined) this.refused.clear();
+        else this.refused.set(problem);
         options.client.onRefused?.(problem);
       },
     });
   }
 
-  /** Why the platform refuses events now (a final 400 or 404), for `/ready`; undefined once one passes again. */
-  problem(): string | undefined {
-    return this.refused;
+  /** Why the platform refuses events now (a final 400 or 404); undefined once one passes again. */
+  problem(): AdapterNotice | undefined {
+    return this.refused.get();
   }
 
   async deliver(conversation: Conversation, input: BotInput): Promise<BotOutput[]> {

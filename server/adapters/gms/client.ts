@@ -1,4 +1,5 @@
 import { AdapterError } from "../../core/errors.js";
+import type { AdapterNotice } from "../contract.js";
 import { apiRequest, header, type ApiResponse } from "../http.js";
 import type { GmsEvent } from "./mapper.js";
 
@@ -23,7 +24,7 @@ export interface GmsClientOptions {
   timeoutMs: number;
   observe?: (operation: string, outcome: "ok" | "error" | "rate_limited", seconds: number) => void;
   /** Told what is wrong whenever the platform refuses events for good (400, 404), and undefined once one passes. */
-  onRefused?: (problem: string | undefined) => void;
+  onRefused?: (problem: AdapterNotice | undefined) => void;
 }
 
 /**
@@ -77,13 +78,22 @@ export class GmsClient {
   }
 }
 
-/** What a final refusal says, for `/ready` (no URL, no token). */
-function refusal(status: number, body: string): string {
+/** What a final refusal says (never the URL, whose path is the channel's token). */
+function refusal(status: number, body: string): AdapterNotice {
   if (status === 400 && body.includes("no active channel")) {
-    return "the GMS platform has no active channel for GMS_WEBHOOK_URL's token (400): is the channel switched on, and the URL current?";
+    return {
+      log: "the GMS platform has no active channel for GMS_WEBHOOK_URL's token (400): is the channel switched on, and the URL current?",
+      ready: "the GMS platform has no active channel for the webhook's token (400)",
+    };
   }
-  if (status === 404) return "the GMS platform does not know GMS_WEBHOOK_URL (404)";
-  return `the GMS platform refuses events (${status})`;
+  if (status === 404) {
+    return {
+      log: "the GMS platform does not know GMS_WEBHOOK_URL (404)",
+      ready: "the GMS platform does not know the webhook's address (404)",
+    };
+  }
+  const refused = `the GMS platform refuses events (${status})`;
+  return { log: refused, ready: refused };
 }
 
 function retryAfter(response: ApiResponse): { retryAfterMs: number } | undefined {

@@ -1,4 +1,4 @@
-import { defineAdapter, localPublicUrlWarning, type AdapterWarning } from "../contract.js";
+import { defineAdapter, localPublicUrlWarning, type AdapterNotice } from "../contract.js";
 import { GmsBot } from "./bot.js";
 import { BOT_NAME } from "./client.js";
 import { GmsConfigSchema, gmsSecrets } from "./config.js";
@@ -26,8 +26,9 @@ export const gms = defineAdapter({
       store,
       signer,
       publicUrl: gateway.publicUrl,
+      logger,
     });
-    const warnings: AdapterWarning[] = [];
+    const warnings: AdapterNotice[] = [];
     const local = localPublicUrlWarning(gateway.publicUrl);
     if (local !== undefined) warnings.push(local);
     return {

@@ -1,5 +1,7 @@
 import { z } from "zod";
 import { AdapterError } from "../../core/errors.js";
+import type { Logger } from "../../logger.js";
+import { ProblemLog, type AdapterNotice } from "../contract.js";
 import { apiRequest, type ApiResponse } from "../http.js";
 
 /** The Customer Chat API version Liaison speaks (Web and RTM). */
@@ -80,6 +82,8 @@ export interface LiveChatClientOptions {
   agentToken: string;
   organizationId: string;
   timeoutMs: number;
+  /** Where a refused agent token or a license served from another region is logged when it appears. */
+  logger: Pick<Logger, "warn">;
   observe?: (operation: string, outcome: "ok" | "error" | "rate_limited", seconds: number) => void;
   now?: () => number;
 }
@@ -97,14 +101,16 @@ export class LiveChatClient {
   /** Grants under way per entity, so that concurrent callers share one. */
   private readonly granting = new Map<string, Promise<CustomerToken>>();
   /** Why the accounts server refused the agent token last time, until a grant succeeds again. */
-  private agentTokenRefusal: string | undefined;
+  private readonly agentTokenRefusal: ProblemLog;
   /** Set while the Web API answers `misdirected_request` (the license is served from another region). */
-  private misdirected: string | undefined;
+  private readonly misdirected: ProblemLog;
 
   constructor(private readonly options: LiveChatClientOptions) {
     this.apiUrl = options.apiUrl.replace(/\/+$/, "");
     this.accountsUrl = options.accountsUrl.replace(/\/+$/, "");
     this.now = options.now ?? Date.now;
+    this.agentTokenRefusal = new ProblemLog(options.logger);
+    this.misdirected = new ProblemLog(options.logger);
   }
 
   /** The customer RTM socket's URL (`wss:` for an `https:` API, `ws:` for `http:`). */
@@ -115,9 +121,9 @@ export class LiveChatClient {
     return url.toString();
   }
 
-  /** For `/ready`: set while the accounts server rejects the agent token, or LiveChat says to use another region. */
-  problem(): string | undefined {
-    return this.agentTokenRefusal ?? this.misdirected;
+  /** Set while the accounts server rejects the agent token, or LiveChat says to use another region. */
+  problem(): AdapterNotice | undefined {
+    return this.agentTokenRefusal.get() ?? this.misdirected.get();
   }
 
   /** A new LiveChat customer and its first token. */
@@ -232,7 +238,7 @@ export class LiveChatClient {
         throw new LiveChatError("customer token: unexpected answer", true, 200, undefined, { cause: token.error });
       }
       observe("ok");
-      this.agentTokenRefusal = undefined;
+      this.agentTokenRefusal.clear();
       return {
         accessToken: token.data.access_token,
         entityId: token.data.entity_id,
@@ -253,9 +259,14 @@ export class LiveChatClient {
     }
     // The agent token itself was refused (expired, revoked, a personal access token, no customers:own, another
     // app's client id): nothing works until an operator fixes it, and /ready says so meanwhile.
-    this.agentTokenRefusal =
-      `LiveChat refused LIVECHAT_AGENT_TOKEN (${exception ?? response.status}): ` +
-      "it must be an agent's OAuth access token with scope customers:own for LIVECHAT_CLIENT_ID";
+    this.agentTokenRefusal.set({
+      log:
+        `LiveChat refused LIVECHAT_AGENT_TOKEN (${exception ?? response.status}): ` +
+        "it must be an agent's OAuth access token with scope customers:own for LIVECHAT_CLIENT_ID",
+      ready:
+        `LiveChat refuses the agent token (${response.status}): ` +
+        "it must be an agent's OAuth access token with scope customers:own for Liaison's LiveChat app",
+    });
     throw new LiveChatError(summary, true, response.status, exception ?? "agent_token_refused");
   }
 
@@ -290,16 +301,19 @@ export class LiveChatClient {
     );
     if (response.status === 200 && !failure.success) {
       if (json === undefined) throw new LiveChatError(`${action}: answer is not JSON`, true, 200, undefined);
-      this.misdirected = undefined;
+      this.misdirected.clear();
       return json;
     }
     if (failure.success && failure.data.error.type === "misdirected_request") {
       // The license lives in another data centre than LIVECHAT_API_URL serves: nothing works until an operator
       // points it there, so the work waits (retried) and /ready says where.
       const region = failure.data.error.data?.region;
-      this.misdirected =
-        `LiveChat serves this license from ${typeof region === "string" ? `region ${region}` : "another region"}: ` +
-        "point LIVECHAT_API_URL at it";
+      this.misdirected.set({
+        log:
+          `LiveChat serves this license from ${typeof region === "string" ? `region ${region}` : "another region"}: ` +
+          "point LIVECHAT_API_URL at it",
+        ready: "LiveChat serves this license from another region than the one Liaison calls",
+      });
       throw new LiveChatError(
         `${action}: ${response.status} misdirected_request`,
         true,

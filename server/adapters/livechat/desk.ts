@@ -13,6 +13,7 @@ import { AdapterError } from "../../core/errors.js";
 import type { RetryContext } from "../../core/outbox.js";
 import type { ConversationStore } from "../../core/store.js";
 import type { Logger } from "../../logger.js";
+import type { AdapterNotice } from "../contract.js";
 import { decodeDataUrl } from "../http.js";
 import { LiveChatClient, LiveChatError } from "./client.js";
 import type { LiveChatConfig } from "./config.js";
@@ -103,6 +104,7 @@ export class LiveChatDesk implements Desk {
       agentToken: config.LIVECHAT_AGENT_TOKEN,
       organizationId: config.LIVECHAT_ORGANIZATION_ID,
       timeoutMs: config.LIVECHAT_TIMEOUT_MS,
+      logger: options.logger,
       ...(options.observe === undefined ? {} : { observe: options.observe }),
     });
   }
@@ -319,8 +321,8 @@ export class LiveChatDesk implements Desk {
     return action === "chat_deactivated";
   }
 
-  /** For `/ready`: set while LiveChat rejects the agent token. */
-  problem(): string | undefined {
+  /** Set while LiveChat rejects the agent token or serves the license from another region. */
+  problem(): AdapterNotice | undefined {
     return this.client.problem();
   }
 

@@ -3,6 +3,7 @@ import type { Channel } from "../../core/channel.js";
 import type { RetryContext } from "../../core/outbox.js";
 import type { Conversation } from "../../core/conversation.js";
 import type { Logger } from "../../logger.js";
+import { ProblemLog, type AdapterNotice } from "../contract.js";
 import { decodeDataUrl } from "../http.js";
 import { RapidProClient, RapidProError } from "./client.js";
 import type { RapidProConfig } from "./config.js";
@@ -49,28 +50,28 @@ export class RapidProChannel implements Channel {
   readonly name = CHANNEL;
   readonly client: RapidProClient;
   /** What RapidPro's last 403 said about the credentials; cleared by the next success. */
-  private credentials: string | undefined;
+  private readonly credentials: ProblemLog;
   /** Set once media.json answered like an older server's Surveyor endpoint (logged once). */
   private oldMediaEndpoint = false;
 
   constructor(private readonly options: RapidProChannelOptions) {
     const { config } = options;
+    this.credentials = new ProblemLog(options.logger);
     this.client = new RapidProClient({
       baseUrl: config.RAPIDPRO_URL,
       token: config.RAPIDPRO_TOKEN,
       timeoutMs: config.RAPIDPRO_TIMEOUT_MS,
       onAuth: (problem) => {
-        if (problem !== undefined && problem !== this.credentials) {
-          options.logger.error({ problem }, "rapidpro refused the credentials (403)");
-        }
-        this.credentials = problem;
+        if (problem === undefined) this.credentials.clear();
+        else this.credentials.set(problem);
       },
       ...(options.observe === undefined ? {} : { observe: options.observe }),
     });
   }
 
-  problem(): string | undefined {
-    return this.credentials;
+  /** Set while RapidPro refuses the credentials. */
+  problem(): AdapterNotice | undefined {
+    return this.credentials.get();
   }
 
   async deliver(conversation: Conversation, message: StoredMessage, retry?: RetryContext): Promise<void> {

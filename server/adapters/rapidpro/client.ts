@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AdapterError } from "../../core/errors.js";
+import type { AdapterNotice } from "../contract.js";
 import { apiRequest, header, requestBody, type ApiResponse } from "../http.js";
 
 export const RpMessageSchema = z.looseObject({
@@ -20,23 +21,34 @@ export interface RapidProClientOptions {
   timeoutMs: number;
   observe?: (operation: string, outcome: "ok" | "error" | "rate_limited", seconds: number) => void;
   /** Told what is wrong whenever RapidPro refuses the credentials (403), and undefined once a call succeeds again. */
-  onAuth?: (problem: string | undefined) => void;
+  onAuth?: (problem: AdapterNotice | undefined) => void;
 }
 
 /**
- * What a 403 says, for `/ready`. API v2 never answers 401: session authentication comes first in its
- * authentication classes, and DRF then turns every authentication failure into a 403; DRF's `detail` tells them
- * apart (temba/api/support.py, APIPermission).
+ * What a 403 says. API v2 never answers 401: session authentication comes first in its authentication classes, and
+ * DRF then turns every authentication failure into a 403; DRF's `detail` tells them apart (temba/api/support.py,
+ * APIPermission).
  */
-export function credentialProblem(detail: string | undefined): string {
+export function credentialProblem(detail: string | undefined): AdapterNotice {
   if (detail === "Authentication credentials were not provided.") {
-    return `RapidPro received no credentials (403: ${detail}): is RAPIDPRO_TOKEN sent, or does a proxy drop the Authorization header?`;
+    return {
+      log: `RapidPro received no credentials (403: ${detail}): is RAPIDPRO_TOKEN sent, or does a proxy drop the Authorization header?`,
+      ready: "RapidPro received no credentials (403): a proxy may drop the Authorization header",
+    };
   }
-  if (detail?.startsWith("Invalid token") === true) return `RapidPro rejects RAPIDPRO_TOKEN (403: ${detail})`;
+  if (detail?.startsWith("Invalid token") === true) {
+    return { log: `RapidPro rejects RAPIDPRO_TOKEN (403: ${detail})`, ready: "RapidPro rejects the API token (403)" };
+  }
   if (detail === "You do not have permission to perform this action.") {
-    return `RapidPro refuses RAPIDPRO_TOKEN's user (403: ${detail}): API tokens work for administrators and editors`;
+    return {
+      log: `RapidPro refuses RAPIDPRO_TOKEN's user (403: ${detail}): API tokens work for administrators and editors`,
+      ready: "RapidPro refuses the API token's user (403): API tokens work for administrators and editors",
+    };
   }
-  return `RapidPro answers 403${detail === undefined ? "" : ` (${detail})`}: check RAPIDPRO_TOKEN and RAPIDPRO_URL`;
+  return {
+    log: `RapidPro answers 403${detail === undefined ? "" : ` (${detail})`}: check RAPIDPRO_TOKEN and RAPIDPRO_URL`,
+    ready: "RapidPro refuses the credentials (403)",
+  };
 }
 
 /** A refusal by RapidPro, with DRF's field errors when it gave any. */

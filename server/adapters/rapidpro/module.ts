@@ -1,4 +1,4 @@
-import { defineAdapter, localPublicUrlWarning, type AdapterWarning } from "../contract.js";
+import { defineAdapter, localPublicUrlWarning, type AdapterNotice } from "../contract.js";
 import { RapidProChannel } from "./channel.js";
 import { RapidProConfigSchema, localizedTexts, rapidProSecrets } from "./config.js";
 import { CHANNEL } from "./mapper.js";
@@ -36,7 +36,7 @@ export const rapidPro = defineAdapter({
       fileNotAttached: (conversation, message, file, outcome, reason) =>
         core.channelFileNotAttached(conversation, message, file, outcome, reason),
     });
-    const warnings: AdapterWarning[] = [];
+    const warnings: AdapterNotice[] = [];
     if (config.RAPIDPRO_WEBHOOK_TOKEN === undefined) {
       warnings.push({
         log: "RAPIDPRO_WEBHOOK_TOKEN is not set: anyone who can reach /live-agents/* can act for any contact",

@@ -1,5 +1,7 @@
 import { z } from "zod";
 import { AdapterError } from "../../core/errors.js";
+import type { Logger } from "../../logger.js";
+import { ProblemLog, type AdapterNotice } from "../contract.js";
 import { apiRequest, header, requestBody, type ApiResponse } from "../http.js";
 
 /** Rocket.Chat's user/agent reference. */
@@ -39,6 +41,8 @@ export interface RocketChatClientOptions {
   userId?: string;
   authToken?: string;
   timeoutMs: number;
+  /** Where it is logged that Rocket.Chat keeps rate-limiting, when that starts and ends. */
+  logger: Pick<Logger, "warn">;
   /** Reports each request's latency and outcome (adapter metrics; a 429 is `rate_limited`). */
   observe?: (operation: string, outcome: "ok" | "error" | "rate_limited", seconds: number) => void;
   now?: () => number;
@@ -92,10 +96,12 @@ export class RocketChatClient {
   private readonly gates = new Map<string, number>();
   /** When each route last ran into the limit (a 429, or the last call of a window), with the limit it reported. */
   private readonly limitHits: { at: number; route: string; limit: string | undefined }[] = [];
+  private readonly rateLimited: ProblemLog;
 
   constructor(private readonly options: RocketChatClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     this.now = options.now ?? Date.now;
+    this.rateLimited = new ProblemLog(options.logger);
   }
 
   get hasUserCredentials(): boolean {
@@ -233,19 +239,12 @@ export class RocketChatClient {
   }
 
   /**
-   * A problem for `/ready` while Rocket.Chat keeps rate-limiting: at least LIMITED_PROBLEM_HITS hits within the last
+   * A problem while Rocket.Chat keeps rate-limiting: at least LIMITED_PROBLEM_HITS hits within the last
    * LIMITED_WINDOW_MS (one window running out once is normal traffic; several in a row hold conversations back).
    */
-  rateLimitProblem(): string | undefined {
-    this.forgetLimitHits();
-    if (this.limitHits.length < LIMITED_PROBLEM_HITS) return undefined;
-    const routes = new Map<string, string | undefined>();
-    for (const hit of this.limitHits) routes.set(hit.route, hit.limit ?? routes.get(hit.route));
-    const named = [...routes].map(([route, limit]) => (limit === undefined ? route : `${route} (${limit} per window)`));
-    return (
-      `Rocket.Chat rate-limited ${named.join(", ")} ${this.limitHits.length} times in 5 minutes: raise ` +
-      "API_Enable_Rate_Limiter_Limit_Calls_Default or turn API_Enable_Rate_Limiter off"
-    );
+  rateLimitProblem(): AdapterNotice | undefined {
+    this.judgeLimitHits();
+    return this.rateLimited.get();
   }
 
   private authHeaders(): Record<string, string> {
@@ -327,13 +326,30 @@ export class RocketChatClient {
     const until = this.now() + retryAfter(response, this.now());
     this.gates.set(gate, Math.max(this.gates.get(gate) ?? 0, until));
     this.limitHits.push({ at: this.now(), route: operation, limit: header(response, "x-ratelimit-limit") });
-    this.forgetLimitHits();
+    this.judgeLimitHits();
   }
 
-  /** Drops the hits older than LIMITED_WINDOW_MS (also while nobody asks `/ready`). */
-  private forgetLimitHits(): void {
+  /**
+   * Drops the hits older than LIMITED_WINDOW_MS and says whether the rest make a problem: at a hit (so the problem is
+   * logged as it starts) and when `/ready` asks (the end of one is noticed then, or at the next hit).
+   */
+  private judgeLimitHits(): void {
     const since = this.now() - LIMITED_WINDOW_MS;
     while (this.limitHits.length > 0 && (this.limitHits[0]?.at ?? 0) < since) this.limitHits.shift();
+    if (this.limitHits.length < LIMITED_PROBLEM_HITS) {
+      this.rateLimited.clear();
+      return;
+    }
+    const routes = new Map<string, string | undefined>();
+    for (const hit of this.limitHits) routes.set(hit.route, hit.limit ?? routes.get(hit.route));
+    const named = [...routes].map(([route, limit]) => (limit === undefined ? route : `${route} (${limit} per window)`));
+    // Without the count of hits, which grows with each: the log says it when the problem starts or its routes change.
+    this.rateLimited.set({
+      log:
+        `Rocket.Chat keeps rate-limiting ${named.join(", ")} (${LIMITED_PROBLEM_HITS} times or more within 5 ` +
+        "minutes): raise API_Enable_Rate_Limiter_Limit_Calls_Default or turn API_Enable_Rate_Limiter off",
+      ready: "Rocket.Chat keeps rate-limiting Liaison (its REST API rate limiter)",
+    });
   }
 }
 

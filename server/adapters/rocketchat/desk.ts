@@ -64,6 +64,7 @@ export class RocketChatDesk implements Desk {
     this.client = new RocketChatClient({
       baseUrl: config.ROCKETCHAT_URL,
       timeoutMs: config.ROCKETCHAT_TIMEOUT_MS,
+      logger: options.logger,
       ...(config.ROCKETCHAT_USER_ID === undefined ? {} : { userId: config.ROCKETCHAT_USER_ID }),
       ...(config.ROCKETCHAT_AUTH_TOKEN === undefined ? {} : { authToken: config.ROCKETCHAT_AUTH_TOKEN }),
       ...(options.observe === undefined ? {} : { observe: options.observe }),

@@ -1,4 +1,4 @@
-import { defineAdapter, localPublicUrlWarning, type AdapterWarning } from "../contract.js";
+import { defineAdapter, localPublicUrlWarning, type AdapterNotice } from "../contract.js";
 import { RocketChatConfigSchema, rocketChatSecrets } from "./config.js";
 import { RocketChatDesk } from "./desk.js";
 import { DESK_NAME } from "./mapper.js";
@@ -26,7 +26,7 @@ export const rocketChat = defineAdapter({
       maxFileBytes: gateway.maxFileBytes,
       observe,
     });
-    const warnings: AdapterWarning[] = [];
+    const warnings: AdapterNotice[] = [];
     if (config.ROCKETCHAT_WEBHOOK_TOKEN === undefined) {
       warnings.push({
         log: "ROCKETCHAT_WEBHOOK_TOKEN is not set: anyone who can reach /webhooks/rocketchat can post as an agent",

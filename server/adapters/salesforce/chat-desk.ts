@@ -10,6 +10,7 @@ import {
 import { AdapterError } from "../../core/errors.js";
 import type { ConversationStore } from "../../core/store.js";
 import type { Logger } from "../../logger.js";
+import { ProblemLog, type AdapterNotice } from "../contract.js";
 import { ChatApiError, ChatClient, type ChatSessionRef } from "./chat-client.js";
 import { chasitorInitBody, eventsFromPoll, formatChatCursor, parseChatCursor } from "./chat-mapper.js";
 import { DESK_NAME } from "./client.js";
@@ -52,9 +53,11 @@ export class SalesforceChatDesk implements Desk {
   readonly name = DESK_NAME;
   readonly capabilities = chatCapabilities;
   readonly client: ChatClient;
-  private refusal: string | undefined;
+  /** Why Salesforce refuses the org id or the deployment. */
+  private readonly refusal: ProblemLog;
 
   constructor(private readonly options: ChatDeskOptions) {
+    this.refusal = new ProblemLog(options.logger);
     this.client = new ChatClient({
       baseUrl: options.baseUrl,
       apiVersion: options.apiVersion,
@@ -63,9 +66,9 @@ export class SalesforceChatDesk implements Desk {
     });
   }
 
-  /** For `/ready`: Salesforce refused the org id or the deployment. */
-  problem(): string | undefined {
-    return this.refusal;
+  /** Set while Salesforce refuses the org id or the deployment. */
+  problem(): AdapterNotice | undefined {
+    return this.refusal.get();
   }
 
   /**
@@ -75,11 +78,13 @@ export class SalesforceChatDesk implements Desk {
   async verify(): Promise<void> {
     try {
       await this.client.availability(this.options.orgId.slice(0, 15), this.options.deploymentId, this.options.buttonId);
-      this.refusal = undefined;
+      this.refusal.clear();
     } catch (error) {
       if (!(error instanceof ChatApiError) || error.upstreamStatus !== 400) throw error;
-      this.refusal = "Salesforce refused the org id or the deployment (SALESFORCE_ORG_ID, SALESFORCE_DEPLOYMENT_ID)";
-      this.options.logger.error({ err: error }, "salesforce refused the org id or deployment");
+      this.refusal.set({
+        log: `Salesforce refused the org id or the deployment (SALESFORCE_ORG_ID, SALESFORCE_DEPLOYMENT_ID): ${error.message}`,
+        ready: "Salesforce refuses the org id or the deployment (400)",
+      });
     }
   }
 

@@ -12,6 +12,7 @@ import { AdapterError } from "../../core/errors.js";
 import type { RetryContext } from "../../core/outbox.js";
 import type { ConversationStore } from "../../core/store.js";
 import type { Logger } from "../../logger.js";
+import { ProblemLog, type AdapterNotice } from "../contract.js";
 import { decodeDataUrl } from "../http.js";
 import { DESK_NAME, MessagingClient, SalesforceError } from "./client.js";
 import type { RoutableField } from "./config.js";
@@ -72,10 +73,11 @@ export class SalesforceMessagingDesk implements Desk {
   readonly client: MessagingClient;
   /** The newest token this node knows per Salesforce conversation (a continuation may have replaced the stored one). */
   private readonly tokens = new Map<string, string>();
-  /** Why Salesforce refuses the configuration (the org, the deployment), for `/ready`. */
-  private refusal: string | undefined;
+  /** Why Salesforce refuses the configuration (the org, the deployment) or the event stream. */
+  private readonly refusal: ProblemLog;
 
   constructor(private readonly options: MessagingDeskOptions) {
+    this.refusal = new ProblemLog(options.logger);
     this.client = new MessagingClient({
       baseUrl: options.baseUrl,
       orgId: options.orgId,
@@ -86,9 +88,9 @@ export class SalesforceMessagingDesk implements Desk {
     });
   }
 
-  /** For `/ready`: Salesforce refused the org id or the deployment. */
-  problem(): string | undefined {
-    return this.refusal;
+  /** Set while Salesforce refuses the org id or the deployment, or the event stream. */
+  problem(): AdapterNotice | undefined {
+    return this.refusal.get();
   }
 
   initialIds(): Record<string, string> {
@@ -204,7 +206,7 @@ export class SalesforceMessagingDesk implements Desk {
       let received = false;
       try {
         for await (const frame of this.client.stream(token, lastEventId, signal)) {
-          this.refusal = undefined;
+          this.refusal.clear();
           if (frame.id === undefined) continue;
           const mapped = eventsFromStream(frame.event, frame.data, conversationId, { agent });
           // The agent who joined last: Salesforce reports them leaving before the session's end that they caused.
@@ -228,7 +230,12 @@ export class SalesforceMessagingDesk implements Desk {
           }
           continue;
         }
-        if (error.upstreamStatus === 400) this.refusal = `Salesforce refused the event stream (${error.message})`;
+        if (error.upstreamStatus === 400) {
+          this.refusal.set({
+            log: `Salesforce refused the event stream (${error.message})`,
+            ready: "Salesforce refuses the event stream (400)",
+          });
+        }
         if (error.upstreamStatus === 429) {
           await delay(error.retryAfterMs ?? 1_000, signal);
           continue;
@@ -248,13 +255,16 @@ export class SalesforceMessagingDesk implements Desk {
       issued = await this.client.accessToken();
     } catch (error) {
       if (error instanceof SalesforceError && error.upstreamStatus === 400) {
-        this.refusal =
-          "Salesforce refused the org id or the deployment (SALESFORCE_ORG_ID, SALESFORCE_MESSAGING_DEPLOYMENT)";
-        this.options.logger.error({ err: error }, "salesforce refused the org id or deployment");
+        this.refusal.set({
+          log:
+            "Salesforce refused the org id or the deployment (SALESFORCE_ORG_ID, SALESFORCE_MESSAGING_DEPLOYMENT): " +
+            error.message,
+          ready: "Salesforce refuses the org id or the deployment (400)",
+        });
       }
       throw error;
     }
-    this.refusal = undefined;
+    this.refusal.clear();
     const lastEventId = issued.lastEventId ?? "0";
     await this.options.store.bindDesk(liaisonId, {
       conversationId,
