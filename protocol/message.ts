@@ -30,25 +30,24 @@ const MAX_URL = 2048;
 const MAX_DATA_URL = 8 * 1024 * 1024;
 
 /**
- * A URL a client may hand us: http(s) or data:. `file:` and every other scheme are refused, because the
+ * Whether a client may hand us this URL: http(s) or data:. `file:` and every other scheme are refused, because the
  * server never reads its own disk (or anything else) on a client's behalf.
  */
-export const ContentUrlSchema = z
-  .string()
-  .max(MAX_DATA_URL)
-  .refine(
-    (value) => {
-      if (value.startsWith("data:")) return isReadableDataUrl(value);
-      if (value.length > MAX_URL) return false;
-      try {
-        const url = new URL(value);
-        return url.protocol === "http:" || url.protocol === "https:";
-      } catch {
-        return false;
-      }
-    },
-    { message: "must be an http(s) or data: URL" },
-  );
+export function isContentUrl(value: string): boolean {
+  if (value.startsWith("data:")) return isReadableDataUrl(value);
+  if (value.length > MAX_URL) return false;
+  try {
+    const url = new URL(value);
+    return url.protocol === "http:" || url.protocol === "https:";
+  } catch {
+    return false;
+  }
+}
+
+/** A URL a client may hand us ({@link isContentUrl}). */
+export const ContentUrlSchema = z.string().max(MAX_DATA_URL).refine(isContentUrl, {
+  message: "must be an http(s) or data: URL",
+});
 
 /** A data: URL whose payload can actually be decoded (valid base64, or valid percent-encoding). */
 function isReadableDataUrl(value: string): boolean {

@@ -21,6 +21,7 @@ import type { Fanout } from "./fanout.js";
 import { presenceRoom, type Presence } from "./presence.js";
 import type { QueueFeed } from "./queue.js";
 import { AFTER_ACK, defineHandler } from "./registry.js";
+import { compileSendMessageCheck } from "./send-message-check.js";
 import { Session, type SessionSource } from "./session.js";
 import type { AppSocket, Principal } from "./types.js";
 
@@ -196,6 +197,7 @@ export function release(
 export const sendMessage = defineHandler({
   event: "sendMessage",
   schema: SendMessageSchema,
+  check: compileSendMessageCheck(),
   async handle(context: SocketContext, payload) {
     // A joined socket sends with what its session knows of the conversation (the fields a send reads never change
     // after init; whether it is still open is checked by the store as it appends): no read before the write.

@@ -20,6 +20,7 @@ import { browserAnswers, generateAnswerValidators } from "../../clients/sdk/buil
 import type * as Sdk from "../../clients/sdk/index.js";
 import type { ConversationInfo, ConversationUpdated, InitResponse } from "../../protocol/index.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
+import { mutants, replaceAt } from "../helpers/mutations.js";
 import { connect, nextEvent, postJson, request } from "../helpers/socket.js";
 
 /**
@@ -187,62 +188,6 @@ async function captureAnswers(): Promise<void> {
   for (const update of updates) record("conversationUpdated", update);
 }
 
-/** Values a mutation puts in place of a field: other types, edge lengths, edge numbers, dates zod refuses. */
-const replacements: unknown[] = [
-  null,
-  true,
-  false,
-  0,
-  -1,
-  1.5,
-  2 ** 53,
-  Number.NaN,
-  Number.POSITIVE_INFINITY,
-  "",
-  "x",
-  "x".repeat(256),
-  "x".repeat(257),
-  // zod counts string lengths in code points: a surrogate pair is one, a lone surrogate one too.
-  "😀".repeat(256),
-  "😀".repeat(257),
-  "\ud83d".repeat(257),
-  `${"😀".repeat(255)}\ud83d`,
-  "2024-02-29T00:00:00.123Z",
-  "2026-02-29T10:00:00Z",
-  "2026-12-07T10:00:00+01:00",
-  "2026-12-07 10:00:00Z",
-  "customer",
-  "queued",
-  "not_found",
-  [],
-  [null],
-  {},
-  { id: "p", name: "n" },
-];
-
-/** Every mutation of `value`: each field replaced, removed, or joined by an unknown one; each list emptied or grown. */
-function mutants(value: unknown, depth = 0): unknown[] {
-  const out: unknown[] = replacements.filter((replacement) => !Object.is(replacement, value));
-  if (depth > 6) return out;
-  if (Array.isArray(value)) {
-    const items: unknown[] = value;
-    out.push([], [...items, ...items.slice(0, 1)]);
-    items.forEach((item, index) => {
-      for (const mutant of mutants(item, depth + 1))
-        out.push(items.map((other, at) => (at === index ? mutant : other)));
-    });
-  } else if (value !== null && typeof value === "object") {
-    const record = value as Record<string, unknown>;
-    out.push({ ...record, unknownField: "kept out" });
-    for (const key of Object.keys(record)) {
-      const { [key]: _removed, ...rest } = record;
-      out.push(rest);
-      for (const mutant of mutants(record[key], depth + 1)) out.push({ ...record, [key]: mutant });
-    }
-  }
-  return out;
-}
-
 /** Checks one value with zod and with the generated validators (each on its own copy); they must agree. */
 function expectAgreement(name: AnswerName, value: unknown): boolean {
   const byZod = checkAnswer(name, structuredClone(value));
@@ -395,20 +340,3 @@ describe("the SDK's browser build", () => {
     expect(started).toStrictEqual(valid);
   });
 });
-
-/** `value` with `replacement` put at the place `steps` pick (each step chooses among the keys or items there). */
-function replaceAt(value: unknown, steps: readonly number[], replacement: unknown): unknown {
-  const [step, ...rest] = steps;
-  if (step === undefined || value === null || typeof value !== "object") return replacement;
-  if (Array.isArray(value)) {
-    const items: unknown[] = value;
-    if (items.length === 0) return [replacement];
-    const index = step % items.length;
-    return items.map((item, at) => (at === index ? replaceAt(item, rest, replacement) : item));
-  }
-  const record = value as Record<string, unknown>;
-  const keys = Object.keys(record);
-  if (keys.length === 0) return { field: replacement };
-  const key = keys[step % keys.length] as string;
-  return { ...record, [key]: replaceAt(record[key], rest, replacement) };
-}

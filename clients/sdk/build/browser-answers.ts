@@ -5,94 +5,13 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as z from "zod";
+import { inexpressibleParts, repeatedObjects, zodAgreeingAjvOptions } from "../../../protocol/json-schema.js";
 import { answerSchemas, errorStatuses } from "../answers.js";
 
 const sdkDir = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-/**
- * zod features JSON Schema cannot say: a refinement or an overwrite (`.trim()`) is left out of zod's JSON Schema
- * without a word, and a default or a transform changes what parsing returns. A generated validator would then
- * accept or return something the zod schema does not, so the generator refuses them.
- */
-const inexpressibleTypes = new Set(["default", "prefault", "catch", "pipe", "transform", "custom", "preprocess"]);
-const inexpressibleChecks = new Set(["custom", "overwrite"]);
-
-interface ZodInternals {
-  _zod: {
-    def: {
-      type: string;
-      checks?: { _zod: { def: { check: string } } }[];
-      shape?: Record<string, unknown>;
-      element?: unknown;
-      innerType?: unknown;
-      valueType?: unknown;
-      options?: readonly unknown[];
-    };
-  };
-}
-
-/** The object schemas that occur more than once in `schemas` (a participant, a conversation summary). */
-function repeatedObjects(schemas: readonly z.ZodType[]): z.ZodType[] {
-  const seen = new Map<unknown, number>();
-  const visit = (schema: unknown): void => {
-    const { def } = (schema as ZodInternals)._zod;
-    if (def.type === "object") {
-      const count = (seen.get(schema) ?? 0) + 1;
-      seen.set(schema, count);
-      if (count > 1) return;
-    }
-    for (const child of [
-      ...Object.values(def.shape ?? {}),
-      ...(def.options ?? []),
-      def.element,
-      def.innerType,
-      def.valueType,
-    ]) {
-      if (child !== undefined) visit(child);
-    }
-  };
-  schemas.forEach(visit);
-  return [...seen].filter(([, count]) => count > 1).map(([schema]) => schema as z.ZodType);
-}
-
-function refuseInexpressible(schema: unknown, path: readonly (string | number)[]): void {
-  const { def } = (schema as ZodInternals)._zod;
-  const check = def.checks?.find((candidate) => inexpressibleChecks.has(candidate._zod.def.check));
-  if (inexpressibleTypes.has(def.type) || check !== undefined) {
-    const what = check === undefined ? def.type : `a ${check._zod.def.check} check`;
-    throw new Error(
-      `an answer schema has ${what} at ${path.join(".") || "its root"}, which JSON Schema cannot express`,
-    );
-  }
-}
-
-/**
- * The options of the generated validators, chosen so they accept, refuse and return what zod's `safeParse` does:
- * - `removeAdditional`: zod objects drop keys they do not name, and zod's JSON Schema of the output says
- *   `additionalProperties: false` there, so ajv removes those keys rather than refusing the answer;
- * - string lengths in code points, as zod counts them (a surrogate pair is one): ajv's own `ucs2length` does it;
- * - `unicodeRegExp: false`: patterns compiled like zod's own regular expressions, without the `u` flag;
- * - `validateFormats: false`: zod writes `format: "date-time"` next to the `pattern` it checks ISO dates with; the
- *   pattern is the check, and ajv-formats (a runtime dependency of the generated code) is not needed.
- */
-const ajvOptions: Options = {
-  code: { source: true, esm: true, lines: false },
-  strict: true,
-  allErrors: false,
-  removeAdditional: true,
-  unicodeRegExp: false,
-  validateFormats: false,
-  inlineRefs: false,
-  logger: {
-    log: () => undefined,
-    warn: (...args: unknown[]) => {
-      throw new Error(args.map(String).join(" "));
-    },
-    error: (...args: unknown[]) => {
-      throw new Error(args.map(String).join(" "));
-    },
-  },
-};
+/** The generated module's options: ES module source, as {@link zodAgreeingAjvOptions} checks. */
+const ajvOptions: Options = { ...zodAgreeingAjvOptions, code: { source: true, esm: true, lines: false } };
 
 /**
  * The ajv runtime helpers the generated code may call, copied into it: each is one self-contained function, so the
@@ -135,6 +54,14 @@ export function generateAnswerValidators(
 ): string {
   // One registry, where an object used in several places (a participant, a conversation summary) has an id of its
   // own: it is compiled into one function that every answer calls, rather than once into each.
+  for (const schema of Object.values(schemas)) {
+    const [part] = inexpressibleParts(schema);
+    if (part !== undefined) {
+      throw new Error(
+        `an answer schema has ${part.what} at ${part.path || "its root"}, which JSON Schema cannot express`,
+      );
+    }
+  }
   const registry = z.registry<{ id: string }>();
   for (const [name, schema] of Object.entries(schemas)) registry.add(schema, { id: name });
   repeatedObjects(Object.values(schemas)).forEach((schema, index) => {
@@ -145,7 +72,6 @@ export function generateAnswerValidators(
     io: "output",
     reused: "ref",
     uri: (id) => id,
-    override: ({ zodSchema, path }) => refuseInexpressible(zodSchema, path),
   });
   const ajv = new Ajv(ajvOptions);
   for (const [id, jsonSchema] of Object.entries(jsonSchemas)) {
