@@ -216,7 +216,16 @@ export function createApp(config: Config, options: AppOptions = {}): App {
             restarted: () => metrics.deskStreamRestarts.inc({ desk: streamDesk.name }),
           },
         );
-  if (desk) core.attachDesk(desk, lane(new DeskLane(store, desk, core, (id) => streams?.notify(id))));
+  if (desk) {
+    const deskLane = new DeskLane(
+      store,
+      desk,
+      core,
+      (id) => streams?.notify(id),
+      () => clock().getTime(),
+    );
+    core.attachDesk(desk, lane(deskLane));
+  }
   if (channels.length > 0) core.attachChannelOutbox(lane(new ChannelLane(store, channels, core)));
   if (bot) core.attachBotOutbox(lane(new BotLane(store, bot, core, config.BOT_FAILURE_HANDOFF_SECONDS * 1000)));
   const mailer =

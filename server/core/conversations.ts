@@ -432,14 +432,26 @@ export class ConversationService implements DeskEffects, ChannelEffects, BotEffe
     const desk = this.desk;
     if (fromCustomer && desk?.typing && desk.capabilities.typing && this.usesExternalDesk(conversation)) {
       if (conversation.desk.openedAt !== undefined && conversation.state !== "bot") {
-        desk
-          .typing(conversation, state)
-          .catch((error: unknown) =>
-            this.logger.debug({ err: error, conversationId: conversation.id }, "typing not relayed to the desk"),
-          );
+        const relayed =
+          desk.capabilities.typing === "ordered"
+            ? this.queueDeskTyping(conversation.id, state)
+            : desk.typing(conversation, state);
+        relayed.catch((error: unknown) =>
+          this.logger.debug({ err: error, conversationId: conversation.id }, "typing not relayed to the desk"),
+        );
       }
     }
     return message;
+  }
+
+  /** For a desk that takes typing in order with the messages: on the desk outbox lane, behind what waits there. */
+  private async queueDeskTyping(conversationId: string, state: "start" | "stop"): Promise<void> {
+    const queued = await this.store.queueTyping(conversationId, {
+      id: `t:${newMessageId()}`,
+      state,
+      queuedAt: this.clock().getTime(),
+    });
+    if (queued) this.deskSignal(conversationId);
   }
 
   /**

@@ -18,8 +18,14 @@ export interface DeskEffects {
 }
 
 /**
+ * How long a queued typing indicator stays worth sending: one whose first attempt has not started by then (the lane
+ * was busy with messages, or the desk was down) is dropped unsent.
+ */
+export const TYPING_FRESH_MS = 5_000;
+
+/**
  * The desk lane: open the session, then each customer message and note for the agent (after a bot, first the digest
- * of the bot conversation), then close.
+ * of the bot conversation), and the customer's typing for a desk that takes it in order, then close.
  */
 export class DeskLane implements LaneHandler {
   readonly lane = "desk";
@@ -31,6 +37,7 @@ export class DeskLane implements LaneHandler {
     private readonly effects: DeskEffects,
     /** Told once a session's ids are bound (a desk with a stream starts reading it). */
     private readonly onOpened: (conversationId: string) => void = () => undefined,
+    private readonly now: () => number = Date.now,
   ) {
     this.destination = `desk:${desk.name}`;
   }
@@ -89,9 +96,28 @@ export class DeskLane implements LaneHandler {
       case "close":
         if (opened) await this.desk.close(conversation, item.reason ?? "ended");
         return;
+      case "typing":
+        await this.typing(conversation, item, opened);
+        return;
       case "event":
         // Events are for bots: a desk has nothing to do with one.
         return;
+    }
+  }
+
+  private async typing(conversation: Conversation, item: OutboxItem, opened: boolean): Promise<void> {
+    if (!opened || item.state === undefined || this.desk.typing === undefined) return;
+    // An attempt that started may have taken a place in the desk's order (a request number): it is retried like a
+    // message, whatever the conversation did since. Before that, typing late or for nobody is worth nothing.
+    if (item.lastAttemptAt === undefined) {
+      if (this.now() - (item.queuedAt ?? 0) > TYPING_FRESH_MS) return;
+      if (conversation.state === "bot" || conversation.state === "ended") return;
+    }
+    try {
+      await this.desk.typing(conversation, item.state, { id: item.id });
+    } catch (error) {
+      // The agent side is gone: the next message or the close finds out and ends the conversation.
+      if (!(error instanceof DeskSessionClosedError)) throw error;
     }
   }
 

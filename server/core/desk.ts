@@ -6,7 +6,12 @@ export interface DeskCapabilities {
   attachments: boolean;
   edits: boolean;
   queuePosition: boolean;
-  typing: boolean;
+  /**
+   * The desk shows the customer typing (`Desk.typing`): `true` sent at once, best effort; `"ordered"` carried on
+   * the conversation's desk outbox lane, in order with the messages (a desk that numbers every request, as the
+   * legacy Salesforce Chat API does, where a request sent outside that order could take a message's number).
+   */
+  typing: boolean | "ordered";
   /** The desk shows a bot's buttons; a desk that does not gets their texts written out in the message. */
   buttons: boolean;
   /** Longest text the desk accepts in one message (longer text is split); undefined: no limit. */
@@ -51,9 +56,12 @@ export interface Desk {
   ping?(): Promise<void>;
   /**
    * For a desk that shows the customer typing (`capabilities.typing`): tells the open session that the customer
-   * started or stopped typing. Best effort, from whichever node the customer is connected to; never retried.
+   * started or stopped typing. With `typing: true`, best effort, from whichever node the customer is connected to,
+   * never retried. With `"ordered"`, the desk outbox lane calls it in order with the messages, with `queued.id`
+   * naming this one indicator: an attempt that failed is retried with the same id, and must be idempotent like
+   * `send`. A typing indicator not tried within a few seconds is dropped unsent.
    */
-  typing?(conversation: Conversation, state: "start" | "stop"): Promise<void>;
+  typing?(conversation: Conversation, state: "start" | "stop", queued?: { id: string }): Promise<void>;
   /**
    * For a desk that delivers agent events over a connection held open per conversation (a long-poll loop, a
    * server-sent event stream, a websocket) rather than by webhook: runs the inbound stream of one open desk session

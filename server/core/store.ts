@@ -51,9 +51,9 @@ export interface AppendOptions {
 
 /**
  * The outbox lanes of a conversation, each worked strictly in order: `desk` (the agent side: open the session,
- * the customer's messages, notes for the agent, close), `channel` (the customer side when an adapter delivers
- * there: agent replies and activities) and `bot` (the bot that owns the conversation before a human does: the
- * customer's messages, and events such as the agent side closing).
+ * the customer's messages, notes for the agent, the customer's typing for a desk that takes it in order, close),
+ * `channel` (the customer side when an adapter delivers there: agent replies and activities) and `bot` (the bot that
+ * owns the conversation before a human does: the customer's messages, and events such as the agent side closing).
  */
 export type OutboxLane = "desk" | "channel" | "bot";
 
@@ -85,10 +85,10 @@ export type OutboxRequest =
 export interface OutboxItem {
   /**
    * Unique within the conversation's lane: `open`, `note` (queued by `init`), `m:<seq>`, `n:<seq>`, `o:<seq>`,
-   * `e:<seq>`, `d:<seq>`, `close`. A moved item keeps its id.
+   * `e:<seq>`, `d:<seq>`, `close`, and for typing the id `queueTyping` was given. A moved item keeps its id.
    */
   id: string;
-  kind: "open" | "message" | "close" | "note" | "event" | "digest";
+  kind: "open" | "message" | "close" | "note" | "event" | "digest" | "typing";
   /**
    * For `message`: the seq of the message to deliver (it is read from the log); for `note`, `event` and `digest`:
    * the seq of the message they came with.
@@ -102,6 +102,10 @@ export interface OutboxItem {
   name?: string;
   /** For `digest`: the customer's messages from this seq on are not in it (they follow as messages). */
   upTo?: number;
+  /** For `typing`: whether the customer started or stopped typing. */
+  state?: "start" | "stop";
+  /** For `typing`: when it was queued (epoch ms); a typing indicator is worth nothing late. */
+  queuedAt?: number;
   attempts: number;
   /** Epoch ms before which the item is not tried again. */
   notBefore: number;
@@ -262,6 +266,17 @@ export interface ConversationStore {
     value: string,
   ): Promise<{ status: "bound"; conversation: Conversation } | { status: "taken" | "not_found" }>;
   findByBotRef(bot: string, key: string, value: string): Promise<Conversation | undefined>;
+
+  /**
+   * Queues the customer's typing on the conversation's desk lane, outside an append (typing is not recorded), for a
+   * desk that takes it in order with the messages. When the lane's last item is a typing item that is not its head
+   * (so no attempt of it has started), that item takes the new `state` and `queuedAt` instead: a burst of typing
+   * while the lane is busy leaves one item. False (nothing queued) when the conversation is unknown or has ended.
+   */
+  queueTyping(
+    conversationId: string,
+    typing: { id: string; state: "start" | "stop"; queuedAt: number },
+  ): Promise<boolean>;
 
   /** The first item of the conversation's outbox lane, if any. */
   outboxHead(conversationId: string, lane: OutboxLane): Promise<OutboxItem | undefined>;

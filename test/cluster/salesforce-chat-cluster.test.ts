@@ -56,6 +56,68 @@ describe("the Salesforce desk on the legacy Chat API, on two nodes", () => {
   };
   const pollHolder = (conversationId: string) => redisClient.get(`${PREFIX}lease:ds:${conversationId}`);
 
+  // Runs before the node death below: the customer is on both nodes.
+  it("carries the customer's typing from either node in order with the messages, costing no message", async () => {
+    const init = (
+      await postJson(`${nodes[0]?.url ?? ""}/api/customer/init`, {
+        firstName: "Sara",
+        lastName: "Khan",
+        channel: "web",
+        email: "sara@example.org",
+      })
+    ).body as InitResponse;
+    const { conversationId } = init;
+    await expect.poll(() => chatKeyOf(conversationId), { timeout: 10_000 }).not.toBe("");
+    const key = await chatKeyOf(conversationId);
+    // The customer has a tab open on each node.
+    const tabs = await Promise.all(
+      nodes.map(async (node) => {
+        const socket = await connect(node.url);
+        sockets.push(socket);
+        await request(socket, "joinConversation", {
+          conversationId,
+          id: init.participant.id,
+          name: "Sara",
+          token: init.token,
+        });
+        return socket;
+      }),
+    );
+    const typing = (socket: Socket, state: "start" | "stop") =>
+      request(socket, "sendMessage", {
+        conversationId,
+        type: "ActivityMessage",
+        activityType: "typing",
+        info: { state },
+      });
+    const say = (socket: Socket, text: string) => request(socket, "sendMessage", { conversationId, text });
+    sf.chat.accept(key);
+    await expect.poll(() => sf.chat.session(key)?.state, { timeout: 10_000 }).toBe("active");
+
+    sf.failNext(1, 500, { path: /ChasitorTyping$/ });
+    const sent: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const [typist, writer] = i % 2 === 0 ? [tabs[0], tabs[1]] : [tabs[1], tabs[0]];
+      // Typing on one node while a message is sent on the other.
+      await Promise.all([typing(typist as Socket, "start"), say(writer as Socket, `c${i}`)]);
+      sent.push(`c${i}`);
+      await typing(typist as Socket, "stop");
+    }
+    await expect
+      .poll(
+        () =>
+          sf.chat
+            .agentView(key)
+            .filter((item) => item.from === "visitor")
+            .map((item) => item.text),
+        { timeout: 10_000 },
+      )
+      .toEqual(sent);
+    await expect.poll(() => sf.chat.session(key)?.visitorTyping, { timeout: 10_000 }).toBe(false);
+    expect(sf.requests.some((r) => r.path.endsWith("/Chasitor/ChasitorTyping") && r.status === 200)).toBe(true);
+    expect(sf.violations).toEqual([]);
+  });
+
   it("moves a chat's poll loop to the other node when its node dies, losing and doubling nothing", async () => {
     const init = (
       await postJson(`${nodes[0]?.url ?? ""}/api/customer/init`, {

@@ -608,6 +608,64 @@ export function storeContract(name: string, factory: () => Promise<ConversationS
       expect(stillDue).not.toContain(b.id);
     });
 
+    it("queues typing on the desk lane outside an append, one waiting item per burst, and reports it due", async () => {
+      const conversation = conversationFixture({ desk: { desk: "salesforce", ids: {} } });
+      await store.init(conversation, { requestId: conversation.requestId }, []);
+      expect(await store.outboxDue("desk", Date.now(), 1_000)).not.toContain(conversation.id);
+
+      // An empty lane: the typing item is its head, due at once.
+      expect(await store.queueTyping(conversation.id, { id: "t:1", state: "start", queuedAt: 1_000 })).toBe(true);
+      expect(await store.outboxDue("desk", Date.now(), 1_000)).toContain(conversation.id);
+      expect(await store.outboxHead(conversation.id, "desk")).toMatchObject({
+        id: "t:1",
+        kind: "typing",
+        state: "start",
+        queuedAt: 1_000,
+        attempts: 0,
+        notBefore: 0,
+      });
+      // The head may be under way: a new state goes behind it, in order with the messages.
+      expect(await store.queueTyping(conversation.id, { id: "t:2", state: "stop", queuedAt: 2_000 })).toBe(true);
+      await store.append(conversation.id, chatDraft(conversation.id, "one"), {
+        outbox: [{ lane: "desk", kind: "message" }],
+      });
+      expect(await store.queueTyping(conversation.id, { id: "t:3", state: "start", queuedAt: 3_000 })).toBe(true);
+      // The last item waits behind others: the newer state takes its place.
+      expect(await store.queueTyping(conversation.id, { id: "t:4", state: "stop", queuedAt: 4_000 })).toBe(true);
+
+      // A deferred head keeps the due index on its retry time.
+      await store.outboxDefer(conversation.id, "desk", "t:1", {
+        attempts: 1,
+        notBefore: Date.now() + 60_000,
+        lastError: "timeout",
+        lastAttemptAt: 1_500,
+      });
+      expect(await store.outboxDue("desk", Date.now(), 1_000)).not.toContain(conversation.id);
+      expect(await store.queueTyping(conversation.id, { id: "t:5", state: "start", queuedAt: 5_000 })).toBe(true);
+      expect(await store.outboxHead(conversation.id, "desk")).toMatchObject({ id: "t:1", state: "start", attempts: 1 });
+
+      const items = [];
+      for (
+        let head = await store.outboxHead(conversation.id, "desk");
+        head;
+        head = await store.outboxHead(conversation.id, "desk")
+      ) {
+        items.push(head.kind === "typing" ? `${head.id} ${head.state} ${head.queuedAt}` : head.id);
+        await store.outboxComplete(conversation.id, "desk", head.id);
+      }
+      expect(items).toEqual(["t:1 start 1000", "t:2 stop 2000", "m:1", "t:3 start 5000"]);
+      expect(await store.outboxDue("desk", Date.now() + 120_000, 1_000)).not.toContain(conversation.id);
+
+      // Nothing is queued for a conversation that has ended or does not exist.
+      await store.append(conversation.id, chatDraft(conversation.id, "bye"), {
+        transition: { from: ["queued", "active"], to: "ended", required: true },
+      });
+      expect(await store.queueTyping(conversation.id, { id: "t:6", state: "start", queuedAt: 6_000 })).toBe(false);
+      expect(await store.queueTyping("c_missing", { id: "t:7", state: "start", queuedAt: 7_000 })).toBe(false);
+      expect(await store.outboxHead(conversation.id, "desk")).toBeUndefined();
+      expect(await store.outboxDue("desk", Date.now() + 120_000, 1_000)).not.toContain(conversation.id);
+    });
+
     /** Every item of a lane, in order, as `<id>` (`<id>>upTo` for a digest), completing each. */
     const drain = async (conversationId: string, lane: OutboxLane): Promise<string[]> => {
       const seen: string[] = [];

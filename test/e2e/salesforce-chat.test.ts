@@ -243,6 +243,68 @@ describe("Salesforce desk (legacy Chat REST API) end to end", () => {
     expect(sf.violations).toEqual([]);
   });
 
+  it("carries the customer's typing in order with the messages, through 5xx and lost answers, costing no message", async () => {
+    const { sf, gateway } = await scenario();
+    const customer = await webCustomer(gateway);
+    const conversationId = customer.init.conversationId;
+    const typing = (state: "start" | "stop") =>
+      request(customer.socket, "sendMessage", {
+        conversationId,
+        type: "ActivityMessage",
+        activityType: "typing",
+        info: { state },
+      });
+    const visitorTyping = () => sf.chat.session(key)?.visitorTyping;
+    const key = await chatKey(gateway, conversationId);
+
+    // The chat was requested, no agent yet: ChasitorTyping needs only the chat request.
+    await typing("start");
+    await expect.poll(visitorTyping).toBe(true);
+    sf.chat.accept(key);
+    await expect.poll(() => state(gateway, conversationId)).toBe("active");
+
+    await customer.send("m1");
+    await typing("stop");
+    await expect.poll(visitorTyping).toBe(false);
+    await expect.poll(() => visitorTexts(sf, key)).toEqual(["m1"]);
+
+    // Salesforce answers 500 to a typing POST: retried with its number, and the message behind it waits its turn.
+    sf.failNext(2, 500, { path: /ChasitorTyping$/ });
+    await typing("start");
+    await customer.send("m2");
+    await expect.poll(() => visitorTexts(sf, key), { timeout: 10_000 }).toEqual(["m1", "m2"]);
+    expect(visitorTyping()).toBe(true);
+
+    // A typing POST that landed but whose answer was lost: its retry keeps the number and Salesforce drops it.
+    sf.dropNext(1, { path: /ChasitorNotTyping$/, when: "after" });
+    await typing("stop");
+    await customer.send("m3");
+    await expect.poll(() => visitorTexts(sf, key), { timeout: 10_000 }).toEqual(["m1", "m2", "m3"]);
+    expect(visitorTyping()).toBe(false);
+    expect(sf.chat.session(key)?.droppedDuplicates).toContainEqual(
+      expect.objectContaining({ path: expect.stringMatching(/ChasitorNotTyping$/) as unknown }),
+    );
+
+    // A message answered 500 with typing queued behind it, typing sent between messages, an affinity change.
+    sf.failNext(1, 500, { path: /ChatMessage$/ });
+    await customer.send("m4");
+    await typing("start");
+    await customer.send("m5");
+    await typing("stop");
+    sf.chat.changeAffinity(key);
+    await typing("start");
+    await customer.send("m6");
+    await expect.poll(() => visitorTexts(sf, key), { timeout: 10_000 }).toEqual(["m1", "m2", "m3", "m4", "m5", "m6"]);
+    await expect.poll(visitorTyping, { timeout: 10_000 }).toBe(true);
+    await typing("stop");
+    await expect.poll(visitorTyping).toBe(false);
+
+    // Every typing POST that went out took its own number: nothing was dropped but repeats of the same request.
+    const typingPosts = sf.requests.filter((r) => /Chasitor(Not)?Typing$/.test(r.path) && r.status === 200);
+    expect(typingPosts.length).toBeGreaterThanOrEqual(5);
+    expect(sf.violations).toEqual([]);
+  });
+
   it("shows /ready degraded when Salesforce does not know the deployment, and tells the customer", async () => {
     const { gateway } = await scenario({}, { SALESFORCE_DEPLOYMENT_ID: "572000000000999" });
     const customer = await webCustomer(gateway);

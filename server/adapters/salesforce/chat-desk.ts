@@ -20,8 +20,9 @@ export const chatCapabilities: DeskCapabilities = {
   attachments: true,
   edits: false,
   queuePosition: true,
-  // The customer's typing is not sent: a POST outside the outbox's order could take a message's request sequence.
-  typing: false,
+  // Every Chasitor POST takes the next request sequence: typing goes out on the desk outbox lane with the messages,
+  // so that it never takes a message's number.
+  typing: "ordered",
   buttons: false,
   maxTextLength: 4_000,
 };
@@ -126,6 +127,14 @@ export class SalesforceChatDesk implements Desk {
     const text = [message.text, ...links].filter((part) => part.trim() !== "").join("\n");
     if (text === "") return;
     await this.posted(conversation, `m:${message.id}`, "ChatMessage", { text });
+  }
+
+  /** ChasitorTyping or ChasitorNotTyping, only as an item of the desk outbox lane (`queued`): see `posted`. */
+  async typing(conversation: Conversation, state: "start" | "stop", queued?: { id: string }): Promise<void> {
+    if (queued === undefined) {
+      throw new AdapterError(DESK_NAME, "typing is sent only in order with the messages", false);
+    }
+    await this.posted(conversation, `t:${queued.id}`, state === "start" ? "ChasitorTyping" : "ChasitorNotTyping", {});
   }
 
   async close(conversation: Conversation): Promise<void> {

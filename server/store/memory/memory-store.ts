@@ -287,6 +287,31 @@ export class MemoryStore implements ConversationStore {
     return this.get(this.byBotRef.get(botRefKey(bot, key, value)) ?? "");
   }
 
+  queueTyping(
+    conversationId: string,
+    typing: { id: string; state: "start" | "stop"; queuedAt: number },
+  ): Promise<boolean> {
+    this.assertOpen();
+    const row = this.rows.get(conversationId);
+    if (!row || row.conversation.state === "ended") return Promise.resolve(false);
+    const lane = row.outbox.desk;
+    const tail = lane.at(-1);
+    if (lane.length > 1 && tail?.kind === "typing") {
+      tail.state = typing.state;
+      tail.queuedAt = typing.queuedAt;
+    } else {
+      lane.push({
+        id: typing.id,
+        kind: "typing",
+        state: typing.state,
+        queuedAt: typing.queuedAt,
+        attempts: 0,
+        notBefore: 0,
+      });
+    }
+    return Promise.resolve(true);
+  }
+
   outboxHead(conversationId: string, lane: OutboxLane): Promise<OutboxItem | undefined> {
     this.assertOpen();
     const head = this.rows.get(conversationId)?.outbox[lane][0];

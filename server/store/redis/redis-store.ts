@@ -31,6 +31,7 @@ import {
   LIST_OPEN,
   MIGRATE_OPEN_INDEX,
   OUTBOX_UPDATE,
+  QUEUE_TYPING,
   SWEEP,
 } from "./scripts.js";
 
@@ -50,6 +51,7 @@ type Scripts = Record<
   | "bindDesk"
   | "bindBot"
   | "outboxUpdate"
+  | "queueTyping"
   | "connectorHeads"
   | "connectorAck"
   | "connectorEnqueue"
@@ -67,6 +69,7 @@ const SCRIPTS: Scripts = {
   bindDesk: BIND_DESK,
   bindBot: BIND_BOT,
   outboxUpdate: OUTBOX_UPDATE,
+  queueTyping: QUEUE_TYPING,
   connectorHeads: CONNECTOR_HEADS,
   connectorAck: CONNECTOR_ACK,
   connectorEnqueue: CONNECTOR_ENQUEUE,
@@ -278,6 +281,14 @@ export class RedisStore implements ConversationStore {
 
   async findByBotRef(bot: string, key: string, value: string): Promise<Conversation | undefined> {
     return this.getById(await this.run(() => this.redis.get(this.key(`bref:${bot}\u0000${key}\u0000${value}`))));
+  }
+
+  async queueTyping(
+    conversationId: string,
+    typing: { id: string; state: "start" | "stop"; queuedAt: number },
+  ): Promise<boolean> {
+    const item: OutboxItem = { ...typing, kind: "typing", attempts: 0, notBefore: 0 };
+    return Number(await this.script<number>("queueTyping", conversationId, JSON.stringify(item))) === 1;
   }
 
   async outboxHead(conversationId: string, lane: OutboxLane): Promise<OutboxItem | undefined> {

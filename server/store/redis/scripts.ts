@@ -323,6 +323,30 @@ end
 return 1
 `;
 
+/**
+ * ARGV: conversation id, typing item JSON. Queues the customer's typing on the desk lane (see
+ * ConversationStore.queueTyping): 0 when the conversation is unknown or has ended.
+ */
+export const QUEUE_TYPING = `${common}
+local id = ARGV[1]
+local raw = redis.call('GET', P .. 'c:' .. id)
+if not raw or cjson.decode(raw).state == 'ended' then return 0 end
+local item = cjson.decode(ARGV[2])
+local key = P .. 'ob:desk:' .. id
+if redis.call('LLEN', key) > 1 then
+  local tail = cjson.decode(redis.call('LINDEX', key, -1))
+  if tail.kind == 'typing' then
+    -- Not the head: no attempt of it has started, so it may still change.
+    tail.state = item.state
+    tail.queuedAt = item.queuedAt
+    redis.call('LSET', key, -1, cjson.encode(tail))
+    return 1
+  end
+end
+ob_push('desk', id, item)
+return 1
+`;
+
 /** ARGV: channel, limit. Returns the head entry of each ordering key, oldest first. */
 export const CONNECTOR_HEADS = `
 local P = KEYS[1]
