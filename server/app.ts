@@ -392,6 +392,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       apiKeys,
       customerRateLimit: { perSecond: config.CUSTOMER_EVENTS_PER_SECOND, burst: config.CUSTOMER_EVENTS_BURST },
       maxQueuedEvents: tuning.maxQueuedEvents,
+      handshakesPerTurn: tuning.handshakesPerTurn,
       gate,
       onConnectionChange: (delta) => metrics.sockets.inc(delta),
     },

@@ -30,6 +30,11 @@ export interface Tuning {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   /**
+   * New Socket.IO sessions let through per turn of the event loop (`socket/handshake-pace.ts`): a reconnect storm
+   * is taken in batches, with the clients already connected served between them.
+   */
+  handshakesPerTurn: number;
+  /**
    * How long a node that shuts down keeps refusing socket events (`unavailable`) after the work under way is done and
    * before it closes the sockets, within `SHUTDOWN_GRACE_MS`: events a client sent before it heard of the shutdown
    * are still on their way, and each gets its refusal rather than silence.
@@ -63,6 +68,7 @@ export const defaultTuning: Readonly<Tuning> = Object.freeze({
   maxQueuedEvents: { customer: 64, apiKey: 1_024 },
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 60_000,
+  handshakesPerTurn: 16,
   shutdownLingerMs: 1_000,
   idleSweepMs: 5_000,
   idleSweepBatch: 100,
