@@ -79,9 +79,9 @@ export class HandlerTable<Context> {
  * The one path every client event takes: size cap and rate limit as it arrives → queue → zod (or the check compiled
  * from its schema) → handler → ack. Events of one socket run one after another, so a client's messages are recorded
  * in the order it sent them. An event over the size cap or the rate limit is answered at once and never queued; a
- * socket that piles up more events than `maxQueued` behind the one being handled is disconnected. An unexpected throw is logged with its stack and answered
- * `internal`; the socket and the server carry on. One small object per socket (idle sockets are most of a gateway's
- * memory): the handlers themselves are shared.
+ * socket that piles up more events than `maxQueued` behind the one being handled is disconnected. An unexpected
+ * throw is logged with its stack and answered `internal`; the socket and the server carry on. One small object per
+ * socket (idle sockets are most of a gateway's memory): the handlers themselves are shared.
  */
 class SocketDispatcher<Context> {
   /** Events waiting behind the one being handled (empty almost always: then an event runs at once). */

@@ -55,9 +55,8 @@ describe("the Salesforce desk on the legacy Chat API, on two nodes", () => {
     return conversation?.desk.openedAt === undefined ? "" : (conversation.desk.ids.chatKey ?? "");
   };
   const pollHolder = (conversationId: string) => redisClient.get(`${PREFIX}lease:ds:${conversationId}`);
-
-  // Runs before the node death below: the customer is on both nodes.
-  it("carries the customer's typing from either node in order with the messages, costing no message", async () => {
+  /** A web customer's conversation, opened on the first node, once Salesforce has its chat; and its chat key. */
+  const startChat = async (): Promise<{ init: InitResponse; conversationId: string; key: string }> => {
     const init = (
       await postJson(`${nodes[0]?.url ?? ""}/api/customer/init`, {
         firstName: "Sara",
@@ -68,7 +67,12 @@ describe("the Salesforce desk on the legacy Chat API, on two nodes", () => {
     ).body as InitResponse;
     const { conversationId } = init;
     await expect.poll(() => chatKeyOf(conversationId), { timeout: 10_000 }).not.toBe("");
-    const key = await chatKeyOf(conversationId);
+    return { init, conversationId, key: await chatKeyOf(conversationId) };
+  };
+
+  // Runs before the node death below: the customer is on both nodes.
+  it("carries the customer's typing from either node in order with the messages, costing no message", async () => {
+    const { init, conversationId, key } = await startChat();
     // The customer has a tab open on each node.
     const tabs = await Promise.all(
       nodes.map(async (node) => {
@@ -119,17 +123,7 @@ describe("the Salesforce desk on the legacy Chat API, on two nodes", () => {
   });
 
   it("moves a chat's poll loop to the other node when its node dies, losing and doubling nothing", async () => {
-    const init = (
-      await postJson(`${nodes[0]?.url ?? ""}/api/customer/init`, {
-        firstName: "Sara",
-        lastName: "Khan",
-        channel: "web",
-        email: "sara@example.org",
-      })
-    ).body as InitResponse;
-    const { conversationId } = init;
-    await expect.poll(() => chatKeyOf(conversationId), { timeout: 10_000 }).not.toBe("");
-    const key = await chatKeyOf(conversationId);
+    const { init, conversationId, key } = await startChat();
     await expect.poll(() => pollHolder(conversationId), { timeout: 10_000 }).toBeTruthy();
     const holderName = await pollHolder(conversationId);
     const dying = nodes.find((node) => node.name === holderName) as GatewayNode;
