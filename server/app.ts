@@ -39,6 +39,7 @@ import { Fanout } from "./socket/fanout.js";
 import { Presence, presenceRoom } from "./socket/presence.js";
 import { QueueFeed } from "./socket/queue.js";
 import { EventGate } from "./socket/registry.js";
+import { HandshakePace } from "./socket/handshake-pace.js";
 import { createSocketServer } from "./socket/server.js";
 import { MemoryStore } from "./store/memory/memory-store.js";
 import { RedisStore } from "./store/redis/redis-store.js";
@@ -245,6 +246,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   });
   let shuttingDown = false;
   const gate = new EventGate();
+  const handshakes = new HandshakePace(tuning.handshakesPerTurn);
 
   // Several nodes: Socket.IO's Redis adapter links them (cross-node emits, fetchSockets, the bus above), and the
   // rate limits count on its publishing client, so that N nodes allow what one does.
@@ -392,7 +394,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       apiKeys,
       customerRateLimit: { perSecond: config.CUSTOMER_EVENTS_PER_SECOND, burst: config.CUSTOMER_EVENTS_BURST },
       maxQueuedEvents: tuning.maxQueuedEvents,
-      handshakesPerTurn: tuning.handshakesPerTurn,
+      handshakes,
       gate,
       onConnectionChange: (delta) => metrics.sockets.inc(delta),
     },
@@ -466,6 +468,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       //    still open get 503 with Retry-After, socket events not yet started get `unavailable` (clients resend them,
       //    by id, to another node).
       shuttingDown = true;
+      handshakes.close();
       const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
       clearInterval(sweeper);
       // 2. What is under way finishes within the grace period: socket events (their acks go out), deliveries (or

@@ -6,7 +6,7 @@ import { createLimiter } from "../http/limits.js";
 import type { Logger } from "../logger.js";
 import type { StoredMessage } from "../../protocol/index.js";
 import { handlers, release, type SocketContext, type SocketDeps, type SocketState } from "./handlers.js";
-import { pacedHandshakes } from "./handshake-pace.js";
+import type { HandshakePace } from "./handshake-pace.js";
 import { queueHandlers } from "./queue-handlers.js";
 import { HandlerTable, attachHandlers, type EventGate } from "./registry.js";
 import type { AppServer, AppSocket } from "./types.js";
@@ -23,8 +23,8 @@ export interface SocketServerOptions {
   gate: EventGate;
   /** Events a socket may have waiting before it is disconnected (see `Tuning`). */
   maxQueuedEvents: { customer: number; apiKey: number };
-  /** New sessions let through per turn of the event loop (see `Tuning`). */
-  handshakesPerTurn: number;
+  /** Paces new sessions (see `HandshakePace`); closed when the node shuts down. */
+  handshakes: HandshakePace;
   onConnectionChange?: (delta: 1 | -1) => void;
 }
 
@@ -37,7 +37,7 @@ export function createSocketServer(httpServer: HttpServer, deps: SocketDeps, opt
     // dropped connection; only something far beyond it is cut off by the transport.
     maxHttpBufferSize: options.maxPayloadBytes * 2,
     serveClient: false,
-    allowRequest: pacedHandshakes(options.handshakesPerTurn),
+    allowRequest: options.handshakes.allow,
   });
 
   io.use((socket, next) => {
