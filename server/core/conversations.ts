@@ -1212,4 +1212,12 @@ function sameContent(stored: StoredMessage, draft: ChatMessage): boolean {
   );
 }
 
-const sameJson = (a: unknown, b: unknown): boolean => a === b || JSON.stringify(a) === JSON.stringify(b);
+/** Equal as JSON whatever the order of each object's keys (a client's, or the schema's in an older record). */
+const sameJson = (a: unknown, b: unknown): boolean => a === b || canonicalJson(a) === canonicalJson(b);
+
+const canonicalJson = (value: unknown): string | undefined =>
+  JSON.stringify(value, (_key, item: unknown) =>
+    item !== null && typeof item === "object" && !Array.isArray(item)
+      ? Object.fromEntries(Object.entries(item).sort(([left], [right]) => (left < right ? -1 : left > right ? 1 : 0)))
+      : item,
+  );

@@ -568,6 +568,21 @@ describe("idempotent resend", () => {
     expect(chatTexts(agent.messages)).toEqual(["only once", "the next one"]);
   });
 
+  it("takes a resend whose objects list their keys in another order as the same message", async () => {
+    const conversation = await init();
+    const sara = await customer(conversation);
+    const file = { type: "image/png", name: "receipt.png", contentUrl: "https://files.example.com/receipt.png" };
+    const payload = { type: "ChatMessage", conversationId: conversation.conversationId, id: "resend-3", text: "here" };
+    const first = await send(sara.socket, { ...payload, attachments: [file], to: [{ id: "agent-9", name: "Ana" }] });
+    const again = await send(sara.socket, {
+      ...payload,
+      attachments: [{ contentUrl: file.contentUrl, name: file.name, type: file.type }],
+      to: [{ name: "Ana", id: "agent-9" }],
+    });
+    expect(first.ok).toBe(true);
+    expect(again).toEqual(first);
+  });
+
   it("answers conflict when the same id comes back with different content", async () => {
     const conversation = await init();
     const sara = await customer(conversation);
