@@ -37,10 +37,10 @@ export const zodAgreeingAjvOptions = {
 
 /**
  * zod features JSON Schema cannot say: a refinement or an overwrite (`.trim()`) is left out of zod's JSON Schema
- * without a word, and a transform or a preprocess changes what parsing returns. A default can be said (`default`,
+ * without a word, a transform or a preprocess changes what parsing returns, and a lazy schema's inside is not walked. A default can be said (`default`,
  * which ajv's `useDefaults` applies), but only a validator that assigns defaults says it the way zod does.
  */
-const inexpressibleTypes = new Set(["prefault", "catch", "pipe", "transform", "custom", "preprocess"]);
+const inexpressibleTypes = new Set(["prefault", "catch", "pipe", "transform", "custom", "preprocess", "lazy"]);
 const inexpressibleChecks = new Set(["custom", "overwrite"]);
 
 /** The parts of zod's schema definitions (`schema._zod.def`, zod's introspection API) a walk reads. */
@@ -48,7 +48,9 @@ interface ZodInternals {
   _zod: {
     def: {
       type: string;
-      checks?: { _zod: { def: { check: string } } }[];
+      checks?: { _zod: { def: { check: string; format?: string; pattern?: RegExp } } }[];
+      format?: string;
+      pattern?: RegExp;
       shape?: Record<string, unknown>;
       element?: unknown;
       innerType?: unknown;
@@ -113,8 +115,14 @@ export function inexpressibleParts(
     if (!options.known?.has(current as z.ZodType)) {
       const check = def.checks?.find((candidate) => inexpressibleChecks.has(candidate._zod.def.check));
       const type = inexpressibleTypes.has(def.type) || (def.type === "default" && options.defaults !== true);
-      if (type || check !== undefined) {
-        found.push({ path: path.join("."), what: check === undefined ? def.type : `a ${check._zod.def.check} check` });
+      const stringFormats = [
+        ...(def.type === "string" ? [def] : []),
+        ...(def.checks ?? []).map((candidate) => candidate._zod.def).filter((check) => check.check === "string_format"),
+      ];
+      const format = stringFormats.map(patternProblem).find((problem) => problem !== undefined);
+      if (type || check !== undefined || format !== undefined) {
+        const what = type ? def.type : check === undefined ? format : `a ${check._zod.def.check} check`;
+        found.push({ path: path.join("."), what: what ?? def.type });
       }
     }
     const shape = def.shape ?? {};
@@ -126,6 +134,16 @@ export function inexpressibleParts(
   };
   visit(schema, []);
   return found;
+}
+
+/**
+ * A string format JSON Schema cannot check as zod does: zod writes only a regular expression's source (its flags are
+ * lost), and a format zod checks without one (`z.url()`) becomes a `format` keyword, which these validators skip.
+ */
+function patternProblem(def: { format?: string; pattern?: RegExp }): string | undefined {
+  if (def.pattern !== undefined && def.pattern.flags !== "") return `a pattern with flags (${String(def.pattern)})`;
+  if (def.format !== undefined && def.format !== "regex" && def.pattern === undefined) return `a ${def.format} format`;
+  return undefined;
 }
 
 /** The object schemas that occur more than once in `schemas` (a participant, a conversation summary). */

@@ -118,5 +118,15 @@ describe("sendMessage's compiled check", () => {
     expect(() => compileSendMessageCheck({ chat: SendChatMessageSchema, typing: transformed })).toThrow(
       /typing schema has pipe at conversationId/,
     );
+    // What zod's JSON Schema says differently: a URL format (skipped by the validators), a pattern's flags, a lazy.
+    const formats: [z.ZodType, RegExp][] = [
+      [z.url(), /has a url format at conversationId/],
+      [z.string().regex(/^c_/i), /has a pattern with flags \(\/\^c_\/i\) at conversationId/],
+      [z.lazy(() => z.string()), /has lazy at conversationId/],
+    ];
+    for (const [conversationId, refusal] of formats) {
+      const typing = SendTypingSchema.extend({ conversationId });
+      expect(() => compileSendMessageCheck({ chat: SendChatMessageSchema, typing })).toThrow(refusal);
+    }
   });
 });
