@@ -18,8 +18,8 @@ export interface DeskEffects {
 }
 
 /**
- * How long a queued typing indicator stays worth sending: one whose first attempt has not started by then (the lane
- * was busy with messages, or the desk was down) is dropped unsent.
+ * How long a queued typing indicator stays worth sending: one not sent by then (the lane was busy with messages, or
+ * the desk was down) is dropped unsent, unless an earlier attempt may have taken a place in the desk's order.
  */
 export const TYPING_FRESH_MS = 5_000;
 
@@ -107,14 +107,15 @@ export class DeskLane implements LaneHandler {
 
   private async typing(conversation: Conversation, item: OutboxItem, opened: boolean): Promise<void> {
     if (!opened || item.state === undefined || this.desk.typing === undefined) return;
-    // An attempt that started may have taken a place in the desk's order (a request number): it is retried like a
-    // message, whatever the conversation did since. Before that, typing late or for nobody is worth nothing.
-    if (item.lastAttemptAt === undefined) {
-      if (this.now() - (item.queuedAt ?? 0) > TYPING_FRESH_MS) return;
-      if (conversation.state === "bot" || conversation.state === "ended") return;
-    }
+    // Typing late, or for nobody, is worth nothing. But an attempt that started, on this node or on one that died
+    // during it, may have taken a place in the desk's order (a request number), which only the desk knows: it is
+    // told the indicator is late, and sends it only to keep that place.
+    const late =
+      this.now() - (item.queuedAt ?? 0) > TYPING_FRESH_MS ||
+      conversation.state === "bot" ||
+      conversation.state === "ended";
     try {
-      await this.desk.typing(conversation, item.state, { id: item.id });
+      await this.desk.typing(conversation, item.state, { id: item.id, late });
     } catch (error) {
       // The agent side is gone: the next message or the close finds out and ends the conversation.
       if (!(error instanceof DeskSessionClosedError)) throw error;

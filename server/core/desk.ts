@@ -59,9 +59,11 @@ export interface Desk {
    * started or stopped typing. With `typing: true`, best effort, from whichever node the customer is connected to,
    * never retried. With `"ordered"`, the desk outbox lane calls it in order with the messages, with `queued.id`
    * naming this one indicator: an attempt that failed is retried with the same id, and must be idempotent like
-   * `send`. A typing indicator not tried within a few seconds is dropped unsent.
+   * `send`. `queued.late` says the indicator is worth nothing any more (queued too long ago, or the conversation is
+   * with the bot or ended): the desk sends it then only if an earlier attempt, on any node, may have taken a place
+   * in its order (a request number that must not be left as a gap).
    */
-  typing?(conversation: Conversation, state: "start" | "stop", queued?: { id: string }): Promise<void>;
+  typing?(conversation: Conversation, state: "start" | "stop", queued?: { id: string; late: boolean }): Promise<void>;
   /**
    * For a desk that delivers agent events over a connection held open per conversation (a long-poll loop, a
    * server-sent event stream, a websocket) rather than by webhook: runs the inbound stream of one open desk session

@@ -118,7 +118,8 @@ describe("the Salesforce desk on the legacy Chat API, on two nodes", () => {
       )
       .toEqual(sent);
     await expect.poll(() => sf.chat.session(key)?.visitorTyping, { timeout: 10_000 }).toBe(false);
-    expect(sf.requests.some((r) => r.path.endsWith("/Chasitor/ChasitorTyping") && r.status === 200)).toBe(true);
+    // A start followed at once by its stop may be replaced by the stop before it is tried: either reached Salesforce.
+    expect(sf.requests.some((r) => /\/Chasitor\/Chasitor(Not)?Typing$/.test(r.path) && r.status === 200)).toBe(true);
     expect(sf.violations).toEqual([]);
   });
 

@@ -259,14 +259,14 @@ describe("Salesforce desk (legacy Chat REST API) end to end", () => {
 
     // The chat was requested, no agent yet: ChasitorTyping needs only the chat request.
     await typing("start");
-    await expect.poll(visitorTyping).toBe(true);
+    await expect.poll(visitorTyping, { timeout: 10_000 }).toBe(true);
     sf.chat.accept(key);
-    await expect.poll(() => state(gateway, conversationId)).toBe("active");
+    await expect.poll(() => state(gateway, conversationId), { timeout: 10_000 }).toBe("active");
 
     await customer.send("m1");
     await typing("stop");
-    await expect.poll(visitorTyping).toBe(false);
-    await expect.poll(() => visitorTexts(sf, key)).toEqual(["m1"]);
+    await expect.poll(visitorTyping, { timeout: 10_000 }).toBe(false);
+    await expect.poll(() => visitorTexts(sf, key), { timeout: 10_000 }).toEqual(["m1"]);
 
     // Salesforce answers 500 to a typing POST: retried with its number, and the message behind it waits its turn.
     sf.failNext(2, 500, { path: /ChasitorTyping$/ });
@@ -297,7 +297,7 @@ describe("Salesforce desk (legacy Chat REST API) end to end", () => {
     await expect.poll(() => visitorTexts(sf, key), { timeout: 10_000 }).toEqual(["m1", "m2", "m3", "m4", "m5", "m6"]);
     await expect.poll(visitorTyping, { timeout: 10_000 }).toBe(true);
     await typing("stop");
-    await expect.poll(visitorTyping).toBe(false);
+    await expect.poll(visitorTyping, { timeout: 10_000 }).toBe(false);
 
     // Every typing POST that went out took its own number: nothing was dropped but repeats of the same request.
     const typingPosts = sf.requests.filter((r) => /Chasitor(Not)?Typing$/.test(r.path) && r.status === 200);

@@ -25,7 +25,7 @@ const NOW = 1_800_000_000_000;
 
 /** A desk that takes typing in order with its messages, and records (or fails) each call. */
 function orderedDesk(fail: () => Error | undefined = () => undefined) {
-  const calls: { state: string; id: string | undefined }[] = [];
+  const calls: { state: string; id: string | undefined; late: boolean | undefined }[] = [];
   const desk: Desk = {
     name: "ordered",
     capabilities: { attachments: false, edits: false, queuePosition: false, typing: "ordered", buttons: false },
@@ -33,7 +33,7 @@ function orderedDesk(fail: () => Error | undefined = () => undefined) {
     send: () => Promise.resolve(),
     close: () => Promise.resolve(),
     typing: (_conversation, state, queued) => {
-      calls.push({ state, id: queued?.id });
+      calls.push({ state, id: queued?.id, late: queued?.late });
       const error = fail();
       return error === undefined ? Promise.resolve() : Promise.reject(error);
     },
@@ -58,32 +58,36 @@ const typingItem = (overrides: Partial<OutboxItem> = {}): OutboxItem => ({
 });
 
 describe("DeskLane: the customer's typing for a desk that takes it in order", () => {
-  it("sends a fresh typing item with its id, and drops one whose first attempt comes too late", async () => {
+  it("sends a typing item with its id, and tells the desk when it comes too late", async () => {
     const { desk, calls } = orderedDesk();
     const lane = new DeskLane(new MemoryStore(), desk, effects, undefined, () => NOW);
     await lane.deliver(opened(), typingItem());
     await lane.deliver(opened(), typingItem({ id: "t:2", state: "stop", queuedAt: NOW - TYPING_FRESH_MS - 1 }));
-    expect(calls).toEqual([{ state: "start", id: "t:1" }]);
-  });
-
-  it("retries an attempt that started, however late and whatever the conversation did since", async () => {
-    const { desk, calls } = orderedDesk();
-    const lane = new DeskLane(new MemoryStore(), desk, effects, undefined, () => NOW);
+    // Late whatever its attempts: only the desk knows whether an earlier attempt took a place in its order.
     const retry = { queuedAt: NOW - 60_000, lastAttemptAt: NOW - 59_000, attempts: 3 };
-    await lane.deliver(opened(), typingItem({ id: "t:late", ...retry }));
-    await lane.deliver(opened({ state: "ended" }), typingItem({ id: "t:ended", ...retry }));
+    await lane.deliver(opened(), typingItem({ id: "t:3", ...retry }));
     expect(calls).toEqual([
-      { state: "start", id: "t:late" },
-      { state: "start", id: "t:ended" },
+      { state: "start", id: "t:1", late: false },
+      { state: "stop", id: "t:2", late: true },
+      { state: "start", id: "t:3", late: true },
     ]);
   });
 
-  it("sends nothing while the desk session is not open, the bot has the conversation, or it has ended", async () => {
+  it("tells the desk a typing item is late once the bot has the conversation or it has ended", async () => {
+    const { desk, calls } = orderedDesk();
+    const lane = new DeskLane(new MemoryStore(), desk, effects, undefined, () => NOW);
+    await lane.deliver(opened({ state: "bot" }), typingItem({ id: "t:bot" }));
+    await lane.deliver(opened({ state: "ended" }), typingItem({ id: "t:ended" }));
+    expect(calls).toEqual([
+      { state: "start", id: "t:bot", late: true },
+      { state: "start", id: "t:ended", late: true },
+    ]);
+  });
+
+  it("sends nothing while the desk session is not open", async () => {
     const { desk, calls } = orderedDesk();
     const lane = new DeskLane(new MemoryStore(), desk, effects, undefined, () => NOW);
     await lane.deliver(conversationFixture({ desk: { desk: "ordered", ids: {} } }), typingItem());
-    await lane.deliver(opened({ state: "bot" }), typingItem());
-    await lane.deliver(opened({ state: "ended" }), typingItem());
     expect(calls).toEqual([]);
   });
 
@@ -101,7 +105,7 @@ describe("OutboxWorker with queued typing", () => {
     for (const worker of workers.splice(0)) await worker.stop(1_000);
   });
 
-  it("retries a failed typing attempt with the same id after it went stale, then drops a stale one unsent", async () => {
+  it("retries a failed typing attempt with the same id after it went stale, telling the desk it is late", async () => {
     let failures = 1;
     const { desk, calls } = orderedDesk(() =>
       failures-- > 0 ? new AdapterError("ordered", "timeout", true, undefined, { retryAfterMs: 0 }) : undefined,
@@ -135,8 +139,9 @@ describe("OutboxWorker with queued typing", () => {
     worker.notify(conversation.id);
     await expect.poll(async () => store.outboxHead(conversation.id, "desk"), { timeout: 3_000 }).toBeUndefined();
     expect(calls).toEqual([
-      { state: "start", id: "t:first" },
-      { state: "start", id: "t:first" },
+      { state: "start", id: "t:first", late: false },
+      { state: "start", id: "t:first", late: true },
+      { state: "stop", id: "t:second", late: true },
     ]);
   });
 });

@@ -130,11 +130,26 @@ export class SalesforceChatDesk implements Desk {
   }
 
   /** ChasitorTyping or ChasitorNotTyping, only as an item of the desk outbox lane (`queued`): see `posted`. */
-  async typing(conversation: Conversation, state: "start" | "stop", queued?: { id: string }): Promise<void> {
+  async typing(
+    conversation: Conversation,
+    state: "start" | "stop",
+    queued?: { id: string; late: boolean },
+  ): Promise<void> {
     if (queued === undefined) {
       throw new AdapterError(DESK_NAME, "typing is sent only in order with the messages", false);
     }
-    await this.posted(conversation, `t:${queued.id}`, state === "start" ? "ChasitorTyping" : "ChasitorNotTyping", {});
+    const what = `t:${queued.id}`;
+    // A late indicator is sent only if an earlier attempt took its request number (the session's last): Salesforce
+    // may have it, and the next request must not find a gap.
+    if (queued.late && !(await this.holdsLastNumber(conversation, what))) return;
+    await this.posted(conversation, what, state === "start" ? "ChasitorTyping" : "ChasitorNotTyping", {});
+  }
+
+  /** Whether `what` took the current chat session's last request number. */
+  private async holdsLastNumber(conversation: Conversation, what: string): Promise<boolean> {
+    const ids = (await this.options.store.get(conversation.id))?.desk.ids ?? conversation.desk.ids;
+    const { affinity } = ids;
+    return affinity !== undefined && (ids[`seq.${affinity}`] ?? "").split(" ")[1] === what;
   }
 
   async close(conversation: Conversation): Promise<void> {
