@@ -342,7 +342,10 @@ export class RocketChatClient {
     }
     const routes = new Map<string, string | undefined>();
     for (const hit of this.limitHits) routes.set(hit.route, hit.limit ?? routes.get(hit.route));
-    const named = [...routes].map(([route, limit]) => (limit === undefined ? route : `${route} (${limit} per window)`));
+    // Sorted: the text changes only when the routes do, not when their hits age out in another order.
+    const named = [...routes]
+      .map(([route, limit]) => (limit === undefined ? route : `${route} (${limit} per window)`))
+      .sort();
     // Without the count of hits, which grows with each: the log says it when the problem starts or its routes change.
     this.rateLimited.set({
       log:
