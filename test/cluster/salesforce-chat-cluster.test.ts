@@ -55,6 +55,12 @@ describe("the Salesforce desk on the legacy Chat API, on two nodes", () => {
     return conversation?.desk.openedAt === undefined ? "" : (conversation.desk.ids.chatKey ?? "");
   };
   const pollHolder = (conversationId: string) => redisClient.get(`${PREFIX}lease:ds:${conversationId}`);
+  /** The customer's messages as the Salesforce agent sees them, in order. */
+  const visitorTexts = (key: string) =>
+    sf.chat
+      .agentView(key)
+      .filter((item) => item.from === "visitor")
+      .map((item) => item.text);
   /** A web customer's conversation, opened on the first node, once Salesforce has its chat; and its chat key. */
   const startChat = async (): Promise<{ init: InitResponse; conversationId: string; key: string }> => {
     const init = (
@@ -107,16 +113,7 @@ describe("the Salesforce desk on the legacy Chat API, on two nodes", () => {
       sent.push(`c${i}`);
       await typing(typist as Socket, "stop");
     }
-    await expect
-      .poll(
-        () =>
-          sf.chat
-            .agentView(key)
-            .filter((item) => item.from === "visitor")
-            .map((item) => item.text),
-        { timeout: 10_000 },
-      )
-      .toEqual(sent);
+    await expect.poll(() => visitorTexts(key), { timeout: 10_000 }).toEqual(sent);
     await expect.poll(() => sf.chat.session(key)?.visitorTyping, { timeout: 10_000 }).toBe(false);
     // A start followed at once by its stop may be replaced by the stop before it is tried: either reached Salesforce.
     expect(sf.requests.some((r) => /\/Chasitor\/Chasitor(Not)?Typing$/.test(r.path) && r.status === 200)).toBe(true);
@@ -153,16 +150,7 @@ describe("the Salesforce desk on the legacy Chat API, on two nodes", () => {
     await request(socket, "sendMessage", { conversationId, text: "c1" });
     await expect.poll(() => pollHolder(conversationId), { timeout: 10_000 }).toBe(surviving.name);
     await expect.poll(() => chats(inbox.messages), { timeout: 10_000 }).toEqual(["m1", "m2", "m3", "m4"]);
-    await expect
-      .poll(
-        () =>
-          sf.chat
-            .agentView(key)
-            .filter((item) => item.from === "visitor")
-            .map((item) => item.text),
-        { timeout: 10_000 },
-      )
-      .toEqual(["c1"]);
+    await expect.poll(() => visitorTexts(key), { timeout: 10_000 }).toEqual(["c1"]);
     sf.chat.agentSend(key, "m5");
     await expect.poll(() => chats(inbox.messages)).toEqual(["m1", "m2", "m3", "m4", "m5"]);
     // The session lived on: polled from one node at a time, its sequence continued across nodes.
