@@ -121,7 +121,7 @@ function issueToken(
     throw new AccountsError(
       "unsupported_grant_type",
       grantType === "cookie" || grantType === "identity_token"
-        ? `The ${grantType} grant is not implemented by this fake.`
+        ? `The ${grantType} grant is refused: Liaison uses the agent_token grant only.`
         : "The authorization grant type is not supported by the authorization server.",
     );
   }
