@@ -74,10 +74,11 @@ if (flags.help) {
 
 const quick = flags.quick === true;
 /**
- * Two rounds by default keep a full run to six to eight minutes on 2 cores (three took eight before the desk
- * warm-up); `--rounds` for more confidence in a figure near its target.
+ * Five rounds by default: on a shared two-core host one measurement's ratio to parity moves by a quarter or more
+ * (0.62× and 1.38× in two consecutive rounds of the same code), so the median of two was a coin toss near a target;
+ * the median of five sets two bad rounds aside. A full run takes about a quarter of an hour on 2 cores.
  */
-const rounds = flags.rounds === undefined ? (quick ? 1 : 2) : Math.max(1, Number(flags.rounds));
+const rounds = flags.rounds === undefined ? (quick ? 1 : 5) : Math.max(1, Number(flags.rounds));
 /** The idle ramp is long (tens of thousands of sockets set up) and its memory figures hardly move: one round. */
 const idleRounds = flags.rounds === undefined ? 1 : rounds;
 /** The desk path has no baseline to interleave with, and a ladder of rates to climb: one round unless asked. */
@@ -869,12 +870,20 @@ function rowsFor(spec: CaseSpec, byTarget: Partial<Record<ServerName, Metrics>>)
   switch (spec.kind) {
     case "relay":
       return [
-        { ...base, metric: "throughput", unit: "msgs/s", values: pick("msgsPerSec"), target: throughputTarget },
+        {
+          ...base,
+          metric: "throughput",
+          unit: "msgs/s",
+          values: pick("msgsPerSec"),
+          metricKey: "msgsPerSec",
+          target: throughputTarget,
+        },
         {
           ...base,
           metric: "throughput per server core",
           unit: "msgs/CPU-s",
           values: pick("msgsPerCpuSecond"),
+          metricKey: "msgsPerCpuSecond",
           target: throughputTarget,
         },
       ];
@@ -888,12 +897,20 @@ function rowsFor(spec: CaseSpec, byTarget: Partial<Record<ServerName, Metrics>>)
         ...(liaison?.[key] === undefined ? {} : { liaison: liaison[key] }),
       });
       return [
-        { ...at, metric: "throughput", unit: "msgs/s", values: values("msgsPerSec"), target: clusterTarget },
+        {
+          ...at,
+          metric: "throughput",
+          unit: "msgs/s",
+          values: values("msgsPerSec"),
+          metricKey: "msgsPerSec",
+          target: clusterTarget,
+        },
         {
           ...at,
           metric: "throughput per core (nodes + Redis)",
           unit: "msgs/CPU-s",
           values: values("msgsPerCpuSecond"),
+          metricKey: "msgsPerCpuSecond",
           target: clusterTarget,
         },
       ];
@@ -902,7 +919,15 @@ function rowsFor(spec: CaseSpec, byTarget: Partial<Record<ServerName, Metrics>>)
       return [
         { ...base, metric: "achieved rate", unit: "msgs/s", values: pick("achieved") },
         { ...base, metric: "p50", unit: "ms", values: pick("p50"), digits: 2 },
-        { ...base, metric: "p99", unit: "ms", values: pick("p99"), digits: 2, target: latencyTarget },
+        {
+          ...base,
+          metric: "p99",
+          unit: "ms",
+          values: pick("p99"),
+          digits: 2,
+          metricKey: "p99",
+          target: latencyTarget,
+        },
         { ...base, metric: "p99.9", unit: "ms", values: pick("p999"), digits: 2 },
       ];
     case "idle":
@@ -1167,6 +1192,29 @@ function comparisonTable(
   return ["## Compared with earlier commits", "", ...legend, "", line(header), rule, ...body.map(line)].join("\n");
 }
 
+/**
+ * A ratio target's ratio in each round, in round order (rounds where either server failed left out): how far the
+ * host moved the figure the target is judged on.
+ */
+function roundRatios(row: Row, caseResults: readonly { spec: CaseSpec; rounds: RoundResult[] }[]): number[] {
+  const key = row.metricKey;
+  const target = row.target;
+  if (key === undefined || target === undefined || "limit" in target) return [];
+  const found = caseResults.find(({ spec }) => spec.id === row.caseId);
+  if (!found) return [];
+  // The two-node case keeps its variants under their own names (shown in the parity and Liaison columns).
+  const [mine, theirs]: [ServerName, ServerName] =
+    found.spec.kind === "cluster" ? ["liaison-2-nodes", "parity-2-nodes"] : ["liaison", target.against];
+  const valueIn = (round: number, server: ServerName): number | undefined =>
+    found.rounds.find((result) => result.round === round && result.target === server && !result.error)?.metrics[key];
+  const roundsSeen = [...new Set(found.rounds.map((result) => result.round))].sort((a, b) => a - b);
+  return roundsSeen.flatMap((round) => {
+    const a = valueIn(round, mine);
+    const b = valueIn(round, theirs);
+    return a === undefined || b === undefined || b === 0 || !Number.isFinite(a) ? [] : [a / b];
+  });
+}
+
 function markdownReport(
   rows: readonly Row[],
   table: string,
@@ -1194,8 +1242,13 @@ function markdownReport(
     const value = row.target ? row.ratios?.[row.target.against] : undefined;
     return value === undefined ? "–" : `${value.toFixed(2)}×`;
   };
-  const bullet = (row: Row) =>
-    `- ${row.caseTitle}, ${row.metric}: ${ratioOf(row)} (target ${describeTarget(row.target)})`;
+  const bullet = (row: Row) => {
+    const byRound = roundRatios(row, caseResults);
+    return (
+      `- ${row.caseTitle}, ${row.metric}: ${ratioOf(row)} (target ${describeTarget(row.target)})` +
+      (byRound.length > 1 ? `; round by round ${byRound.map((ratio) => `${ratio.toFixed(2)}×`).join(", ")}` : "")
+    );
+  };
   const failures = caseResults.flatMap(({ spec, rounds: results }) =>
     results
       .filter((result) => result.error)

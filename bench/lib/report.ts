@@ -28,6 +28,8 @@ export interface Row {
   unit: string;
   /** Medians over the rounds, by server (absent: not measured for this server). */
   values: Partial<Record<Target, number>>;
+  /** The key of each round's metrics the values come from: the report lists a target's ratio round by round. */
+  metricKey?: string;
   target?: Goal;
   /** Filled by `evaluate`. */
   ratios?: { parity?: number; raw?: number };
