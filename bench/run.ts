@@ -76,7 +76,7 @@ const quick = flags.quick === true;
 /**
  * Five rounds by default: on a shared two-core host one measurement's ratio to parity moves by a quarter or more
  * (0.62× and 1.38× in two consecutive rounds of the same code), so the median of two was a coin toss near a target;
- * the median of five sets two bad rounds aside. A full run takes about a quarter of an hour on 2 cores.
+ * the median of five sets two bad rounds aside. A full run takes about twelve minutes on 2 cores.
  */
 const rounds = flags.rounds === undefined ? (quick ? 1 : 5) : Math.max(1, Number(flags.rounds));
 /** The idle ramp is long (tens of thousands of sockets set up) and its memory figures hardly move: one round. */
