@@ -1211,7 +1211,8 @@ function roundRatios(row: Row, caseResults: readonly { spec: CaseSpec; rounds: R
   return roundsSeen.flatMap((round) => {
     const a = valueIn(round, mine);
     const b = valueIn(round, theirs);
-    return a === undefined || b === undefined || b === 0 || !Number.isFinite(a) ? [] : [a / b];
+    // A baseline that lost messages has no ratio; Liaison losing them shows as an infinite one ("lost").
+    return a === undefined || b === undefined || b === 0 || !Number.isFinite(b) ? [] : [a / b];
   });
 }
 
@@ -1246,7 +1247,9 @@ function markdownReport(
     const byRound = roundRatios(row, caseResults);
     return (
       `- ${row.caseTitle}, ${row.metric}: ${ratioOf(row)} (target ${describeTarget(row.target)})` +
-      (byRound.length > 1 ? `; round by round ${byRound.map((ratio) => `${ratio.toFixed(2)}×`).join(", ")}` : "")
+      (byRound.length > 1
+        ? `; round by round ${byRound.map((ratio) => (Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : "lost")).join(", ")}`
+        : "")
     );
   };
   const failures = caseResults.flatMap(({ spec, rounds: results }) =>
