@@ -156,7 +156,7 @@ export const joinConversation = defineHandler({
         member.role,
         limit,
       );
-      // The socket may have gone while we waited: its disconnect cleanup ran before this Session existed.
+      // The socket may have gone while we waited: its disconnect cleanup ran before the `Session` object was made.
       if (!context.socket.connected) throw new GatewayError("unavailable", "The socket disconnected.");
       const info: ConversationInfo = {
         conversation: toView(current),

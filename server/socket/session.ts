@@ -27,7 +27,7 @@ export interface SessionSource {
  * A join whose history page does not reach the end of the log (`hasMore`) leaves the session `paging`: the socket
  * gets nothing live, and nothing is held for it, because everything recorded meanwhile is in the log and comes in
  * its next pages. Pushing the rest of the backlog live instead would send the whole history at once, which paging
- * exists to bound. The client's next join replaces this Session; the one whose page reaches the end goes live.
+ * exists to bound. The client's next join replaces the `Session` object; the one whose page reaches the end goes live.
  */
 export class Session {
   private lastSeq = 0;
@@ -57,7 +57,7 @@ export class Session {
     this.conversationId = conversation.id;
   }
 
-  /** Who acts through this Session: made on the first send, then used by every send. */
+  /** Who acts through this socket's join: made on the first send, then used by every send. */
   get actor(): Actor {
     this.actorMade ??= {
       ...this.member,
