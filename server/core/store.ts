@@ -1,5 +1,6 @@
 import type { ConversationState, Message, OpenConversationState, StoredMessage } from "../../protocol/index.js";
 import type { Conversation } from "./conversation.js";
+import { timestampMs } from "./timestamps.js";
 
 /**
  * A message before the store gives it its `seq`. `append` and `init` take their drafts over (the memory store
@@ -126,19 +127,11 @@ export type AppendResult =
   | { status: "ended"; conversation: Conversation }
   | { status: "not_found" };
 
-let lastParsed = "";
-let lastParsedMs = 0;
-
 /** When a message (or a conversation created without one) counts as activity, in epoch ms. */
 export function activityMs(timestamp: string): number {
-  // Every append asks; the messages of one millisecond share one timestamp string (see isoTimestamp).
-  if (timestamp === lastParsed) return lastParsedMs;
-  const ms = Date.parse(timestamp);
+  const ms = timestampMs(timestamp);
   // Timestamps are the server's own ISO strings; an unreadable one counts as recent rather than as long idle.
-  if (!Number.isFinite(ms)) return Date.now();
-  lastParsed = timestamp;
-  lastParsedMs = ms;
-  return ms;
+  return Number.isFinite(ms) ? ms : Date.now();
 }
 
 /** Entries that must stay in order share a key: their conversation, or for campaign messages their recipient. */

@@ -8,8 +8,16 @@ let lastTimestamp = "";
 export function isoTimestamp(date: Date): string {
   const ms = date.getTime();
   if (ms !== lastTimestampMs) {
+    lastTimestamp = date.toISOString(); // throws on an invalid date, before either is changed
     lastTimestampMs = ms;
-    lastTimestamp = date.toISOString();
   }
   return lastTimestamp;
+}
+
+/**
+ * The instant of an ISO timestamp, in epoch ms (`Date.parse`): the one {@link isoTimestamp} made last, which is the
+ * one an append asks about almost always, is known without parsing it.
+ */
+export function timestampMs(timestamp: string): number {
+  return timestamp === lastTimestamp ? lastTimestampMs : Date.parse(timestamp);
 }

@@ -53,7 +53,7 @@ export class EventGate {
   /** An admitted event is done, its ack sent. */
   leave(): void {
     this.running -= 1;
-    if (this.running === 0) for (const wake of this.waiting.splice(0)) wake();
+    if (this.running === 0 && this.waiting.length > 0) for (const wake of this.waiting.splice(0)) wake();
   }
 
   /** Admits nothing more; resolves once the events under way are done. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isoTimestamp } from "../../server/core/timestamps.js";
+import { isoTimestamp, timestampMs } from "../../server/core/timestamps.js";
 
 describe("isoTimestamp", () => {
   it("is toISOString for every instant, reusing the string only within one millisecond", () => {
@@ -23,5 +23,20 @@ describe("isoTimestamp", () => {
 
   it("throws on an invalid date, as toISOString does", () => {
     expect(() => isoTimestamp(new Date(Number.NaN))).toThrow(RangeError);
+  });
+});
+
+describe("timestampMs", () => {
+  it("is Date.parse, for the timestamp made last and for any other", () => {
+    const made = isoTimestamp(new Date(Date.parse("2026-12-07T21:30:00.123Z")));
+    const others = ["2026-12-07T21:30:00.124Z", "2026-01-01T00:00:00Z", "2026-12-07T22:30:00.123+01:00", "", "soon"];
+    for (const timestamp of [made, ...others]) expect(timestampMs(timestamp)).toBe(Date.parse(timestamp));
+  });
+
+  it("keeps what the last valid date made when an invalid one throws", () => {
+    const made = isoTimestamp(new Date(Date.parse("2026-12-07T21:30:01.000Z")));
+    expect(() => isoTimestamp(new Date(Number.NaN))).toThrow(RangeError);
+    expect(timestampMs(made)).toBe(Date.parse("2026-12-07T21:30:01.000Z"));
+    expect(isoTimestamp(new Date(Date.parse("2026-12-07T21:30:01.000Z")))).toBe(made);
   });
 });
