@@ -60,6 +60,7 @@ const { values: flags } = parseArgs({
     profile: { type: "boolean", default: false },
     "heap-profile": { type: "boolean", default: false },
     "trace-gc": { type: "boolean", default: false },
+    "perf-map": { type: "boolean", default: false },
     targets: { type: "string" },
     compare: { type: "string" },
     help: { type: "boolean", default: false },
@@ -67,7 +68,7 @@ const { values: flags } = parseArgs({
 });
 if (flags.help) {
   process.stdout.write(
-    "npm run bench [-- --quick] [--rounds N] [--workers N] [--cases relay,latency,idle,cluster|<case id>,...] [--rates 5000,15000] [--targets ...] [--compare label=<commit>,...] [--profile] [--heap-profile] [--trace-gc]\n",
+    "npm run bench [-- --quick] [--rounds N] [--workers N] [--cases relay,latency,idle,cluster|<case id>,...] [--rates 5000,15000] [--targets ...] [--compare label=<commit>,...] [--profile] [--heap-profile] [--trace-gc] [--perf-map]\n",
   );
   process.exit(0);
 }
@@ -739,15 +740,20 @@ async function deskRound(
   }
 }
 
-const profiling = (): boolean => flags.profile === true || flags["heap-profile"] === true || flags["trace-gc"] === true;
+const profiling = (): boolean =>
+  flags.profile === true || flags["heap-profile"] === true || flags["trace-gc"] === true || flags["perf-map"] === true;
 
-/** `--profile`: a CPU profile of each server; `--heap-profile`: sampled allocations by stack (what feeds the GC). */
+/**
+ * `--profile`: a CPU profile of each server; `--heap-profile`: sampled allocations by stack (what feeds the GC);
+ * `--perf-map`: V8 writes `/tmp/perf-<pid>.map`, so that Linux `perf record -p <pid>` names the JavaScript it samples.
+ */
 function profilerArgs(target: string): string[] {
   const dir = join(repoRoot, "bench", "results", "profiles", target);
   return [
     ...(flags.profile === true ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : []),
     ...(flags["heap-profile"] === true ? ["--heap-prof", `--heap-prof-dir=${dir}`, "--heap-prof-interval=32768"] : []),
     ...(flags["trace-gc"] === true ? ["--trace-gc"] : []),
+    ...(flags["perf-map"] === true ? ["--perf-basic-prof"] : []),
   ];
 }
 
