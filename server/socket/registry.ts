@@ -182,8 +182,14 @@ class SocketDispatcher<Context> {
       if (!parsed.success) throw invalidPayload(parsed.error.issues);
       const result = await handler.handle(this.context, parsed.data);
       after = result[AFTER_ACK];
-      if (after !== undefined) delete result[AFTER_ACK];
-      response = result;
+      if (after === undefined) {
+        response = result;
+      } else {
+        // A copy without the key, not `delete`: deleting turns the object into a dictionary, and one such object among
+        // those Socket.IO's encoder walks (`hasBinary`) sent Node 24's optimised walk into a loop of deoptimisations.
+        const { [AFTER_ACK]: _after, ...ack } = result;
+        response = ack;
+      }
     } catch (error) {
       if (error instanceof GatewayError) {
         response = { ok: false, error: error.toInfo() };
